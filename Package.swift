@@ -1,0 +1,53 @@
+// swift-tools-version:6.0
+// Cohort: a data-parallel neural-network trainer over MPI.
+// Targets follow the layers of DESIGN.md; each depends only on the layers above it.
+import PackageDescription
+
+let optimize: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+
+let package = Package(
+    name: "Cohort",
+    products: [
+        .executable(name: "cohort", targets: ["cohort"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // System modules: thin module maps over Debian's -dev packages.
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CMPI", pkgConfig: "ompi-c",
+                       providers: [.apt(["libopenmpi-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib",
+                       providers: [.apt(["zlib1g-dev"])]),
+
+        // Tensors and kernels: buffers, GEMM, im2col/col2im, pooling, elementwise, RNG.
+        .target(name: "CohortTensor", dependencies: ["CBLAS"], swiftSettings: optimize),
+        // Neural network: layers with forward/backward, models, loss.
+        .target(name: "CohortNN", dependencies: ["CohortTensor"], swiftSettings: optimize),
+        // Optimizers over flat parameter and gradient buffers.
+        .target(name: "CohortOptim", dependencies: ["CohortTensor"], swiftSettings: optimize),
+        // Dataset readers, synthetic data, the sharded sampler, batching.
+        .target(name: "CohortData", dependencies: ["CohortTensor", "CZlib"], swiftSettings: optimize),
+        // Communicators: single-process (and MPI).
+        .target(name: "CohortDistributed", dependencies: ["CohortTensor"], swiftSettings: optimize),
+        // Reporting: SVG curves.
+        .target(name: "CohortReporting", dependencies: [], swiftSettings: optimize),
+        // Training loop, evaluation, run directory, safetensors.
+        .target(name: "CohortTraining",
+                dependencies: ["CohortTensor", "CohortNN", "CohortOptim", "CohortData",
+                               "CohortDistributed", "CohortReporting"],
+                swiftSettings: optimize),
+        // The command line: thin, parses flags and calls the layers above.
+        .executableTarget(name: "cohort",
+                          dependencies: ["CohortTraining",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          swiftSettings: optimize),
+
+        .testTarget(name: "CohortTests",
+                    dependencies: ["CohortTensor", "CohortNN", "CohortOptim", "CohortData",
+                                   "CohortDistributed", "CohortTraining", "CohortReporting"],
+                    exclude: ["Fixtures"]),
+    ]
+)

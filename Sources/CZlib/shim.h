@@ -1,0 +1,2 @@
+// zlib's gz* file API: reads .gz files and, transparently, uncompressed ones.
+#include <zlib.h>

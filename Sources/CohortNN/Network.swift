@@ -1,0 +1,95 @@
+import CohortTensor
+
+/// A parameter tensor's place in the model's flat buffers.
+public struct NamedTensor: Sendable {
+    /// Full name as in PyTorch's `state_dict` (e.g. `conv1.weight`).
+    public let name: String
+    public let shape: [Int]
+    /// Offset, in floats, into the flat parameter (and gradient) buffer.
+    public let offset: Int
+    public var count: Int { shape.elementCount }
+}
+
+/// A chain of layers whose parameters all live in one flat buffer and whose
+/// gradients live in another of the same layout, so zeroing is one fill, the
+/// allreduce is one call (or a few buckets) and optimizers see plain arrays.
+public final class Network {
+    public let layers: [Layer]
+    /// Names under which each layer's parameters appear (`conv1`, `fc`, ...); `nil` for none.
+    public let layerNames: [String?]
+    public let parameters: FloatBuffer
+    public let gradients: FloatBuffer
+    public let tensors: [NamedTensor]
+    /// `[start, end)` range of each layer's parameters in the flat buffers.
+    public let layerRanges: [Range<Int>]
+    public let maxBatch: Int
+
+    public var parameterCount: Int { parameters.count }
+    public var inputShape: Shape { layers[0].inputShape }
+    public var outputShape: Shape { layers[layers.count - 1].outputShape }
+
+    public init(layers: [(name: String?, layer: Layer)], maxBatch: Int) {
+        precondition(!layers.isEmpty)
+        for (a, b) in zip(layers, layers.dropFirst()) {
+            precondition(a.layer.outputShape.elementCount == b.layer.inputShape.elementCount,
+                         "layer shapes do not chain: \(a.layer.outputShape) -> \(b.layer.inputShape)")
+        }
+        self.layers = layers.map(\.layer)
+        layerNames = layers.map(\.name)
+        self.maxBatch = maxBatch
+        var tensors: [NamedTensor] = [], ranges: [Range<Int>] = []
+        var offset = 0
+        for (name, layer) in layers {
+            let start = offset
+            for spec in layer.parameterSpecs {
+                tensors.append(NamedTensor(name: "\(name ?? "layer").\(spec.name)", shape: spec.shape, offset: offset))
+                offset += spec.count
+            }
+            ranges.append(start..<offset)
+        }
+        self.tensors = tensors
+        layerRanges = ranges
+        parameters = FloatBuffer(count: offset)
+        gradients = FloatBuffer(count: offset)
+        for (layer, range) in zip(self.layers, ranges) {
+            layer.bind(parameters: parameters.pointer + range.lowerBound, gradients: gradients.pointer + range.lowerBound)
+        }
+    }
+
+    /// PyTorch's default initialisation for every layer, from one seeded stream.
+    public func initializeParameters(seed: UInt64) {
+        var rng = SplitMix64(seed: seed, stream: 1)
+        for layer in layers { layer.initializeParameters(using: &rng) }
+    }
+
+    /// `x[N, inputShape]` -> logits `[N, outputShape]`.
+    public func forward(_ x: UnsafePointer<Float>, batch: Int) -> UnsafePointer<Float> {
+        precondition(batch <= maxBatch, "batch \(batch) larger than the network's buffers (\(maxBatch))")
+        var a = x
+        for layer in layers { a = layer.forward(a, batch: batch) }
+        return a
+    }
+
+    /// Backward from `dL/dlogits`, in reverse layer order, *adding* into `gradients`.
+    /// After layer `i`'s parameter gradients are final, `gradientsReady(i)` is called,
+    /// so communication of that layer's gradients can start while earlier layers run.
+    /// Returns `dL/dx` when `needsInputGradient`.
+    @discardableResult
+    public func backward(_ dLogits: UnsafePointer<Float>, batch: Int, needsInputGradient: Bool = false,
+                         gradientsReady: ((Int) -> Void)? = nil) -> UnsafePointer<Float>? {
+        var d: UnsafePointer<Float>? = dLogits
+        // The first parameterised layer needs no input gradient unless asked for.
+        let firstWithParameters = layerRanges.firstIndex { !$0.isEmpty } ?? 0
+        for i in stride(from: layers.count - 1, through: 0, by: -1) {
+            let wantInput = needsInputGradient || i > firstWithParameters
+            d = layers[i].backward(d!, batch: batch, needsInputGradient: wantInput)
+            gradientsReady?(i)
+            if d == nil { break }
+        }
+        return needsInputGradient ? d : nil
+    }
+
+    public func zeroGradients() { gradients.zero() }
+
+    public func tensor(named name: String) -> NamedTensor? { tensors.first { $0.name == name } }
+}

@@ -1,0 +1,74 @@
+import CohortTensor
+
+/// `y = max(x, 0)`; backward `dx = dy · [y > 0]`. Named ("ReLU1", "ReLU2") so that
+/// activation statistics can refer to it.
+public final class ReLU: Layer {
+    public let inputShape: Shape
+    public var outputShape: Shape { inputShape }
+    private let output: FloatBuffer, inputGrad: FloatBuffer
+
+    public init(shape: Shape, maxBatch: Int) {
+        inputShape = shape
+        output = FloatBuffer(count: maxBatch * shape.elementCount)
+        inputGrad = FloatBuffer(count: maxBatch * shape.elementCount)
+    }
+
+    public func forward(_ x: UnsafePointer<Float>, batch: Int) -> UnsafePointer<Float> {
+        reluForward(x, output.pointer, count: batch * inputShape.elementCount)
+        return UnsafePointer(output.pointer)
+    }
+
+    public func backward(_ dy: UnsafePointer<Float>, batch: Int, needsInputGradient: Bool) -> UnsafePointer<Float>? {
+        guard needsInputGradient else { return nil }
+        reluBackward(dy, output: output.pointer, inputGrad.pointer, count: batch * inputShape.elementCount)
+        return UnsafePointer(inputGrad.pointer)
+    }
+}
+
+/// `[C, H, W] -> [C·H·W]` in row-major order (PyTorch's `flatten(1)`): no data moves.
+public final class Flatten: Layer {
+    public let inputShape: Shape
+    public var outputShape: Shape { [inputShape.elementCount] }
+    public init(shape: Shape) { inputShape = shape }
+    public func forward(_ x: UnsafePointer<Float>, batch: Int) -> UnsafePointer<Float> { x }
+    public func backward(_ dy: UnsafePointer<Float>, batch: Int, needsInputGradient: Bool) -> UnsafePointer<Float>? {
+        needsInputGradient ? dy : nil
+    }
+}
+
+/// Max pooling with a square window (PyTorch's `F.max_pool2d(x, k)`: stride = k, no padding
+/// unless given); the argmax "switches" are kept for backward and for the deconvnet.
+public final class MaxPool2D: Layer {
+    public let geometry: ConvGeometry
+    public let inputShape: Shape, outputShape: Shape
+    private let output: FloatBuffer, inputGrad: FloatBuffer
+    public let switches: UnsafeMutablePointer<Int32>
+    private let switchCount: Int
+
+    public init(channels: Int, height: Int, width: Int, kernel: Int, stride: Int? = nil, padding: Int = 0, maxBatch: Int) {
+        let s = stride ?? kernel
+        geometry = ConvGeometry(channels: channels, height: height, width: width, kernelH: kernel, kernelW: kernel,
+                                strideH: s, strideW: s, padH: padding, padW: padding)
+        precondition(geometry.outHeight > 0 && geometry.outWidth > 0, "pooling window larger than its input")
+        inputShape = [channels, height, width]
+        outputShape = [channels, geometry.outHeight, geometry.outWidth]
+        output = FloatBuffer(count: maxBatch * outputShape.elementCount)
+        inputGrad = FloatBuffer(count: maxBatch * inputShape.elementCount)
+        switchCount = max(1, maxBatch * outputShape.elementCount)
+        switches = .allocate(capacity: switchCount)
+        switches.initialize(repeating: 0, count: switchCount)
+    }
+
+    deinit { switches.deallocate() }
+
+    public func forward(_ x: UnsafePointer<Float>, batch: Int) -> UnsafePointer<Float> {
+        maxPoolForward(x, batch: batch, geometry: geometry, into: output.pointer, argmax: switches)
+        return UnsafePointer(output.pointer)
+    }
+
+    public func backward(_ dy: UnsafePointer<Float>, batch: Int, needsInputGradient: Bool) -> UnsafePointer<Float>? {
+        guard needsInputGradient else { return nil }
+        maxPoolBackward(dy, argmax: switches, batch: batch, geometry: geometry, into: inputGrad.pointer)
+        return UnsafePointer(inputGrad.pointer)
+    }
+}

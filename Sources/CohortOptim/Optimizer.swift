@@ -1,0 +1,33 @@
+import CohortTensor
+
+/// An optimizer over the model's flat parameter and gradient buffers: its state is
+/// made once for `count` parameters, and `step` applies one update in place.
+/// All rules are elementwise, so one flat pass serves every tensor of the model.
+public protocol Optimizer: AnyObject {
+    /// Learning rate used by the next `step` (schedules may change it between steps).
+    var learningRate: Float { get set }
+    /// Number of steps taken so far (PyTorch's `state['step']`).
+    var stepCount: Int { get }
+    func step(parameters: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>)
+    /// Every state buffer, named, for checkpoints (e.g. `exp_avg`).
+    var stateBuffers: [(name: String, buffer: FloatBuffer)] { get }
+}
+
+/// Optimizers by their command-line names, with PyTorch's defaults.
+public enum OptimizerKind: String, CaseIterable, Sendable {
+    case sgd, adam, adamw, adagrad, rmsprop
+
+    public func make(count: Int, learningRate: Float, momentum: Float = 0, nesterov: Bool = false,
+                     weightDecay: Float? = nil) -> Optimizer {
+        switch self {
+        case .sgd: return SGD(count: count, learningRate: learningRate, momentum: momentum,
+                              weightDecay: weightDecay ?? 0, nesterov: nesterov)
+        case .adam: return Adam(count: count, learningRate: learningRate, weightDecay: weightDecay ?? 0)
+        case .adamw: return Adam(count: count, learningRate: learningRate, weightDecay: weightDecay ?? 0.01,
+                                 decoupled: true)
+        case .adagrad: return Adagrad(count: count, learningRate: learningRate, weightDecay: weightDecay ?? 0)
+        case .rmsprop: return RMSProp(count: count, learningRate: learningRate, momentum: momentum,
+                                      weightDecay: weightDecay ?? 0)
+        }
+    }
+}

@@ -1,0 +1,84 @@
+/// Geometry of a 2-D convolution or pooling window over an `N C H W` input.
+public struct ConvGeometry: Equatable, Sendable {
+    public let channels: Int, height: Int, width: Int
+    public let kernelH: Int, kernelW: Int
+    public let strideH: Int, strideW: Int
+    public let padH: Int, padW: Int
+
+    public init(channels: Int, height: Int, width: Int, kernelH: Int, kernelW: Int,
+                strideH: Int = 1, strideW: Int = 1, padH: Int = 0, padW: Int = 0) {
+        self.channels = channels; self.height = height; self.width = width
+        self.kernelH = kernelH; self.kernelW = kernelW
+        self.strideH = strideH; self.strideW = strideW
+        self.padH = padH; self.padW = padW
+    }
+
+    /// `floor((H + 2p - k) / s) + 1`, as PyTorch.
+    public var outHeight: Int { (height + 2 * padH - kernelH) / strideH + 1 }
+    public var outWidth: Int { (width + 2 * padW - kernelW) / strideW + 1 }
+    /// Rows of the column matrix: one per (channel, kernel row, kernel column).
+    public var patchSize: Int { channels * kernelH * kernelW }
+    public var outPlane: Int { outHeight * outWidth }
+    public var inPlane: Int { height * width }
+}
+
+/// Unfolds a batch of images into a column matrix `col[C*KH*KW, N*OH*OW]`:
+/// `col[(c, kh, kw), (n, oh, ow)] = x[n, c, oh*s - p + kh, ow*s - p + kw]`, zero outside the image.
+/// With it, a convolution over the whole batch is one GEMM.
+public func im2col(_ x: UnsafePointer<Float>, batch: Int, geometry g: ConvGeometry,
+                   into col: UnsafeMutablePointer<Float>) {
+    let oh = g.outHeight, ow = g.outWidth, columns = batch * g.outPlane
+    for c in 0..<g.channels {
+        for kh in 0..<g.kernelH {
+            for kw in 0..<g.kernelW {
+                let row = col + ((c * g.kernelH + kh) * g.kernelW + kw) * columns
+                for n in 0..<batch {
+                    let plane = x + (n * g.channels + c) * g.inPlane
+                    let out = row + n * g.outPlane
+                    for y in 0..<oh {
+                        let iy = y * g.strideH - g.padH + kh
+                        let dst = out + y * ow
+                        if iy < 0 || iy >= g.height {
+                            dst.update(repeating: 0, count: ow)
+                            continue
+                        }
+                        let src = plane + iy * g.width
+                        for xo in 0..<ow {
+                            let ix = xo * g.strideW - g.padW + kw
+                            dst[xo] = (ix >= 0 && ix < g.width) ? src[ix] : 0
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of `im2col`: adds every column entry back onto the input pixel it came from.
+/// `dx` is overwritten (zeroed first).
+public func col2im(_ col: UnsafePointer<Float>, batch: Int, geometry g: ConvGeometry,
+                   into dx: UnsafeMutablePointer<Float>) {
+    dx.update(repeating: 0, count: batch * g.channels * g.inPlane)
+    let oh = g.outHeight, ow = g.outWidth, columns = batch * g.outPlane
+    for c in 0..<g.channels {
+        for kh in 0..<g.kernelH {
+            for kw in 0..<g.kernelW {
+                let row = col + ((c * g.kernelH + kh) * g.kernelW + kw) * columns
+                for n in 0..<batch {
+                    let plane = dx + (n * g.channels + c) * g.inPlane
+                    let src = row + n * g.outPlane
+                    for y in 0..<oh {
+                        let iy = y * g.strideH - g.padH + kh
+                        if iy < 0 || iy >= g.height { continue }
+                        let dst = plane + iy * g.width
+                        let s = src + y * ow
+                        for xo in 0..<ow {
+                            let ix = xo * g.strideW - g.padW + kw
+                            if ix >= 0 && ix < g.width { dst[ix] += s[xo] }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

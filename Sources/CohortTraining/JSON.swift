@@ -1,0 +1,97 @@
+import Foundation
+
+/// A JSON value with ordered object keys, so files Cohort writes read the same every
+/// time (Foundation's serializer neither keeps key order nor prints doubles shortest).
+public indirect enum JSON: Equatable, Sendable {
+    case null
+    case bool(Bool)
+    case number(Double)
+    case string(String)
+    case array([JSON])
+    case object([(String, JSON)])
+
+    public static func == (a: JSON, b: JSON) -> Bool { a.serialized() == b.serialized() }
+
+    /// Compact (`pretty: false`, one line) or indented text.
+    public func serialized(pretty: Bool = false, indent: String = "") -> String {
+        switch self {
+        case .null: return "null"
+        case .bool(let b): return b ? "true" : "false"
+        case .number(let d):
+            guard d.isFinite else { return "null" }  // JSON has no NaN or infinity
+            if d == d.rounded(), abs(d) < 1e15 { return String(Int64(d)) }
+            return "\(d)"
+        case .string(let s): return JSON.quote(s)
+        case .array(let items):
+            if items.isEmpty { return "[]" }
+            if !pretty { return "[" + items.map { $0.serialized() }.joined(separator: ",") + "]" }
+            let inner = indent + "  "
+            return "[\n" + items.map { inner + $0.serialized(pretty: true, indent: inner) }.joined(separator: ",\n")
+                + "\n" + indent + "]"
+        case .object(let pairs):
+            if pairs.isEmpty { return "{}" }
+            if !pretty {
+                return "{" + pairs.map { JSON.quote($0.0) + ":" + $0.1.serialized() }.joined(separator: ",") + "}"
+            }
+            let inner = indent + "  "
+            return "{\n" + pairs.map { inner + JSON.quote($0.0) + ": " + $0.1.serialized(pretty: true, indent: inner) }
+                .joined(separator: ",\n") + "\n" + indent + "}"
+        }
+    }
+
+    static func quote(_ s: String) -> String {
+        var out = "\""
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case let c where c.value < 0x20: out += String(format: "\\u%04x", c.value)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+}
+
+extension JSON: ExpressibleByStringLiteral, ExpressibleByFloatLiteral, ExpressibleByIntegerLiteral,
+                ExpressibleByBooleanLiteral {
+    public init(stringLiteral value: String) { self = .string(value) }
+    public init(floatLiteral value: Double) { self = .number(value) }
+    public init(integerLiteral value: Int) { self = .number(Double(value)) }
+    public init(booleanLiteral value: Bool) { self = .bool(value) }
+}
+
+/// Writes `contents` to `path` atomically: a temporary file in the same directory,
+/// flushed to disk, then renamed over the target, so a reader never sees half a file.
+public func writeAtomically(_ contents: Data, to path: String) throws {
+    let directory = (path as NSString).deletingLastPathComponent
+    let temporary = "\(directory.isEmpty ? "." : directory)/.\((path as NSString).lastPathComponent).tmp-\(getpid())"
+    guard FileManager.default.createFile(atPath: temporary, contents: nil) else {
+        throw RunError("\(path): cannot write (\(String(cString: strerror(errno))))")
+    }
+    do {
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: temporary))
+        try handle.write(contentsOf: contents)
+        try handle.synchronize()
+        try handle.close()
+        guard rename(temporary, path) == 0 else {
+            throw RunError("\(path): cannot rename into place (\(String(cString: strerror(errno))))")
+        }
+    } catch {
+        unlink(temporary)
+        throw error as? RunError ?? RunError("\(path): cannot write (\(error.localizedDescription))")
+    }
+}
+
+public func writeAtomically(_ text: String, to path: String) throws {
+    try writeAtomically(Data(text.utf8), to: path)
+}
+
+/// An error of a run (its files, its settings), with a message that names what is wrong.
+public struct RunError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,68 @@
+import Foundation
+
+/// One epoch's figures, as a row of `metrics.csv` / `metrics.jsonl`.
+public struct EpochMetrics: Sendable {
+    public var epoch: Int
+    public var trainLoss: Double, trainAccuracy: Double
+    public var testLoss: Double, testAccuracy: Double
+    /// Wall time of the epoch's training steps (evaluation excluded), and samples/s over them.
+    public var seconds: Double, samplesPerSecond: Double
+    /// Time spent waiting on gradient communication.
+    public var commSeconds: Double
+    public var evalSeconds: Double
+    public var worldSize: Int
+
+    static let csvHeader = "epoch,train_loss,train_acc,test_loss,test_acc,seconds,samples_per_s,comm_seconds,world_size,eval_seconds"
+
+    var csvRow: String {
+        [String(epoch), Self.number(trainLoss), Self.number(trainAccuracy), Self.number(testLoss),
+         Self.number(testAccuracy), Self.number(seconds), Self.number(samplesPerSecond),
+         Self.number(commSeconds), String(worldSize), Self.number(evalSeconds)].joined(separator: ",")
+    }
+
+    var json: JSON {
+        .object([("epoch", .number(Double(epoch))), ("train_loss", .number(trainLoss)),
+                 ("train_acc", .number(trainAccuracy)), ("test_loss", .number(testLoss)),
+                 ("test_acc", .number(testAccuracy)), ("seconds", .number(seconds)),
+                 ("samples_per_s", .number(samplesPerSecond)), ("comm_seconds", .number(commSeconds)),
+                 ("world_size", .number(Double(worldSize))), ("eval_seconds", .number(evalSeconds))])
+    }
+
+    static func number(_ v: Double) -> String { v.isFinite ? "\(v)" : "nan" }
+}
+
+/// Best and final figures of a run: `summary.json`.
+public struct RunSummary: Sendable {
+    public var epochs: [EpochMetrics]
+    public var worldSize: Int
+
+    public var final: EpochMetrics? { epochs.last }
+    /// Minimum loss and maximum accuracy over epochs, per split (as in the reference report).
+    public var bestTrainLoss: Double { epochs.map(\.trainLoss).filter(\.isFinite).min() ?? .nan }
+    public var bestTrainAccuracy: Double { epochs.map(\.trainAccuracy).max() ?? .nan }
+    public var bestTestLoss: Double { epochs.map(\.testLoss).filter(\.isFinite).min() ?? .nan }
+    public var bestTestAccuracy: Double { epochs.map(\.testAccuracy).max() ?? .nan }
+    /// Training samples per second over all epochs.
+    public var samplesPerSecond: Double {
+        let seconds = epochs.map(\.seconds).reduce(0, +)
+        let samples = epochs.map { $0.samplesPerSecond * $0.seconds }.reduce(0, +)
+        return seconds > 0 ? samples / seconds : 0
+    }
+
+    public var json: JSON {
+        let last = final
+        return .object([
+            ("best", .object([("train_loss", .number(bestTrainLoss)), ("train_acc", .number(bestTrainAccuracy)),
+                              ("test_loss", .number(bestTestLoss)), ("test_acc", .number(bestTestAccuracy))])),
+            ("final", .object([("train_loss", .number(last?.trainLoss ?? .nan)),
+                               ("train_acc", .number(last?.trainAccuracy ?? .nan)),
+                               ("test_loss", .number(last?.testLoss ?? .nan)),
+                               ("test_acc", .number(last?.testAccuracy ?? .nan))])),
+            ("samples_per_s", .number(samplesPerSecond)),
+            ("world_size", .number(Double(worldSize))),
+            ("epochs", .number(Double(epochs.count))),
+            ("comm_seconds", .number(epochs.map(\.commSeconds).reduce(0, +))),
+            ("train_seconds", .number(epochs.map(\.seconds).reduce(0, +))),
+        ])
+    }
+}

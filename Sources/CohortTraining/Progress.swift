@@ -1,0 +1,43 @@
+import Foundation
+
+/// Progress of a run on rank 0: on a terminal, a live line rewritten in place
+/// (epoch, steps, samples/s, running loss, ETA); otherwise only a plain line per epoch.
+final class ProgressReporter {
+    private let live: Bool
+    private var lastDraw = 0.0
+    private let epochs: Int
+
+    init(epochs: Int, enabled: Bool) {
+        self.epochs = epochs
+        live = enabled && isatty(STDERR_FILENO) != 0
+    }
+
+    /// Called after each step; redraws at most 5 times a second.
+    func step(epoch: Int, step: Int, of steps: Int, samplesPerSecond: Double, loss: Double, elapsedInRun: Double,
+              totalSteps: Int, stepsDone: Int) {
+        guard live else { return }
+        let now = Date().timeIntervalSince1970
+        guard now - lastDraw >= 0.2 || step == steps else { return }
+        lastDraw = now
+        let eta = stepsDone > 0 ? elapsedInRun / Double(stepsDone) * Double(totalSteps - stepsDone) : 0
+        let width = 24, filled = steps > 0 ? width * step / steps : width
+        let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
+        let line = String(format: "epoch %d/%d [%@] %d/%d  %.0f samples/s  loss %.4f  ETA %@",
+                          epoch, epochs, bar, step, steps, samplesPerSecond, loss, formatDuration(eta))
+        FileHandle.standardError.write(Data(("\r\u{1B}[K" + line).utf8))
+    }
+
+    /// A permanent line (the end of an epoch, a message).
+    func line(_ text: String) {
+        if live { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        FileHandle.standardOutput.write(Data((text + "\n").utf8))
+    }
+}
+
+func formatDuration(_ seconds: Double) -> String {
+    guard seconds.isFinite, seconds >= 0 else { return "?" }
+    let s = Int(seconds.rounded())
+    if s >= 3600 { return String(format: "%dh%02dm", s / 3600, (s % 3600) / 60) }
+    if s >= 60 { return String(format: "%dm%02ds", s / 60, s % 60) }
+    return "\(s)s"
+}

@@ -1,0 +1,59 @@
+import CohortNN
+import CohortReporting
+import Foundation
+
+/// The files of a run, written by rank 0 (DESIGN.md, "A run directory"): `config.json`,
+/// `metrics.csv`, `metrics.jsonl`, `summary.json`, `loss.svg`, `accuracy.svg`,
+/// `model.safetensors`. Every file is replaced atomically, so an interrupted run never
+/// leaves half a file, and `summary.json` appears only when the run has finished.
+public struct RunDirectory {
+    public let path: String
+
+    /// Creates the directory (and parents) or fails with a message naming it.
+    public init(path: String) throws {
+        self.path = path
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
+            guard isDirectory.boolValue else { throw RunError("--out \(path): exists and is not a directory") }
+        } else {
+            do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
+                throw RunError("--out \(path): cannot create the directory (\(error.localizedDescription))")
+            }
+        }
+        guard access(path, W_OK) == 0 else { throw RunError("--out \(path): directory is not writable") }
+        // A previous run's summary would claim that this one finished.
+        try? FileManager.default.removeItem(atPath: file("summary.json"))
+    }
+
+    public func file(_ name: String) -> String { "\(path)/\(name)" }
+
+    func writeConfig(_ json: JSON) throws {
+        try writeAtomically(json.serialized(pretty: true) + "\n", to: file("config.json"))
+    }
+
+    /// Rewrites the per-epoch files and curves with every epoch so far.
+    func writeEpochs(_ epochs: [EpochMetrics], title: String) throws {
+        try writeAtomically(([EpochMetrics.csvHeader] + epochs.map(\.csvRow)).joined(separator: "\n") + "\n",
+                            to: file("metrics.csv"))
+        try writeAtomically(epochs.map { $0.json.serialized() + "\n" }.joined(), to: file("metrics.jsonl"))
+        let loss = LineChart(title: "\(title): loss", xLabel: "epoch", yLabel: "cross-entropy loss", series: [
+            .init(name: "train", color: "#1f77b4", points: epochs.map { (Double($0.epoch), $0.trainLoss) }),
+            .init(name: "test", color: "#d62728", points: epochs.map { (Double($0.epoch), $0.testLoss) }),
+        ])
+        let accuracy = LineChart(title: "\(title): accuracy", xLabel: "epoch", yLabel: "accuracy", series: [
+            .init(name: "train", color: "#1f77b4", points: epochs.map { (Double($0.epoch), $0.trainAccuracy) }),
+            .init(name: "test", color: "#d62728", points: epochs.map { (Double($0.epoch), $0.testAccuracy) }),
+        ])
+        try writeAtomically(loss.svg(), to: file("loss.svg"))
+        try writeAtomically(accuracy.svg(), to: file("accuracy.svg"))
+    }
+
+    func writeModel(_ network: Network, metadata: [(String, String)]) throws {
+        try SafeTensors.write(tensors: network.tensors, storage: network.parameters.pointer, metadata: metadata,
+                              to: file("model.safetensors"))
+    }
+
+    func writeSummary(_ summary: RunSummary) throws {
+        try writeAtomically(summary.json.serialized(pretty: true) + "\n", to: file("summary.json"))
+    }
+}

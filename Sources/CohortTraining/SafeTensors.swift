@@ -1,0 +1,96 @@
+import CohortNN
+import CohortTensor
+import Foundation
+
+/// The safetensors format (as `safetensors.torch.save_file` writes it): an 8-byte
+/// little-endian header length, a JSON header mapping each tensor name to
+/// `{"dtype": "F32", "shape": [...], "data_offsets": [begin, end]}` (byte offsets into
+/// the data that follows; header padded with spaces to a multiple of 8), then the raw
+/// little-endian data. Cohort writes its flat parameter buffer this way, with
+/// PyTorch's names, shapes and layouts, so `model.load_state_dict(load_file(path))` works.
+public enum SafeTensors {
+    public struct Tensor: Equatable {
+        public var shape: [Int]
+        public var values: [Float]
+    }
+
+    /// Serialises `tensors` (views into `storage`) with optional string metadata.
+    public static func encode(tensors: [NamedTensor], storage: UnsafePointer<Float>,
+                              metadata: [(String, String)] = []) -> Data {
+        var entries: [(String, JSON)] = []
+        if !metadata.isEmpty { entries.append(("__metadata__", .object(metadata.map { ($0.0, .string($0.1)) }))) }
+        var offset = 0
+        for t in tensors {
+            let bytes = t.count * 4
+            entries.append((t.name, .object([("dtype", "F32"), ("shape", .array(t.shape.map { .number(Double($0)) })),
+                                             ("data_offsets", .array([.number(Double(offset)), .number(Double(offset + bytes))]))])))
+            offset += bytes
+        }
+        var header = Array(JSON.object(entries).serialized().utf8)
+        while header.count % 8 != 0 { header.append(0x20) }
+        var data = Data(capacity: 8 + header.count + offset)
+        withUnsafeBytes(of: UInt64(header.count).littleEndian) { data.append(contentsOf: $0) }
+        data.append(contentsOf: header)
+        for t in tensors {
+            // Float is IEEE-754 little-endian on every platform Swift runs on here.
+            data.append(UnsafeBufferPointer(start: storage + t.offset, count: t.count))
+        }
+        return data
+    }
+
+    public static func write(tensors: [NamedTensor], storage: UnsafePointer<Float>, metadata: [(String, String)] = [],
+                             to path: String) throws {
+        try writeAtomically(encode(tensors: tensors, storage: storage, metadata: metadata), to: path)
+    }
+
+    /// Reads every tensor of a safetensors file of F32 tensors, checking the header
+    /// against the file: a truncated or malformed file is a `RunError` naming it.
+    public static func read(_ path: String) throws -> [String: Tensor] {
+        guard let data = FileManager.default.contents(atPath: path) else { throw RunError("\(path): cannot read the file") }
+        let bytes = [UInt8](data)
+        guard bytes.count >= 8 else { throw RunError("\(path): too short for a safetensors header") }
+        var headerLength: UInt64 = 0
+        for i in 0..<8 { headerLength |= UInt64(bytes[i]) << (8 * UInt64(i)) }
+        guard headerLength <= UInt64(bytes.count - 8) else {
+            throw RunError("\(path): header length \(headerLength) exceeds the file size (truncated or not safetensors)")
+        }
+        let dataStart = 8 + Int(headerLength)
+        guard let header = try? JSONSerialization.jsonObject(with: Data(bytes[8..<dataStart])) as? [String: Any] else {
+            throw RunError("\(path): header is not a JSON object")
+        }
+        var tensors: [String: Tensor] = [:]
+        for (name, value) in header where name != "__metadata__" {
+            guard let entry = value as? [String: Any], let dtype = entry["dtype"] as? String,
+                  let shape = entry["shape"] as? [Int], let offsets = entry["data_offsets"] as? [Int], offsets.count == 2 else {
+                throw RunError("\(path): tensor \(name) has a malformed header entry")
+            }
+            guard dtype == "F32" else { throw RunError("\(path): tensor \(name) is \(dtype), only F32 is supported") }
+            let count = shape.reduce(1, *)
+            guard offsets[0] >= 0, offsets[1] - offsets[0] == count * 4, dataStart + offsets[1] <= bytes.count else {
+                throw RunError("\(path): tensor \(name) data \(offsets) does not fit shape \(shape) and file size")
+            }
+            var values = [Float](repeating: 0, count: count)
+            values.withUnsafeMutableBytes { out in
+                bytes.withUnsafeBytes { src in
+                    out.copyMemory(from: UnsafeRawBufferPointer(rebasing: src[(dataStart + offsets[0])..<(dataStart + offsets[1])]))
+                }
+            }
+            tensors[name] = Tensor(shape: shape, values: values)
+        }
+        return tensors
+    }
+
+    /// Copies tensors read from `path` into `network`'s parameters; names and shapes must match exactly.
+    public static func load(_ path: String, into network: Network) throws {
+        let tensors = try read(path)
+        for t in network.tensors {
+            guard let saved = tensors[t.name] else { throw RunError("\(path): no tensor \(t.name) for this model") }
+            guard saved.shape == t.shape else {
+                throw RunError("\(path): tensor \(t.name) has shape \(saved.shape), the model needs \(t.shape)")
+            }
+            (network.parameters.pointer + t.offset).update(from: saved.values, count: t.count)
+        }
+        let extra = Set(tensors.keys).subtracting(network.tensors.map(\.name))
+        guard extra.isEmpty else { throw RunError("\(path): tensors \(extra.sorted()) do not belong to this model") }
+    }
+}

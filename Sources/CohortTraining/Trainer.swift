@@ -1,0 +1,154 @@
+import CohortData
+import CohortDistributed
+import CohortNN
+import CohortOptim
+import CohortTensor
+import Foundation
+
+/// The data-parallel training loop. One batch flows one way:
+/// sampler -> bytes normalised into `x` -> forward -> softmax cross-entropy (÷ global B)
+/// -> backward -> allreduce of the gradients -> optimizer step -> metrics.
+/// Rank 0 evaluates on the test set and writes the run directory.
+public final class Trainer {
+    public let config: TrainingConfig
+    let communicator: Communicator
+    /// Print progress (rank 0 only).
+    let showProgress: Bool
+
+    public init(config: TrainingConfig, communicator: Communicator, showProgress: Bool = true) {
+        self.config = config
+        self.communicator = communicator
+        self.showProgress = showProgress
+    }
+
+    /// Loads the data and checks that the model fits it, before anything is written.
+    func loadData() throws -> DatasetSplits {
+        var data = try DatasetSource.load(config.dataset, dataDirectory: config.dataDirectory, seed: config.seed,
+                                          syntheticShape: config.syntheticShape,
+                                          syntheticCounts: (config.limit ?? 10_000, config.testLimit ?? 2_000))
+        if let l = config.limit { data.train = data.train.prefix(l) }
+        if let l = config.testLimit { data.test = data.test.prefix(l) }
+        let train = data.train
+        if config.model.isRecurrent && train.channels != 1 {
+            throw RunError("--model \(config.model.rawValue) reads the rows of one-channel images; "
+                           + "\(config.dataset.rawValue) has \(train.channels) channels")
+        }
+        if config.model == .cnn && (train.height < 4 || train.width < 4 || train.height != train.width) {
+            throw RunError("--model cnn needs square images of at least 4x4; \(config.dataset.rawValue) has "
+                           + "\(train.height)x\(train.width)")
+        }
+        guard train.count >= config.batchSize else {
+            throw RunError("--batch-size \(config.batchSize) is larger than the \(train.count) training samples")
+        }
+        return data
+    }
+
+    @discardableResult
+    public func run() throws -> RunSummary {
+        let comm = communicator
+        let world = comm.size, isRoot = comm.rank == 0
+        try config.validate(worldSize: world)
+        let threads = config.threads ?? max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, comm.localSize))
+        BLASThreads.set(threads)
+
+        let data = try loadData()
+        let train = data.train, test = data.test
+        let globalBatch = config.batchSize, localBatch = globalBatch / world
+        let network = Models.make(config.model, imageShape: train.imageShape, hidden: config.hidden,
+                                  classes: train.classes, maxBatch: localBatch)
+        network.initializeParameters(seed: config.seed)
+        // Ranks start identical whatever they computed: rank 0's parameters win.
+        try comm.broadcast(network.parameters.pointer, count: network.parameterCount, root: 0)
+        let optimizer = config.optimizer.make(count: network.parameterCount, learningRate: Float(config.learningRate),
+                                              momentum: Float(config.momentum), nesterov: config.nesterov,
+                                              weightDecay: config.weightDecay.map(Float.init))
+        let loss = SoftmaxCrossEntropy(classes: train.classes, maxBatch: localBatch)
+        let x = FloatBuffer(count: localBatch * train.sampleSize)
+        let y = UnsafeMutablePointer<Int32>.allocate(capacity: localBatch)
+        defer { y.deallocate() }
+        var sampler = EpochSampler(datasetSize: train.count, globalBatch: globalBatch, rank: comm.rank,
+                                   worldSize: world, seed: config.seed)
+        let steps = sampler.stepsPerEpoch
+
+        let runDirectory = isRoot ? try RunDirectory(path: config.outputDirectory) : nil
+        try runDirectory?.writeConfig(config.json(worldSize: world, threadsPerRank: threads))
+        let progress = ProgressReporter(epochs: config.epochs, enabled: showProgress && isRoot)
+        if isRoot && showProgress {
+            progress.line("cohort: \(config.model.rawValue) on \(config.dataset.rawValue) (\(train.count) train, "
+                          + "\(test.count) test), \(world) rank(s) x \(threads) thread(s), batch \(globalBatch), "
+                          + "\(config.optimizer.rawValue) lr \(config.learningRate), \(config.epochs) epoch(s), "
+                          + "\(network.parameterCount) parameters -> \(config.outputDirectory)")
+        }
+
+        var history: [EpochMetrics] = []
+        let runStart = Date()
+        let scale = 1 / Float(globalBatch)
+        for epoch in 1...config.epochs {
+            sampler.startEpoch(epoch - 1)
+            var lossSum = 0.0, correct = 0, commSeconds = 0.0
+            let start = Date()
+            for step in 0..<steps {
+                train.fill(indices: sampler.indices(step: step), x: x.pointer, y: y)
+                network.zeroGradients()
+                let logits = network.forward(x.pointer, batch: localBatch)
+                let (result, logitGrad) = loss.forwardBackward(logits: logits, labels: y, batch: localBatch, scale: scale)
+                network.backward(logitGrad, batch: localBatch)
+                let commStart = Date()
+                try comm.allreduceSum(network.gradients.pointer, count: network.parameterCount)
+                commSeconds += Date().timeIntervalSince(commStart)
+                optimizer.step(parameters: network.parameters.pointer, gradients: network.gradients.pointer)
+                lossSum += result.lossSum
+                correct += result.correct
+                if isRoot {
+                    let elapsed = Date().timeIntervalSince(start)
+                    progress.step(epoch: epoch, step: step + 1, of: steps,
+                                  samplesPerSecond: Double((step + 1) * globalBatch) / max(elapsed, 1e-9),
+                                  loss: lossSum / Double((step + 1) * localBatch),
+                                  elapsedInRun: Date().timeIntervalSince(runStart),
+                                  totalSteps: steps * config.epochs, stepsDone: (epoch - 1) * steps + step + 1)
+                }
+            }
+            let seconds = Date().timeIntervalSince(start)
+            let totals = try comm.allreduceSum([lossSum, Double(correct)])
+            let samples = Double(steps * globalBatch)
+            guard isRoot, let runDirectory else { continue }
+
+            let evalStart = Date()
+            let (testLoss, testAccuracy) = evaluate(network, on: test, loss: loss, x: x, y: y, batch: localBatch)
+            let metrics = EpochMetrics(epoch: epoch, trainLoss: totals[0] / samples, trainAccuracy: totals[1] / samples,
+                                       testLoss: testLoss, testAccuracy: testAccuracy, seconds: seconds,
+                                       samplesPerSecond: samples / seconds, commSeconds: commSeconds,
+                                       evalSeconds: Date().timeIntervalSince(evalStart), worldSize: world)
+            history.append(metrics)
+            try runDirectory.writeEpochs(history, title: "\(config.model.rawValue) on \(config.dataset.rawValue)")
+            progress.line(String(format: "epoch %d/%d  train loss %.4f acc %.2f%%  test loss %.4f acc %.2f%%  "
+                                 + "%.1f s  %.0f samples/s", epoch, config.epochs, metrics.trainLoss,
+                                 100 * metrics.trainAccuracy, testLoss, 100 * testAccuracy, seconds,
+                                 metrics.samplesPerSecond))
+        }
+        let summary = RunSummary(epochs: history, worldSize: world)
+        if isRoot, let runDirectory {
+            try runDirectory.writeModel(network, metadata: [("format", "pt"), ("model", config.model.rawValue),
+                                                            ("dataset", config.dataset.rawValue)])
+            try runDirectory.writeSummary(summary)
+            progress.line(String(format: "best test accuracy %.2f%%, %.0f samples/s; run directory: %@",
+                                 100 * summary.bestTestAccuracy, summary.samplesPerSecond, runDirectory.path))
+        }
+        return summary
+    }
+
+    /// Mean loss and accuracy over the whole `dataset`, in chunks of `batch`.
+    func evaluate(_ network: Network, on dataset: ImageDataset, loss: SoftmaxCrossEntropy, x: FloatBuffer,
+                  y: UnsafeMutablePointer<Int32>, batch: Int) -> (loss: Double, accuracy: Double) {
+        var lossSum = 0.0, correct = 0, start = 0
+        while start < dataset.count {
+            let n = min(batch, dataset.count - start)
+            dataset.fill(range: start..<(start + n), x: x.pointer, y: y)
+            let result = loss.evaluate(logits: network.forward(x.pointer, batch: n), labels: y, batch: n)
+            lossSum += result.lossSum
+            correct += result.correct
+            start += n
+        }
+        return (lossSum / Double(dataset.count), Double(correct) / Double(dataset.count))
+    }
+}

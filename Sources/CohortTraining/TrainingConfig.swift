@@ -1,0 +1,79 @@
+import CohortData
+import CohortNN
+import CohortOptim
+import Foundation
+
+/// Every setting of a training run: what `cohort train` parses, what `config.json` records.
+public struct TrainingConfig: Sendable {
+    public var model: ModelKind = .cnn
+    public var dataset: DatasetKind = .synthetic
+    public var dataDirectory: String?
+    public var optimizer: OptimizerKind = .adagrad
+    public var learningRate: Double = 0.01
+    public var momentum: Double = 0
+    public var nesterov = false
+    public var weightDecay: Double?
+    public var epochs = 1
+    /// Global batch B, cut into equal slices over the ranks.
+    public var batchSize = 64
+    public var hidden = 128
+    public var seed: UInt64 = 0
+    /// Use only the first N training samples.
+    public var limit: Int?
+    /// Evaluate on only the first N test samples.
+    public var testLimit: Int?
+    /// BLAS threads per rank (default: cores on the node / ranks on the node).
+    public var threads: Int?
+    public var outputDirectory = "runs/latest"
+
+    public init() {}
+
+    /// Checks every setting, naming the flag at fault.
+    public func validate(worldSize: Int = 1) throws {
+        guard learningRate.isFinite, learningRate > 0 else { throw RunError("--lr must be a positive number, got \(learningRate)") }
+        guard epochs > 0 else { throw RunError("--epochs must be positive, got \(epochs)") }
+        guard batchSize > 0 else { throw RunError("--batch-size must be positive, got \(batchSize)") }
+        guard hidden > 0 else { throw RunError("--hidden must be positive, got \(hidden)") }
+        guard momentum.isFinite, momentum >= 0, momentum < 1 else { throw RunError("--momentum must be in [0, 1), got \(momentum)") }
+        if nesterov && !(optimizer == .sgd && momentum > 0) {
+            throw RunError("--nesterov needs --optimizer sgd with --momentum > 0")
+        }
+        if let wd = weightDecay, !(wd.isFinite && wd >= 0) { throw RunError("--weight-decay must be >= 0, got \(wd)") }
+        if let l = limit, l <= 0 { throw RunError("--limit must be positive, got \(l)") }
+        if let l = testLimit, l <= 0 { throw RunError("--test-limit must be positive, got \(l)") }
+        if let t = threads, t <= 0 { throw RunError("--threads must be positive, got \(t)") }
+        guard batchSize % worldSize == 0 else {
+            throw RunError("--batch-size \(batchSize) is not divisible by the \(worldSize) ranks; "
+                           + "use a multiple of \(worldSize)")
+        }
+    }
+
+    /// The shape synthetic images take for this model: CIFAR-like for the CNN, MNIST-like for recurrent models.
+    public var syntheticShape: [Int] { model.isRecurrent ? [1, 28, 28] : [3, 32, 32] }
+
+    public func json(worldSize: Int, threadsPerRank: Int) -> JSON {
+        func optional(_ v: Int?) -> JSON { v.map { .number(Double($0)) } ?? .null }
+        return .object([
+            ("model", .string(model.rawValue)),
+            ("dataset", .string(dataset.rawValue)),
+            ("data_dir", dataDirectory.map { .string($0) } ?? .null),
+            ("optimizer", .string(optimizer.rawValue)),
+            ("lr", .number(learningRate)),
+            ("momentum", .number(momentum)),
+            ("nesterov", .bool(nesterov)),
+            ("weight_decay", weightDecay.map { .number($0) } ?? .null),
+            ("epochs", .number(Double(epochs))),
+            ("batch_size", .number(Double(batchSize))),
+            ("hidden", .number(Double(hidden))),
+            ("seed", .number(Double(seed))),
+            ("limit", optional(limit)),
+            ("test_limit", optional(testLimit)),
+            ("threads_per_rank", .number(Double(threadsPerRank))),
+            ("world_size", .number(Double(worldSize))),
+            ("out", .string(outputDirectory)),
+            ("versions", .object([("cohort", .string(cohortVersion)), ("format", 1)])),
+        ])
+    }
+}
+
+public let cohortVersion = "0.1.0"

@@ -1,0 +1,119 @@
+import Foundation
+import Testing
+
+/// The `cohort` binary end to end: a real run writes the whole run directory, and bad
+/// flags or data give a one-line error and a non-zero exit, with no success claimed.
+@Suite(.serialized) struct CommandLineTests {
+    /// The `cohort` built beside the test bundle.
+    static let binary: String = {
+        let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        var candidates = [beside.appendingPathComponent("cohort").path]
+        if let bundle = Bundle.allBundles.first(where: { $0.bundlePath.hasSuffix(".xctest") }) {
+            candidates.append(URL(fileURLWithPath: bundle.bundlePath).deletingLastPathComponent()
+                .appendingPathComponent("cohort").path)
+        }
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[0]
+    }()
+
+    struct Outcome { var status: Int32; var stdout: String; var stderr: String }
+
+    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Outcome {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Outcome(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+                       stderr: String(decoding: stderr, as: UTF8.self))
+    }
+
+    let out = NSTemporaryDirectory() + "cohort-run-\(UUID().uuidString)"
+
+    @Test func binaryIsBuilt() {
+        #expect(FileManager.default.isExecutableFile(atPath: Self.binary), "no cohort binary at \(Self.binary)")
+    }
+
+    @Test func trainWritesTheRunDirectory() throws {
+        let result = try Self.run(["train", "--model", "gru", "--hidden", "16", "--dataset", "synthetic", "--limit", "256",
+                                   "--test-limit", "128", "--batch-size", "32", "--epochs", "2", "--optimizer", "adam",
+                                   "--lr", "0.01", "--out", out])
+        #expect(result.status == 0, "\(result.stderr)")
+        for file in ["config.json", "metrics.csv", "metrics.jsonl", "summary.json", "loss.svg", "accuracy.svg",
+                     "model.safetensors"] {
+            #expect(FileManager.default.fileExists(atPath: "\(out)/\(file)"), "\(file) missing")
+        }
+        let csv = try String(contentsOfFile: "\(out)/metrics.csv", encoding: .utf8).split(separator: "\n")
+        #expect(csv.first?.hasPrefix("epoch,train_loss,train_acc,test_loss,test_acc,seconds,samples_per_s") == true)
+        #expect(csv.count == 3)
+        let rows = csv.dropFirst().map { $0.split(separator: ",").map { Double($0)! } }
+        let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(out)/summary.json")))
+            as! [String: Any]
+        let best = summary["best"] as! [String: Double], final = summary["final"] as! [String: Double]
+        // Best = max accuracy / min loss over the epochs of metrics.csv; final = the last row.
+        #expect(best["test_acc"] == rows.map { $0[4] }.max())
+        #expect(best["train_loss"] == rows.map { $0[1] }.min())
+        #expect(final["test_loss"] == rows.last![3])
+        #expect(summary["epochs"] as? Int == 2 && summary["world_size"] as? Int == 1)
+        // Learning happened: the second epoch's training loss is below ln(10).
+        #expect(rows[1][1] < 2.2)
+        #expect(result.stdout.contains("epoch 2/2"))
+        let jsonl = try String(contentsOfFile: "\(out)/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+        #expect(jsonl.count == 2)
+    }
+
+    /// Runs `arguments` and expects failure with `fragment` in a short message and no summary.
+    func expectFailure(_ arguments: [String], _ fragment: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let result = try Self.run(["train", "--out", out] + arguments)
+        #expect(result.status != 0, "exit 0 for \(arguments)", sourceLocation: sourceLocation)
+        #expect(result.stderr.contains(fragment), "stderr: \(result.stderr)", sourceLocation: sourceLocation)
+        #expect(!result.stderr.contains("Fatal error") && !result.stderr.contains("Stack dump"),
+                "crashed: \(result.stderr)", sourceLocation: sourceLocation)
+        #expect(!FileManager.default.fileExists(atPath: "\(out)/summary.json"), sourceLocation: sourceLocation)
+    }
+
+    @Test func badFlags() throws {
+        try expectFailure(["--model", "transformer"], "--model")
+        try expectFailure(["--dataset", "imagenet"], "--dataset")
+        try expectFailure(["--optimizer", "lion"], "--optimizer")
+        try expectFailure(["--lr", "0"], "--lr must be a positive number")
+        try expectFailure(["--lr", "-1"], "--lr")
+        try expectFailure(["--lr", "abc"], "--lr")
+        try expectFailure(["--epochs", "0"], "--epochs must be positive")
+        try expectFailure(["--batch-size", "0"], "--batch-size must be positive")
+        try expectFailure(["--batch-size=-4"], "--batch-size must be positive")
+        try expectFailure(["--hidden", "0"], "--hidden must be positive")
+        try expectFailure(["--limit", "0"], "--limit must be positive")
+        try expectFailure(["--nesterov"], "--nesterov needs")
+    }
+
+    @Test func badData() throws {
+        let dir = NSTemporaryDirectory() + "cohort-bad-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try expectFailure(["--dataset", "mnist", "--data-dir", "\(dir)/missing"], "no such directory")
+        try expectFailure(["--dataset", "mnist", "--data-dir", dir], "no train-images-idx3-ubyte")
+        try expectFailure(["--dataset", "cifar10", "--data-dir", dir], "missing data_batch_1.bin")
+        put("\(dir)/train-images-idx3-ubyte", Data([0, 0, 8, 3, 0, 0, 0, 9]))
+        put("\(dir)/train-labels-idx1-ubyte", Data([0, 0, 8, 1, 0, 0, 0, 1, 0]))
+        put("\(dir)/t10k-images-idx3-ubyte", Data())
+        put("\(dir)/t10k-labels-idx1-ubyte", Data())
+        try expectFailure(["--dataset", "mnist", "--data-dir", dir], "train-images-idx3-ubyte: IDX header is truncated")
+        try expectFailure(["--dataset", "synthetic", "--model", "cnn", "--limit", "10"], "larger than the 10 training samples")
+        try expectFailure(["--dataset", "cifar10", "--model", "gru", "--data-dir", Self.fakeCIFAR()], "one-channel")
+    }
+
+    /// A CIFAR-10 directory with one record per file.
+    static func fakeCIFAR() -> String {
+        let dir = NSTemporaryDirectory() + "cohort-cifar-\(UUID().uuidString)"
+        try! FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        for name in (1...5).map({ "data_batch_\($0).bin" }) + ["test_batch.bin"] {
+            put("\(dir)/\(name)", Data([3] + [UInt8](repeating: 7, count: 3072)))
+        }
+        return dir
+    }
+}
