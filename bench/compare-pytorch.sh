@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Cohort against the PyTorch reference on the same data and settings, alternating,
+# several times, in one command; prints samples/s of each run and the ratios
+# Cohort / PyTorch with their min, median and max.
+#
+#   bench/compare-pytorch.sh --model cnn --dataset cifar10 --data-dir DIR [--runs 3]
+#       [--epochs 1] [--batch-size 64] [--hidden 128] [--optimizer adagrad] [--lr 0.01]
+#       [--limit N] [--threads T]
+#
+# Both sides run with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset (in their own
+# commands only), so each picks its own best kernels for this CPU. Needs the release
+# binary (swift build -c release) and a Python with torch (PYTHON, default
+# /tmp/torch-venv/bin/python; see ../shared/peers/README.md).
+set -euo pipefail
+here="$(cd "$(dirname "$0")/.." && pwd)"
+python="${PYTHON:-/tmp/torch-venv/bin/python}"
+reference="${REFERENCE:-$here/../shared/peers/torch_reference.py}"
+model=cnn dataset=cifar10 data_dir="" runs=3 epochs=1 batch=64 hidden=128 optimizer=adagrad lr=0.01 limit=0 threads=0
+while (($#)); do
+  case "$1" in
+    --model) model="$2"; shift 2 ;;
+    --dataset) dataset="$2"; shift 2 ;;
+    --data-dir) data_dir="$2"; shift 2 ;;
+    --runs) runs="$2"; shift 2 ;;
+    --epochs) epochs="$2"; shift 2 ;;
+    --batch-size) batch="$2"; shift 2 ;;
+    --hidden) hidden="$2"; shift 2 ;;
+    --optimizer) optimizer="$2"; shift 2 ;;
+    --lr) lr="$2"; shift 2 ;;
+    --limit) limit="$2"; shift 2 ;;
+    --threads) threads="$2"; shift 2 ;;
+    *) echo "compare-pytorch: unknown flag $1" >&2; exit 2 ;;
+  esac
+done
+[ -n "$data_dir" ] || { echo "compare-pytorch: --data-dir is required" >&2; exit 2; }
+[ -x "$here/.build/release/cohort" ] || { echo "compare-pytorch: build first: swift build -c release" >&2; exit 2; }
+[ -x "$python" ] || { echo "compare-pytorch: no Python with torch at $python (set PYTHON)" >&2; exit 2; }
+torch_data="$data_dir"
+[ "$dataset" = cifar10 ] && [ -d "$data_dir/cifar-10-batches-bin" ] && torch_data="$data_dir/cifar-10-batches-bin"
+
+cohort_args=(train --model "$model" --dataset "$dataset" --data-dir "$data_dir" --optimizer "$optimizer" --lr "$lr"
+             --epochs "$epochs" --batch-size "$batch" --hidden "$hidden" --quiet)
+torch_args=(--model "$model" --dataset "$dataset" --data-dir "$torch_data" --optimizer "$optimizer" --lr "$lr"
+            --epochs "$epochs" --batch-size "$batch" --hidden "$hidden")
+[ "$limit" != 0 ] && { cohort_args+=(--limit "$limit"); torch_args+=(--limit "$limit"); }
+[ "$threads" != 0 ] && { cohort_args+=(--threads "$threads"); torch_args+=(--threads "$threads"); }
+
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+ratios=()
+for i in $(seq 1 "$runs"); do
+  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$here/.build/release/cohort" "${cohort_args[@]}" --out "$tmp/run$i"
+  c=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['samples_per_s'])" "$tmp/run$i/summary.json")
+  t=$(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$python" "$reference" "${torch_args[@]}" | tail -n 1 |
+      python3 -c "import json,sys; print(json.loads(sys.stdin.read())['samples_per_s'])")
+  r=$(python3 -c "print(f'{$c / $t:.3f}')")
+  printf 'run %d: cohort %.1f samples/s, pytorch %.1f samples/s, ratio %s\n' "$i" "$c" "$t" "$r"
+  ratios+=("$r")
+done
+python3 - "${ratios[@]}" <<'PY'
+import statistics, sys
+r = sorted(float(v) for v in sys.argv[1:])
+print(f"cohort/pytorch samples/s ratio over {len(r)} runs: min {r[0]:.3f}  median {statistics.median(r):.3f}  max {r[-1]:.3f}")
+PY
