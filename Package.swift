@@ -30,8 +30,8 @@ let package = Package(
         .target(name: "CohortOptim", dependencies: ["CohortTensor"], swiftSettings: optimize),
         // Dataset readers, synthetic data, the sharded sampler, batching.
         .target(name: "CohortData", dependencies: ["CohortTensor", "CZlib"], swiftSettings: optimize),
-        // Communicators: single-process (and MPI).
-        .target(name: "CohortDistributed", dependencies: ["CohortTensor"], swiftSettings: optimize),
+        // Communicators: single-process and MPI (the only code that talks to Open MPI).
+        .target(name: "CohortDistributed", dependencies: ["CohortTensor", "CMPI"], swiftSettings: optimize),
         // Reporting: SVG curves.
         .target(name: "CohortReporting", dependencies: [], swiftSettings: optimize),
         // Training loop, evaluation, run directory, safetensors.

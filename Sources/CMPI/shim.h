@@ -13,3 +13,7 @@ static inline MPI_Request cohort_mpi_request_null(void) { return MPI_REQUEST_NUL
 static inline MPI_Status *cohort_mpi_status_ignore(void) { return MPI_STATUS_IGNORE; }
 static inline int cohort_mpi_comm_type_shared(void) { return MPI_COMM_TYPE_SHARED; }
 static inline MPI_Info cohort_mpi_info_null(void) { return MPI_INFO_NULL; }
+static inline MPI_Errhandler cohort_mpi_errors_return(void) { return MPI_ERRORS_RETURN; }
+static inline int cohort_mpi_thread_funneled(void) { return MPI_THREAD_FUNNELED; }
+static inline int cohort_mpi_success(void) { return MPI_SUCCESS; }
+static inline int cohort_mpi_max_error_string(void) { return MPI_MAX_ERROR_STRING; }

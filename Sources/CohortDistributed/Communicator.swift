@@ -1,3 +1,5 @@
+import Foundation
+
 /// The collective operations that data-parallel training needs, behind one small
 /// interface. Layers and optimizers never see it; only the training loop does.
 ///
@@ -16,13 +18,38 @@ public protocol Communicator: AnyObject {
     func startAllreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws -> PendingReduction
     /// Sums small metric vectors (loss sums, counts) in double precision, result on every rank.
     func allreduceSum(_ values: [Double]) throws -> [Double]
-    /// Ends the whole job with `code` (all ranks), after printing nothing further.
+    /// Ends the whole job with `code` on every rank (for an error that only some ranks saw).
     func abort(code: Int32) -> Never
+    /// Leaves the communication layer cleanly; the last call before the process exits.
+    func finalize()
 }
 
 /// A non-blocking reduction in flight.
 public protocol PendingReduction: AnyObject {
+    /// Lets the reduction progress; true once it is complete.
+    func test() throws -> Bool
     func wait() throws
+}
+
+/// The communicator for this process: MPI when started by `mpirun` (or another MPI
+/// launcher), otherwise the single-process world. The code path is the same either way.
+public func makeCommunicator() throws -> Communicator {
+    MPILaunch.isUnderLauncher ? try MPICommunicator() : SingleProcessCommunicator()
+}
+
+/// What the MPI launcher tells a process through its environment, read before MPI starts.
+public enum MPILaunch {
+    /// Open MPI's `mpirun` (OMPI_*), PMIx (`srun --mpi=pmix`) or PMI-1/2 launchers.
+    public static var isUnderLauncher: Bool { worldSize != nil }
+
+    /// The number of ranks the launcher started, if any.
+    public static var worldSize: Int? {
+        let env = ProcessInfo.processInfo.environment
+        for key in ["OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "PMI_SIZE"] {
+            if let v = env[key], let n = Int(v), n > 0 { return n }
+        }
+        return env["PMIX_RANK"] != nil ? 1 : nil
+    }
 }
 
 /// An error from the communication layer, with the rank and operation it concerns.

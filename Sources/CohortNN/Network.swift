@@ -76,14 +76,14 @@ public final class Network {
     /// Returns `dL/dx` when `needsInputGradient`.
     @discardableResult
     public func backward(_ dLogits: UnsafePointer<Float>, batch: Int, needsInputGradient: Bool = false,
-                         gradientsReady: ((Int) -> Void)? = nil) -> UnsafePointer<Float>? {
+                         gradientsReady: ((Int) throws -> Void)? = nil) rethrows -> UnsafePointer<Float>? {
         var d: UnsafePointer<Float>? = dLogits
         // The first parameterised layer needs no input gradient unless asked for.
         let firstWithParameters = layerRanges.firstIndex { !$0.isEmpty } ?? 0
         for i in stride(from: layers.count - 1, through: 0, by: -1) {
             let wantInput = needsInputGradient || i > firstWithParameters
             d = layers[i].backward(d!, batch: batch, needsInputGradient: wantInput)
-            gradientsReady?(i)
+            try gradientsReady?(i)
             if d == nil { break }
         }
         return needsInputGradient ? d : nil

@@ -35,6 +35,13 @@ public struct EpochMetrics: Sendable {
 public struct RunSummary: Sendable {
     public var epochs: [EpochMetrics]
     public var worldSize: Int
+    /// FNV-1a of the final parameters' bytes, the same on every rank (checked).
+    public var parameterChecksum: UInt64?
+
+    public init(epochs: [EpochMetrics], worldSize: Int) {
+        self.epochs = epochs
+        self.worldSize = worldSize
+    }
 
     public var final: EpochMetrics? { epochs.last }
     /// Minimum loss and maximum accuracy over epochs, per split (as in the reference report).
@@ -63,6 +70,17 @@ public struct RunSummary: Sendable {
             ("epochs", .number(Double(epochs.count))),
             ("comm_seconds", .number(epochs.map(\.commSeconds).reduce(0, +))),
             ("train_seconds", .number(epochs.map(\.seconds).reduce(0, +))),
+            ("parameter_checksum", parameterChecksum.map { .string(String(format: "%016llx", $0)) } ?? .null),
         ])
     }
+}
+
+/// 64-bit FNV-1a over bytes: a cheap fingerprint to compare parameters across ranks.
+public func fnv1a(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
+    var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+    for byte in bytes {
+        hash ^= UInt64(byte)
+        hash &*= 0x0000_0100_0000_01B3
+    }
+    return hash
 }

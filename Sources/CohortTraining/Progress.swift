@@ -3,12 +3,14 @@ import Foundation
 /// Progress of a run on rank 0: on a terminal, a live line rewritten in place
 /// (epoch, steps, samples/s, running loss, ETA); otherwise only a plain line per epoch.
 final class ProgressReporter {
+    private let enabled: Bool
     private let live: Bool
     private var lastDraw = 0.0
     private let epochs: Int
 
     init(epochs: Int, enabled: Bool) {
         self.epochs = epochs
+        self.enabled = enabled
         live = enabled && isatty(STDERR_FILENO) != 0
     }
 
@@ -29,6 +31,7 @@ final class ProgressReporter {
 
     /// A permanent line (the end of an epoch, a message).
     func line(_ text: String) {
+        guard enabled else { return }
         if live { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
         FileHandle.standardOutput.write(Data((text + "\n").utf8))
     }

@@ -69,16 +69,16 @@ public final class Trainer {
         var sampler = EpochSampler(datasetSize: train.count, globalBatch: globalBatch, rank: comm.rank,
                                    worldSize: world, seed: config.seed)
         let steps = sampler.stepsPerEpoch
+        let reducer = GradientReducer(network: network, communicator: comm,
+                                      bucketBytes: Int(config.bucketMB * 1_048_576), overlap: config.overlap)
 
         let runDirectory = isRoot ? try RunDirectory(path: config.outputDirectory) : nil
         try runDirectory?.writeConfig(config.json(worldSize: world, threadsPerRank: threads))
         let progress = ProgressReporter(epochs: config.epochs, enabled: showProgress && isRoot)
-        if isRoot && showProgress {
-            progress.line("cohort: \(config.model.rawValue) on \(config.dataset.rawValue) (\(train.count) train, "
-                          + "\(test.count) test), \(world) rank(s) x \(threads) thread(s), batch \(globalBatch), "
-                          + "\(config.optimizer.rawValue) lr \(config.learningRate), \(config.epochs) epoch(s), "
-                          + "\(network.parameterCount) parameters -> \(config.outputDirectory)")
-        }
+        progress.line("cohort: \(config.model.rawValue) on \(config.dataset.rawValue) (\(train.count) train, "
+                      + "\(test.count) test), \(world) rank(s) x \(threads) thread(s), batch \(globalBatch), "
+                      + "\(config.optimizer.rawValue) lr \(config.learningRate), \(config.epochs) epoch(s), "
+                      + "\(network.parameterCount) parameters -> \(config.outputDirectory)")
 
         var history: [EpochMetrics] = []
         let runStart = Date()
@@ -92,10 +92,8 @@ public final class Trainer {
                 network.zeroGradients()
                 let logits = network.forward(x.pointer, batch: localBatch)
                 let (result, logitGrad) = loss.forwardBackward(logits: logits, labels: y, batch: localBatch, scale: scale)
-                network.backward(logitGrad, batch: localBatch)
-                let commStart = Date()
-                try comm.allreduceSum(network.gradients.pointer, count: network.parameterCount)
-                commSeconds += Date().timeIntervalSince(commStart)
+                try network.backward(logitGrad, batch: localBatch, gradientsReady: reducer.layerFinished)
+                commSeconds += try reducer.finish()
                 optimizer.step(parameters: network.parameters.pointer, gradients: network.gradients.pointer)
                 lossSum += result.lossSum
                 correct += result.correct
@@ -126,7 +124,12 @@ public final class Trainer {
                                  100 * metrics.trainAccuracy, testLoss, 100 * testAccuracy, seconds,
                                  metrics.samplesPerSecond))
         }
-        let summary = RunSummary(epochs: history, worldSize: world)
+        let checksums = try parameterChecksums(network)
+        guard Set(checksums).count == 1 else {
+            throw RunError("ranks ended with different parameters (checksums \(checksums.map { String($0, radix: 16) }))")
+        }
+        var summary = RunSummary(epochs: history, worldSize: world)
+        summary.parameterChecksum = checksums[0]
         if isRoot, let runDirectory {
             try runDirectory.writeModel(network, metadata: [("format", "pt"), ("model", config.model.rawValue),
                                                             ("dataset", config.dataset.rawValue)])
@@ -135,6 +138,17 @@ public final class Trainer {
                                  100 * summary.bestTestAccuracy, summary.samplesPerSecond, runDirectory.path))
         }
         return summary
+    }
+
+    /// Every rank's checksum of its parameters, in rank order, known to all ranks.
+    func parameterChecksums(_ network: Network) throws -> [UInt64] {
+        let mine = fnv1a(UnsafeRawBufferPointer(start: network.parameters.pointer, count: network.parameterCount * 4))
+        // Each rank fills its own slot with the two 32-bit halves (exact in a double); the sum gathers them.
+        var slots = [Double](repeating: 0, count: 2 * communicator.size)
+        slots[2 * communicator.rank] = Double(mine >> 32)
+        slots[2 * communicator.rank + 1] = Double(mine & 0xFFFF_FFFF)
+        let all = try communicator.allreduceSum(slots)
+        return (0..<communicator.size).map { UInt64(all[2 * $0]) << 32 | UInt64(all[2 * $0 + 1]) }
     }
 
     /// Mean loss and accuracy over the whole `dataset`, in chunks of `batch`.

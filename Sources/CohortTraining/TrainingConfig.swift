@@ -25,6 +25,10 @@ public struct TrainingConfig: Sendable {
     /// BLAS threads per rank (default: cores on the node / ranks on the node).
     public var threads: Int?
     public var outputDirectory = "runs/latest"
+    /// Gradient bucket size for the allreduce, in MiB (PyTorch DDP's default: 25).
+    public var bucketMB: Double = 25
+    /// Overlap the allreduce of each bucket with the rest of backward.
+    public var overlap = true
 
     public init() {}
 
@@ -42,6 +46,7 @@ public struct TrainingConfig: Sendable {
         if let l = limit, l <= 0 { throw RunError("--limit must be positive, got \(l)") }
         if let l = testLimit, l <= 0 { throw RunError("--test-limit must be positive, got \(l)") }
         if let t = threads, t <= 0 { throw RunError("--threads must be positive, got \(t)") }
+        guard bucketMB.isFinite, bucketMB > 0 else { throw RunError("--bucket-mb must be positive, got \(bucketMB)") }
         guard batchSize % worldSize == 0 else {
             throw RunError("--batch-size \(batchSize) is not divisible by the \(worldSize) ranks; "
                            + "use a multiple of \(worldSize)")
@@ -71,6 +76,8 @@ public struct TrainingConfig: Sendable {
             ("threads_per_rank", .number(Double(threadsPerRank))),
             ("world_size", .number(Double(worldSize))),
             ("out", .string(outputDirectory)),
+            ("bucket_mb", .number(bucketMB)),
+            ("overlap", .bool(overlap)),
             ("versions", .object([("cohort", .string(cohortVersion)), ("format", 1)])),
         ])
     }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import CohortData
 import CohortDistributed
 import CohortNN
@@ -60,6 +61,10 @@ struct Train: ParsableCommand {
     var threads: Int?
     @Option(help: "Run directory to write.")
     var out: String
+    @Option(help: "Gradient bucket size in MiB for the allreduce.")
+    var bucketMb: Double = 25
+    @Flag(help: "Reduce gradients after backward instead of overlapping with it.")
+    var noOverlap = false
     @Flag(help: "Print nothing but errors.")
     var quiet = false
 
@@ -68,16 +73,30 @@ struct Train: ParsableCommand {
         c.model = model; c.dataset = dataset; c.dataDirectory = dataDir; c.optimizer = optimizer
         c.learningRate = lr; c.momentum = momentum; c.nesterov = nesterov; c.weightDecay = weightDecay; c.epochs = epochs
         c.batchSize = batchSize; c.hidden = hidden; c.seed = seed; c.limit = limit; c.testLimit = testLimit
-        c.threads = threads; c.outputDirectory = out
+        c.threads = threads; c.outputDirectory = out; c.bucketMB = bucketMb; c.overlap = !noOverlap
         return c
     }
 
+    /// Runs on every rank before MPI starts; the world size comes from the launcher's
+    /// environment, so a batch that does not divide fails on every rank alike.
     func validate() throws {
-        do { try trainingConfig.validate() } catch let error as RunError { throw ValidationError(error.description) }
+        do {
+            try trainingConfig.validate(worldSize: MPILaunch.worldSize ?? 1)
+        } catch let error as RunError {
+            throw ValidationError(error.description)
+        }
     }
 
     func run() throws {
-        let trainer = Trainer(config: trainingConfig, communicator: SingleProcessCommunicator(), showProgress: !quiet)
-        try trainer.run()
+        let communicator = try makeCommunicator()
+        do {
+            try Trainer(config: trainingConfig, communicator: communicator, showProgress: !quiet).run()
+        } catch {
+            guard communicator.size > 1 else { throw error }
+            // Other ranks may be waiting in a collective: end the whole job, not just this rank.
+            FileHandle.standardError.write(Data("Error: rank \(communicator.rank): \(error)\n".utf8))
+            communicator.abort(code: 1)
+        }
+        communicator.finalize()
     }
 }

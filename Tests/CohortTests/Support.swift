@@ -107,3 +107,40 @@ func put(_ path: String, _ contents: Data, sourceLocation: SourceLocation = #_so
     #expect(FileManager.default.createFile(atPath: path, contents: contents), "cannot write \(path)",
             sourceLocation: sourceLocation)
 }
+
+struct ProcessOutcome {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+    var timedOut: Bool
+}
+
+/// Runs a program to completion (or kills it after `timeout` seconds), capturing its
+/// output through files so that a hung child cannot block the test on a pipe.
+func runProcess(_ executable: String, _ arguments: [String], environment: [String: String] = [:],
+                timeout: Double = 600) throws -> ProcessOutcome {
+    let scratch = NSTemporaryDirectory() + "cohort-proc-\(UUID().uuidString)"
+    _ = FileManager.default.createFile(atPath: scratch + ".out", contents: nil)
+    _ = FileManager.default.createFile(atPath: scratch + ".err", contents: nil)
+    defer {
+        try? FileManager.default.removeItem(atPath: scratch + ".out")
+        try? FileManager.default.removeItem(atPath: scratch + ".err")
+    }
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    process.standardOutput = FileHandle(forWritingAtPath: scratch + ".out")
+    process.standardError = FileHandle(forWritingAtPath: scratch + ".err")
+    let finished = DispatchSemaphore(value: 0)
+    process.terminationHandler = { _ in finished.signal() }
+    try process.run()
+    let timedOut = finished.wait(timeout: .now() + timeout) == .timedOut
+    if timedOut {
+        process.terminate()
+        finished.wait()
+    }
+    let read = { (path: String) in String(decoding: FileManager.default.contents(atPath: path) ?? Data(), as: UTF8.self) }
+    return ProcessOutcome(status: process.terminationStatus, stdout: read(scratch + ".out"),
+                          stderr: read(scratch + ".err"), timedOut: timedOut)
+}

@@ -1,0 +1,108 @@
+import CMPI
+import Foundation
+
+/// The communicator over Open MPI: the only code in Cohort that calls MPI.
+///
+/// Errors are set to be returned, not fatal, so every failing call becomes a
+/// `CommunicationError` naming the operation, the rank and MPI's own message.
+/// The node-local communicator (ranks sharing memory with this one) tells how many
+/// ranks share this node's cores.
+public final class MPICommunicator: Communicator {
+    public let rank: Int
+    public let size: Int
+    public let localSize: Int
+    private let world: MPI_Comm
+
+    public init() throws {
+        var provided: Int32 = 0
+        // Only the main thread calls MPI; BLAS threads never do.
+        var code = MPI_Init_thread(nil, nil, cohort_mpi_thread_funneled(), &provided)
+        guard code == cohort_mpi_success() else { throw CommunicationError("MPI_Init_thread failed with code \(code)") }
+        world = cohort_mpi_comm_world()
+        MPI_Comm_set_errhandler(world, cohort_mpi_errors_return())
+        var r: Int32 = 0, s: Int32 = 0
+        MPI_Comm_rank(world, &r)
+        MPI_Comm_size(world, &s)
+        rank = Int(r)
+        size = Int(s)
+        var local: MPI_Comm?
+        code = MPI_Comm_split_type(world, cohort_mpi_comm_type_shared(), r, cohort_mpi_info_null(), &local)
+        var ls: Int32 = 1
+        if code == cohort_mpi_success(), local != nil {
+            MPI_Comm_size(local, &ls)
+            MPI_Comm_free(&local)
+        }
+        localSize = Int(ls)
+    }
+
+    /// Throws for any MPI return code other than success.
+    func check(_ code: Int32, _ operation: String) throws {
+        guard code != cohort_mpi_success() else { return }
+        var buffer = [CChar](repeating: 0, count: Int(cohort_mpi_max_error_string()) + 1)
+        var length: Int32 = 0
+        MPI_Error_string(code, &buffer, &length)
+        let message = String(decoding: buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        throw CommunicationError("rank \(rank): \(operation) failed: \(message)")
+    }
+
+    public func barrier() throws { try check(MPI_Barrier(world), "MPI_Barrier") }
+
+    public func broadcast(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int) throws {
+        try check(MPI_Bcast(buffer, Int32(count), cohort_mpi_float(), Int32(root), world), "MPI_Bcast")
+    }
+
+    public func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws {
+        try check(MPI_Allreduce(cohort_mpi_in_place(), buffer, Int32(count), cohort_mpi_float(), cohort_mpi_sum(), world),
+                  "MPI_Allreduce")
+    }
+
+    public func startAllreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws -> PendingReduction {
+        var request: MPI_Request? = cohort_mpi_request_null()
+        try check(MPI_Iallreduce(cohort_mpi_in_place(), buffer, Int32(count), cohort_mpi_float(), cohort_mpi_sum(),
+                                 world, &request), "MPI_Iallreduce")
+        return MPIPendingReduction(request: request, communicator: self)
+    }
+
+    public func allreduceSum(_ values: [Double]) throws -> [Double] {
+        var result = values
+        try result.withUnsafeMutableBufferPointer { buffer in
+            try check(MPI_Allreduce(cohort_mpi_in_place(), buffer.baseAddress, Int32(buffer.count), cohort_mpi_double(),
+                                    cohort_mpi_sum(), world), "MPI_Allreduce (metrics)")
+        }
+        return result
+    }
+
+    public func abort(code: Int32) -> Never {
+        MPI_Abort(world, code)
+        exit(code)
+    }
+
+    public func finalize() { MPI_Finalize() }
+}
+
+/// An `MPI_Iallreduce` in flight. Open MPI progresses non-blocking collectives only
+/// inside MPI calls, so the trainer calls `test` between layers of the backward pass.
+final class MPIPendingReduction: PendingReduction {
+    private var request: MPI_Request?
+    private let communicator: MPICommunicator
+    private var done = false
+
+    init(request: MPI_Request?, communicator: MPICommunicator) {
+        self.request = request
+        self.communicator = communicator
+    }
+
+    func test() throws -> Bool {
+        guard !done else { return true }
+        var flag: Int32 = 0
+        try communicator.check(MPI_Test(&request, &flag, cohort_mpi_status_ignore()), "MPI_Test")
+        done = flag != 0
+        return done
+    }
+
+    func wait() throws {
+        guard !done else { return }
+        try communicator.check(MPI_Wait(&request, cohort_mpi_status_ignore()), "MPI_Wait")
+        done = true
+    }
+}

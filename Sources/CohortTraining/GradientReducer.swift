@@ -1,0 +1,81 @@
+import CohortDistributed
+import CohortNN
+import Foundation
+
+/// Sums the gradients over all ranks, overlapping communication with backward.
+///
+/// The flat gradient buffer is cut into buckets of whole layers, in reverse layer
+/// order (the order backward produces them): the first bucket is small
+/// (`firstBucketBytes`, like PyTorch DDP's first bucket) so communication starts
+/// early; later ones hold up to `bucketBytes`. As soon as backward has finished the
+/// lowest layer of a bucket, that bucket's non-blocking allreduce starts; `finish`
+/// waits for all of them before the optimizer step. Without overlap the same buckets
+/// are reduced one after another once backward is done, so both modes sum the same
+/// values in the same groups.
+final class GradientReducer {
+    struct Bucket {
+        /// Elements of the flat gradient buffer: the layers' ranges, contiguous.
+        let range: Range<Int>
+        /// The bucket is complete once backward has finished this (its lowest) layer.
+        let lowestLayer: Int
+    }
+
+    let buckets: [Bucket]
+    private let gradients: UnsafeMutablePointer<Float>
+    private let communicator: Communicator
+    private let overlap: Bool
+    private var pending: [PendingReduction] = []
+    /// Bucket index completed by each layer, if any.
+    private let bucketEndingAt: [Int?]
+
+    init(network: Network, communicator: Communicator, bucketBytes: Int, firstBucketBytes: Int = 1 << 20,
+         overlap: Bool) {
+        self.communicator = communicator
+        self.overlap = overlap
+        gradients = network.gradients.pointer
+        var buckets: [Bucket] = []
+        var upper: Int?, lowestLayer = 0, bytes = 0
+        for layer in stride(from: network.layers.count - 1, through: 0, by: -1) {
+            let range = network.layerRanges[layer]
+            guard !range.isEmpty else { continue }
+            if upper == nil { upper = range.upperBound }
+            lowestLayer = layer
+            bytes += range.count * MemoryLayout<Float>.size
+            if bytes >= (buckets.isEmpty ? firstBucketBytes : bucketBytes) {
+                buckets.append(Bucket(range: range.lowerBound..<upper!, lowestLayer: layer))
+                upper = nil
+                bytes = 0
+            }
+        }
+        if let upper { buckets.append(Bucket(range: network.layerRanges[lowestLayer].lowerBound..<upper, lowestLayer: lowestLayer)) }
+        self.buckets = buckets
+        var ending = [Int?](repeating: nil, count: network.layers.count)
+        for (i, b) in buckets.enumerated() { ending[b.lowestLayer] = i }
+        bucketEndingAt = ending
+        pending.reserveCapacity(buckets.count)
+    }
+
+    /// Called by backward after each layer; starts that layer's bucket if it is complete,
+    /// and lets reductions already in flight progress.
+    func layerFinished(_ layer: Int) throws {
+        guard overlap, communicator.size > 1 else { return }
+        for p in pending { _ = try p.test() }
+        if let b = bucketEndingAt[layer] {
+            let range = buckets[b].range
+            pending.append(try communicator.startAllreduceSum(gradients + range.lowerBound, count: range.count))
+        }
+    }
+
+    /// Completes the reduction of every bucket; returns the seconds spent here.
+    func finish() throws -> Double {
+        guard communicator.size > 1 else { return 0 }
+        let start = Date()
+        if overlap {
+            for p in pending { try p.wait() }
+            pending.removeAll(keepingCapacity: true)
+        } else {
+            for b in buckets { try communicator.allreduceSum(gradients + b.range.lowerBound, count: b.range.count) }
+        }
+        return Date().timeIntervalSince(start)
+    }
+}
