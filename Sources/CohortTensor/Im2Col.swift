@@ -32,21 +32,25 @@ public func im2col(_ x: UnsafePointer<Float>, batch: Int, geometry g: ConvGeomet
         for kh in 0..<g.kernelH {
             for kw in 0..<g.kernelW {
                 let row = col + ((c * g.kernelH + kh) * g.kernelW + kw) * columns
+                let (first, end) = g.validOutputColumns(kernelColumn: kw)
                 for n in 0..<batch {
                     let plane = x + (n * g.channels + c) * g.inPlane
                     let out = row + n * g.outPlane
                     for y in 0..<oh {
                         let iy = y * g.strideH - g.padH + kh
                         let dst = out + y * ow
-                        if iy < 0 || iy >= g.height {
+                        guard iy >= 0 && iy < g.height, first < end else {
                             dst.update(repeating: 0, count: ow)
                             continue
                         }
-                        let src = plane + iy * g.width
-                        for xo in 0..<ow {
-                            let ix = xo * g.strideW - g.padW + kw
-                            dst[xo] = (ix >= 0 && ix < g.width) ? src[ix] : 0
+                        let src = plane + iy * g.width - g.padW + kw
+                        if first > 0 { dst.update(repeating: 0, count: first) }
+                        if g.strideW == 1 {
+                            (dst + first).update(from: src + first, count: end - first)
+                        } else {
+                            for xo in first..<end { dst[xo] = src[xo * g.strideW] }
                         }
+                        if end < ow { (dst + end).update(repeating: 0, count: ow - end) }
                     }
                 }
             }
@@ -64,21 +68,34 @@ public func col2im(_ col: UnsafePointer<Float>, batch: Int, geometry g: ConvGeom
         for kh in 0..<g.kernelH {
             for kw in 0..<g.kernelW {
                 let row = col + ((c * g.kernelH + kh) * g.kernelW + kw) * columns
+                let (first, end) = g.validOutputColumns(kernelColumn: kw)
+                guard first < end else { continue }
                 for n in 0..<batch {
                     let plane = dx + (n * g.channels + c) * g.inPlane
                     let src = row + n * g.outPlane
                     for y in 0..<oh {
                         let iy = y * g.strideH - g.padH + kh
                         if iy < 0 || iy >= g.height { continue }
-                        let dst = plane + iy * g.width
+                        let dst = plane + iy * g.width - g.padW + kw
                         let s = src + y * ow
-                        for xo in 0..<ow {
-                            let ix = xo * g.strideW - g.padW + kw
-                            if ix >= 0 && ix < g.width { dst[ix] += s[xo] }
-                        }
+                        for xo in first..<end { dst[xo * g.strideW] += s[xo] }
                     }
                 }
             }
         }
+    }
+}
+
+extension ConvGeometry {
+    /// The output columns `first..<end` whose input column `xo·s - p + kw` lies inside
+    /// the image: the rest read padding.
+    @inline(__always)
+    func validOutputColumns(kernelColumn kw: Int) -> (first: Int, end: Int) {
+        // xo·s - p + kw >= 0  <=>  xo >= ceil((p - kw) / s);   xo·s - p + kw < W  <=>  xo <= (W - 1 + p - kw) / s
+        let low = padW - kw
+        let first = low <= 0 ? 0 : (low + strideW - 1) / strideW
+        let highNumerator = width - 1 + padW - kw
+        let end = highNumerator < 0 ? 0 : min(outWidth, highNumerator / strideW + 1)
+        return (min(first, outWidth), max(end, 0))
     }
 }

@@ -7,6 +7,10 @@
 public func maxPoolForward(_ x: UnsafePointer<Float>, batch: Int, geometry g: ConvGeometry,
                            into y: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<Int32>) {
     let oh = g.outHeight, ow = g.outWidth
+    if g.kernelH == 2 && g.kernelW == 2 && g.strideH == 2 && g.strideW == 2 && g.padH == 0 && g.padW == 0 {
+        maxPool2x2(x, planes: batch * g.channels, geometry: g, into: y, argmax: argmax)
+        return
+    }
     for plane in 0..<(batch * g.channels) {
         let src = x + plane * g.inPlane
         let dst = y + plane * g.outPlane
@@ -25,6 +29,30 @@ public func maxPoolForward(_ x: UnsafePointer<Float>, batch: Int, geometry g: Co
                 }
                 dst[oy * ow + ox] = best
                 arg[oy * ow + ox] = Int32(bestIndex)
+            }
+        }
+    }
+}
+
+/// The CNN's 2×2, stride-2 pooling without the general window loops; same results
+/// and tie rule (first in row-major window order; NaN wins).
+private func maxPool2x2(_ x: UnsafePointer<Float>, planes: Int, geometry g: ConvGeometry,
+                        into y: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<Int32>) {
+    let oh = g.outHeight, ow = g.outWidth, w = g.width
+    for plane in 0..<planes {
+        let src = x + plane * g.inPlane
+        let dst = y + plane * g.outPlane
+        let arg = argmax + plane * g.outPlane
+        for oy in 0..<oh {
+            let top = src + 2 * oy * w, bottom = top + w
+            for ox in 0..<ow {
+                let i = 2 * ox
+                var best = top[i], at = 2 * oy * w + i
+                if top[i + 1] > best || top[i + 1].isNaN { best = top[i + 1]; at = 2 * oy * w + i + 1 }
+                if bottom[i] > best || bottom[i].isNaN { best = bottom[i]; at = (2 * oy + 1) * w + i }
+                if bottom[i + 1] > best || bottom[i + 1].isNaN { best = bottom[i + 1]; at = (2 * oy + 1) * w + i + 1 }
+                dst[oy * ow + ox] = best
+                arg[oy * ow + ox] = Int32(at)
             }
         }
     }
