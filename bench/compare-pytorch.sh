@@ -5,7 +5,11 @@
 #
 #   bench/compare-pytorch.sh --model cnn --dataset cifar10 --data-dir DIR [--runs 3]
 #       [--epochs 1] [--batch-size 64] [--hidden 128] [--optimizer adagrad] [--lr 0.01]
-#       [--limit N] [--threads T]
+#       [--limit N] [--threads T] [--ranks N]
+#
+# --ranks N runs Cohort with N MPI ranks (launch/train) and PyTorch with DDP over N
+# processes (--world-size N); threads per rank default to cores / N on both sides.
+# For Cohort it also prints the share of training time spent waiting on the allreduce.
 #
 # Both sides run with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset (in their own
 # commands only), so each picks its own best kernels for this CPU. Needs the release
@@ -15,7 +19,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 python="${PYTHON:-/tmp/torch-venv/bin/python}"
 reference="${REFERENCE:-$here/../shared/peers/torch_reference.py}"
-model=cnn dataset=cifar10 data_dir="" runs=3 epochs=1 batch=64 hidden=128 optimizer=adagrad lr=0.01 limit=0 threads=0
+model=cnn dataset=cifar10 data_dir="" runs=3 epochs=1 batch=64 hidden=128 optimizer=adagrad lr=0.01 limit=0 threads=0 ranks=1
 while (($#)); do
   case "$1" in
     --model) model="$2"; shift 2 ;;
@@ -29,6 +33,7 @@ while (($#)); do
     --lr) lr="$2"; shift 2 ;;
     --limit) limit="$2"; shift 2 ;;
     --threads) threads="$2"; shift 2 ;;
+    --ranks) ranks="$2"; shift 2 ;;
     *) echo "compare-pytorch: unknown flag $1" >&2; exit 2 ;;
   esac
 done
@@ -44,17 +49,25 @@ torch_args=(--model "$model" --dataset "$dataset" --data-dir "$torch_data" --opt
             --epochs "$epochs" --batch-size "$batch" --hidden "$hidden")
 [ "$limit" != 0 ] && { cohort_args+=(--limit "$limit"); torch_args+=(--limit "$limit"); }
 [ "$threads" != 0 ] && { cohort_args+=(--threads "$threads"); torch_args+=(--threads "$threads"); }
+torch_args+=(--world-size "$ranks")
+cohort=("$here/.build/release/cohort")
+((ranks > 1)) && cohort=("$here/launch/train" -n "$ranks")
 
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 ratios=()
 for i in $(seq 1 "$runs"); do
-  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$here/.build/release/cohort" "${cohort_args[@]}" --out "$tmp/run$i"
-  c=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['samples_per_s'])" "$tmp/run$i/summary.json")
+  if ((ranks > 1)); then
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "${cohort[@]}" "${cohort_args[@]:1}" --out "$tmp/run$i"
+  else
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "${cohort[@]}" "${cohort_args[@]}" --out "$tmp/run$i"
+  fi
+  read -r c comm < <(python3 -c "import json,sys; s=json.load(open(sys.argv[1])); print(s['samples_per_s'], s['comm_seconds'] / s['train_seconds'])" "$tmp/run$i/summary.json")
   t=$(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$python" "$reference" "${torch_args[@]}" | tail -n 1 |
       python3 -c "import json,sys; print(json.loads(sys.stdin.read())['samples_per_s'])")
   r=$(python3 -c "print(f'{$c / $t:.3f}')")
-  printf 'run %d: cohort %.1f samples/s, pytorch %.1f samples/s, ratio %s\n' "$i" "$c" "$t" "$r"
+  printf 'run %d (%d rank(s)): cohort %.1f samples/s (allreduce wait %.1f%% of training), pytorch %.1f samples/s, ratio %s\n' \
+    "$i" "$ranks" "$c" "$(python3 -c "print(100 * $comm)")" "$t" "$r"
   ratios+=("$r")
 done
 python3 - "${ratios[@]}" <<'PY'

@@ -6,8 +6,9 @@ import Foundation
 ///
 /// The flat gradient buffer is cut into buckets of whole layers, in reverse layer
 /// order (the order backward produces them): the first bucket is small
-/// (`firstBucketBytes`, like PyTorch DDP's first bucket) so communication starts
-/// early; later ones hold up to `bucketBytes`. As soon as backward has finished the
+/// (`firstBucketBytes` or `bucketBytes`, whichever is smaller, like PyTorch DDP's
+/// first bucket) so communication starts early; later ones hold up to `bucketBytes`.
+/// A bucket closes at the first layer that brings it to its size or beyond. As soon as backward has finished the
 /// lowest layer of a bucket, that bucket's non-blocking allreduce starts; `finish`
 /// waits for all of them before the optimizer step. Without overlap the same buckets
 /// are reduced one after another once backward is done, so both modes sum the same
@@ -41,7 +42,7 @@ final class GradientReducer {
             if upper == nil { upper = range.upperBound }
             lowestLayer = layer
             bytes += range.count * MemoryLayout<Float>.size
-            if bytes >= (buckets.isEmpty ? firstBucketBytes : bucketBytes) {
+            if bytes >= (buckets.isEmpty ? min(firstBucketBytes, bucketBytes) : bucketBytes) {
                 buckets.append(Bucket(range: range.lowerBound..<upper!, lowestLayer: layer))
                 upper = nil
                 bytes = 0

@@ -1,5 +1,6 @@
 import CohortNN
-import CohortTraining
+@testable import CohortTraining
+import CohortDistributed
 import Foundation
 import Testing
 
@@ -132,5 +133,21 @@ enum TestModels {
         let model = CohortNN.ModelKind(rawValue: config["model"] as! String)!
         let shape = model.isRecurrent ? [1, 28, 28] : [3, 32, 32]
         return CohortNN.Models.make(model, imageShape: shape, hidden: config["hidden"] as! Int, maxBatch: 1)
+    }
+}
+
+/// How gradients are grouped for the allreduce.
+@Suite struct GradientBucketTests {
+    @Test func bucketsCoverEveryParameterOnceInReverseLayerOrder() {
+        let network = Models.cnn(channels: 3, size: 32, maxBatch: 1)
+        // fc 160 KiB, conv2 200 KiB, conv1 9.5 KiB; 0.1 MiB buckets: fc alone, conv2 alone, conv1 alone.
+        let reducer = GradientReducer(network: network, communicator: SingleProcessCommunicator(),
+                                      bucketBytes: 100_000, overlap: true)
+        #expect(reducer.buckets.map(\.lowestLayer) == [7, 3, 0])
+        #expect(reducer.buckets.map(\.range) == [network.layerRanges[7], network.layerRanges[3], network.layerRanges[0]])
+        // 25 MiB: one bucket with everything.
+        let one = GradientReducer(network: network, communicator: SingleProcessCommunicator(),
+                                  bucketBytes: 25 << 20, overlap: true)
+        #expect(one.buckets.map(\.range) == [0..<network.parameterCount])
     }
 }
