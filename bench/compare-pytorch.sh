@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Cohort against the PyTorch reference on the same data and settings, alternating,
-# several times, in one command; prints samples/s of each run and the ratios
-# Cohort / PyTorch with their min, median and max.
+# several times, in one command; prints samples/s and final test accuracy of each run
+# and the ratios of samples/s, Cohort / PyTorch, with their min, median and max.
 #
 #   bench/compare-pytorch.sh --model cnn --dataset cifar10 --data-dir DIR [--runs 3]
 #       [--epochs 1] [--batch-size 64] [--hidden 128] [--optimizer adagrad] [--lr 0.01]
@@ -62,12 +62,12 @@ for i in $(seq 1 "$runs"); do
   else
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "${cohort[@]}" "${cohort_args[@]}" --out "$tmp/run$i"
   fi
-  read -r c comm < <(python3 -c "import json,sys; s=json.load(open(sys.argv[1])); print(s['samples_per_s'], s['comm_seconds'] / s['train_seconds'])" "$tmp/run$i/summary.json")
-  t=$(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$python" "$reference" "${torch_args[@]}" | tail -n 1 |
-      python3 -c "import json,sys; print(json.loads(sys.stdin.read())['samples_per_s'])")
+  read -r c comm cacc < <(python3 -c "import json,sys; s=json.load(open(sys.argv[1])); print(s['samples_per_s'], s['comm_seconds'] / s['train_seconds'], s['final']['test_acc'])" "$tmp/run$i/summary.json")
+  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$python" "$reference" "${torch_args[@]}" > "$tmp/torch$i.jsonl"
+  read -r t tacc < <(python3 -c "import json,sys; rows=[json.loads(l) for l in open(sys.argv[1])]; print(rows[-1]['samples_per_s'], rows[-2]['test_acc'])" "$tmp/torch$i.jsonl")
   r=$(python3 -c "print(f'{$c / $t:.3f}')")
-  printf 'run %d (%d rank(s)): cohort %.1f samples/s (allreduce wait %.1f%% of training), pytorch %.1f samples/s, ratio %s\n' \
-    "$i" "$ranks" "$c" "$(python3 -c "print(100 * $comm)")" "$t" "$r"
+  printf 'run %d (%d rank(s)): cohort %.1f samples/s (allreduce wait %.1f%% of training, final test acc %.4f), pytorch %.1f samples/s (final test acc %.4f), ratio %s\n' \
+    "$i" "$ranks" "$c" "$(python3 -c "print(100 * $comm)")" "$cacc" "$t" "$tacc" "$r"
   ratios+=("$r")
 done
 python3 - "${ratios[@]}" <<'PY'

@@ -38,6 +38,8 @@ public final class Conv2D: Layer {
         inputGrad = FloatBuffer(count: maxBatch * inputShape.elementCount)
     }
 
+    public var forwardFLOPsPerSample: Int { 2 * outChannels * geometry.patchSize * geometry.outPlane }
+
     public var parameterSpecs: [ParameterSpec] {
         [ParameterSpec("weight", [outChannels, geometry.channels, geometry.kernelH, geometry.kernelW]),
          ParameterSpec("bias", [outChannels])]

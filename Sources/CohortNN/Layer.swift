@@ -21,6 +21,10 @@ public protocol Layer: AnyObject {
     var outputShape: Shape { get }
     /// Parameter tensors in PyTorch's order, names relative to the layer.
     var parameterSpecs: [ParameterSpec] { get }
+    /// Multiply-adds ×2 of one sample's forward pass in its matrix products (elementwise
+    /// work is not counted); backward costs as much again for the weight gradient and
+    /// again for the input gradient.
+    var forwardFLOPsPerSample: Int { get }
     /// Points the layer at its slice of the flat parameter and gradient buffers.
     func bind(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>)
     /// Fills the bound parameters with PyTorch's default initialisation.
@@ -34,6 +38,7 @@ public protocol Layer: AnyObject {
 
 extension Layer {
     public var parameterSpecs: [ParameterSpec] { [] }
+    public var forwardFLOPsPerSample: Int { 0 }
     public func bind(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>) {}
     public func initializeParameters(using rng: inout SplitMix64) {}
     public var parameterCount: Int { parameterSpecs.reduce(0) { $0 + $1.count } }

@@ -22,6 +22,8 @@ public final class Linear: Layer {
         inputGrad = FloatBuffer(count: maxBatch * inFeatures)
     }
 
+    public var forwardFLOPsPerSample: Int { 2 * inFeatures * outFeatures }
+
     public var parameterSpecs: [ParameterSpec] {
         [ParameterSpec("weight", [outFeatures, inFeatures]), ParameterSpec("bias", [outFeatures])]
     }

@@ -91,5 +91,17 @@ public final class Network {
 
     public func zeroGradients() { gradients.zero() }
 
+    /// FLOPs of one training sample in the matrix products: forward, the weight
+    /// gradients, and the input gradients of every layer but the first with parameters
+    /// (whose input is data). The report's CNN on 3×32×32 costs about 88 MFLOP.
+    public var trainingFLOPsPerSample: Int {
+        let firstWithParameters = layerRanges.firstIndex { !$0.isEmpty } ?? 0
+        return layers.enumerated().reduce(0) { total, item in
+            let (i, layer) = item
+            let f = layer.forwardFLOPsPerSample
+            return total + f + (layerRanges[i].isEmpty ? 0 : f) + (i > firstWithParameters ? f : 0)
+        }
+    }
+
     public func tensor(named name: String) -> NamedTensor? { tensors.first { $0.name == name } }
 }

@@ -90,6 +90,8 @@ public final class Recurrent: Layer {
         inputGrad = FloatBuffer(count: maxBatch * steps * inputSize)
     }
 
+    public var forwardFLOPsPerSample: Int { 2 * steps * gates * (inputSize + hidden) }
+
     public var parameterSpecs: [ParameterSpec] {
         [ParameterSpec("weight_ih_l0", [gates, inputSize]), ParameterSpec("weight_hh_l0", [gates, hidden]),
          ParameterSpec("bias_ih_l0", [gates]), ParameterSpec("bias_hh_l0", [gates])]

@@ -1,4 +1,5 @@
 import CBLAS
+import Foundation
 
 /// Row-major single-precision matrix multiply through CBLAS:
 /// `C[m, n] = alpha * op(A)[m, k] * op(B)[k, n] + beta * C`.
@@ -25,4 +26,33 @@ public func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k:
 public enum BLASThreads {
     public static func set(_ count: Int) { openblas_set_num_threads(Int32(max(1, count))) }
     public static var current: Int { Int(openblas_get_num_threads()) }
+}
+
+/// The machine's own sgemm rate, measured on the spot: square products of `size`
+/// repeated for at least `seconds`, with `threads` BLAS threads. The limit that a
+/// model's effective GFLOP/s is compared with.
+public func measureSGEMMGFLOPs(threads: Int, size: Int = 1024, seconds: Double = 0.5) -> Double {
+    let previous = BLASThreads.current
+    BLASThreads.set(threads)
+    defer { BLASThreads.set(previous) }
+    let a = FloatBuffer(count: size * size), b = FloatBuffer(count: size * size), c = FloatBuffer(count: size * size)
+    for i in 0..<(size * size) { a[i] = Float(i % 7) * 0.1; b[i] = Float(i % 5) * 0.1 }
+    sgemm(m: size, n: size, k: size, a: a.pointer, b: b.pointer, c: c.pointer)  // warm-up: threads, pages
+    var repetitions = 0
+    let start = monotonicSeconds()
+    var elapsed = 0.0
+    while elapsed < seconds {
+        sgemm(m: size, n: size, k: size, a: a.pointer, b: b.pointer, c: c.pointer)
+        repetitions += 1
+        elapsed = monotonicSeconds() - start
+    }
+    return 2 * Double(size * size * size) * Double(repetitions) / elapsed / 1e9
+}
+
+/// Seconds from a monotonic clock (for timing phases; not wall-clock dates).
+@inline(__always)
+public func monotonicSeconds() -> Double {
+    var t = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &t)
+    return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
 }

@@ -71,6 +71,7 @@ public final class Trainer {
         let steps = sampler.stepsPerEpoch
         let reducer = GradientReducer(network: network, communicator: comm,
                                       bucketBytes: Int(config.bucketMB * 1_048_576), overlap: config.overlap)
+        let layerFinished = reducer.layerFinished  // made once: a step allocates nothing
 
         let runDirectory = isRoot ? try RunDirectory(path: config.outputDirectory) : nil
         try runDirectory?.writeConfig(config.json(worldSize: world, threadsPerRank: threads))
@@ -92,7 +93,7 @@ public final class Trainer {
                 network.zeroGradients()
                 let logits = network.forward(x.pointer, batch: localBatch)
                 let (result, logitGrad) = loss.forwardBackward(logits: logits, labels: y, batch: localBatch, scale: scale)
-                try network.backward(logitGrad, batch: localBatch, gradientsReady: reducer.layerFinished)
+                try network.backward(logitGrad, batch: localBatch, gradientsReady: layerFinished)
                 commSeconds += try reducer.finish()
                 optimizer.step(parameters: network.parameters.pointer, gradients: network.gradients.pointer)
                 lossSum += result.lossSum

@@ -13,7 +13,21 @@ struct Cohort: ParsableCommand {
         commandName: "cohort",
         abstract: "Data-parallel neural-network training over MPI.",
         version: cohortVersion,
-        subcommands: [Train.self])
+        subcommands: [Train.self, Bench.self])
+}
+
+/// Runs `body` as one rank of the job (MPI when launched by mpirun, else alone). An
+/// error on one rank ends the whole job: other ranks may be waiting in a collective.
+func runOnEveryRank(_ body: (Communicator) throws -> Void) throws {
+    let communicator = try makeCommunicator()
+    do {
+        try body(communicator)
+    } catch {
+        guard communicator.size > 1 else { throw error }
+        FileHandle.standardError.write(Data("Error: rank \(communicator.rank): \(error)\n".utf8))
+        communicator.abort(code: 1)
+    }
+    communicator.finalize()
 }
 
 extension ModelKind: ExpressibleByArgument {}
@@ -88,15 +102,84 @@ struct Train: ParsableCommand {
     }
 
     func run() throws {
-        let communicator = try makeCommunicator()
-        do {
+        try runOnEveryRank { communicator in
             try Trainer(config: trainingConfig, communicator: communicator, showProgress: !quiet).run()
-        } catch {
-            guard communicator.size > 1 else { throw error }
-            // Other ranks may be waiting in a collective: end the whole job, not just this rank.
-            FileHandle.standardError.write(Data("Error: rank \(communicator.rank): \(error)\n".utf8))
-            communicator.abort(code: 1)
         }
-        communicator.finalize()
+    }
+}
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Time training steps for several rank counts; report speedup, phases and GFLOP/s.",
+        discussion: """
+        Runs warm-up and timed steps on synthetic data of the model's input shape, once per \
+        rank count (N > 1 under mpirun), after measuring this machine's sgemm rate. Writes \
+        bench.json and bench.svg to --out and prints a table.
+        """)
+
+    @Option(help: "Model to time.")
+    var model: ModelKind = .cnn
+    @Option(help: "Hidden size of rnn, lstm and gru.")
+    var hidden: Int = 128
+    @Option(help: "Global batch size, split evenly over the ranks.")
+    var batchSize: Int = 64
+    @Option(help: "Rank counts to measure, comma-separated.")
+    var ranks: String = "1"
+    @Option(help: "BLAS threads per rank (default: cores / ranks on the node).")
+    var threads: Int?
+    @Option(help: "Timed steps per configuration.")
+    var steps: Int = 30
+    @Option(help: "Untimed warm-up steps before them.")
+    var warmup: Int = 5
+    @Option(help: "Gradient bucket size in MiB for the allreduce.")
+    var bucketMb: Double = 25
+    @Flag(help: "Reduce gradients after backward instead of overlapping with it.")
+    var noOverlap = false
+    @Option(help: "Seconds spent measuring the machine's sgemm rate.")
+    var sgemmSeconds: Double = 0.5
+    @Option(help: "Directory for bench.json and bench.svg.")
+    var out: String = "runs/bench"
+    @Option(help: .hidden)
+    var result: String?
+
+    var settings: BenchSettings {
+        var s = BenchSettings()
+        s.model = model; s.hidden = hidden; s.batchSize = batchSize; s.steps = steps; s.warmupSteps = warmup
+        s.threads = threads; s.bucketMB = bucketMb; s.overlap = !noOverlap
+        return s
+    }
+
+    var rankCounts: [Int] { ranks.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } }
+
+    func validate() throws {
+        let counts = rankCounts
+        guard !counts.isEmpty, counts.count == ranks.split(separator: ",").count, counts.allSatisfy({ $0 > 0 }) else {
+            throw ValidationError("--ranks must be positive integers separated by commas, got '\(ranks)'")
+        }
+        guard sgemmSeconds > 0, bucketMb > 0 else { throw ValidationError("--sgemm-seconds and --bucket-mb must be positive") }
+        do {
+            for n in counts { try settings.validate(worldSize: n) }
+        } catch let error as RunError {
+            throw ValidationError(error.description)
+        }
+    }
+
+    func run() throws {
+        guard let result else {
+            var worker = ["--model", model.rawValue, "--hidden", "\(hidden)", "--batch-size", "\(batchSize)",
+                          "--steps", "\(steps)", "--warmup", "\(warmup)", "--bucket-mb", "\(bucketMb)"]
+            if let threads { worker += ["--threads", "\(threads)"] }
+            if noOverlap { worker.append("--no-overlap") }
+            var suite = BenchmarkSuite(settings: settings, rankCounts: rankCounts, outputDirectory: out,
+                                       workerArguments: worker)
+            suite.sgemmSeconds = sgemmSeconds
+            try suite.run { print($0) }
+            return
+        }
+        // A worker: one configuration, on every rank of this MPI job (or alone).
+        try runOnEveryRank { communicator in
+            let measurement = try BenchmarkRunner(settings: settings, communicator: communicator).run()
+            if communicator.rank == 0 { try writeAtomically(measurement.json.serialized(pretty: true) + "\n", to: result) }
+        }
     }
 }

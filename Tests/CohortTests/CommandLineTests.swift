@@ -95,6 +95,44 @@ import Testing
         try expectFailure(["--dataset", "cifar10", "--model", "gru", "--data-dir", Self.fakeCIFAR()], "one-channel")
     }
 
+    /// `cohort bench` on a tiny configuration (1 rank, plus 2 under mpirun when it is
+    /// installed): bench.json has every field for each configuration. Speed is not asserted.
+    @Test func benchWritesEveryField() throws {
+        let ranks = DataParallelTests.mpirun == nil ? "1" : "1,2"
+        let result = try Self.run(["bench", "--model", "gru", "--hidden", "16", "--batch-size", "8", "--ranks", ranks,
+                                   "--steps", "2", "--warmup", "1", "--sgemm-seconds", "0.05", "--out", out],
+                                  environment: DataParallelTests.environment)
+        #expect(result.status == 0, "\(result.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(out)/bench.json")))
+            as! [String: Any]
+        #expect((report["machine_sgemm_gflops"] as? Double ?? 0) > 0)
+        let configurations = report["configurations"] as! [[String: Any]]
+        #expect(configurations.map { $0["ranks"] as? Int } == ranks.split(separator: ",").map { Int($0) })
+        for c in configurations {
+            for key in ["ranks", "threads_per_rank", "global_batch", "steps", "seconds", "samples_per_s", "speedup",
+                        "efficiency", "model_gflop_per_sample", "effective_gflops", "machine_sgemm_gflops",
+                        "fraction_of_sgemm"] {
+                #expect(c[key] as? Double != nil, "\(key) missing in \(c)")
+            }
+            let shares = c["phase_share"] as! [String: Double]
+            #expect(Set(shares.keys) == ["data", "forward", "backward", "allreduce_wait", "optimizer"])
+            #expect(abs(shares.values.reduce(0, +) - 1) < 1e-9)
+            #expect((c["samples_per_s"] as! Double) > 0)
+        }
+        #expect(FileManager.default.fileExists(atPath: "\(out)/bench.svg"))
+        #expect(result.stdout.contains("speedup"))
+    }
+
+    @Test func benchBadFlags() throws {
+        for (flags, message) in [(["--ranks", "1,x"], "--ranks must be positive integers"),
+                                 (["--ranks", "0"], "--ranks must be positive integers"),
+                                 (["--ranks", "3", "--batch-size", "64"], "not divisible by the 3 ranks")] {
+            let result = try Self.run(["bench", "--out", out] + flags)
+            #expect(result.status != 0)
+            #expect(result.stderr.contains(message), "\(result.stderr)")
+        }
+    }
+
     /// A CIFAR-10 directory with one record per file.
     static func fakeCIFAR() -> String {
         let dir = NSTemporaryDirectory() + "cohort-cifar-\(UUID().uuidString)"

@@ -1,0 +1,30 @@
+import Foundation
+
+/// How to start N ranks of a program with Open MPI's `mpirun` on this machine, with
+/// the same choices as `launch/train`: `--allow-run-as-root` for root,
+/// `--oversubscribe` and no binding beyond the cores, else cores/N cores per rank.
+public enum MPIRun {
+    public static var executable: String? {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        return path.split(separator: ":").map { "\($0)/mpirun" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
+    public static func arguments(ranks: Int, cores: Int = ProcessInfo.processInfo.activeProcessorCount,
+                                 isRoot: Bool = getuid() == 0) -> [String] {
+        var args = ["-np", "\(ranks)"]
+        if isRoot { args.append("--allow-run-as-root") }
+        if ranks > cores {
+            args += ["--oversubscribe", "--bind-to", "none"]
+        } else if cores % ranks == 0 {
+            args += ["--map-by", "slot:PE=\(cores / ranks)", "--bind-to", "core"]
+        } else {
+            args += ["--bind-to", "none"]
+        }
+        return args
+    }
+
+    /// The path of the running executable, to start more copies of it.
+    public static var currentExecutable: String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    }
+}

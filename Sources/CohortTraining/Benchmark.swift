@@ -1,0 +1,147 @@
+import CohortData
+import CohortDistributed
+import CohortNN
+import CohortOptim
+import CohortTensor
+import Foundation
+
+/// What `cohort bench` measures: timed training steps of a model on synthetic data of
+/// its input shape, the same loop as `cohort train` split into its phases.
+public struct BenchSettings: Sendable {
+    public var model: ModelKind = .cnn
+    public var hidden = 128
+    /// Global batch, split over the ranks as in training.
+    public var batchSize = 64
+    public var steps = 30
+    public var warmupSteps = 5
+    public var threads: Int?
+    public var bucketMB: Double = 25
+    public var overlap = true
+    /// Input shape; CIFAR-10's for the CNN, MNIST's for recurrent models.
+    public var imageShape: [Int] { model.isRecurrent ? [1, 28, 28] : [3, 32, 32] }
+
+    public init() {}
+
+    public func validate(worldSize: Int = 1) throws {
+        guard batchSize > 0, hidden > 0, steps > 0, warmupSteps >= 0 else {
+            throw RunError("--batch-size, --hidden and --steps must be positive, --warmup not negative")
+        }
+        if let t = threads, t <= 0 { throw RunError("--threads must be positive, got \(t)") }
+        guard batchSize % worldSize == 0 else {
+            throw RunError("--batch-size \(batchSize) is not divisible by the \(worldSize) ranks")
+        }
+    }
+}
+
+/// One configuration's figures (rank 0 holds them after `BenchmarkRunner.run`).
+public struct BenchMeasurement: Sendable {
+    public var ranks: Int
+    public var threadsPerRank: Int
+    public var globalBatch: Int
+    public var steps: Int
+    public var seconds: Double
+    /// Mean seconds per rank in each phase over the timed steps.
+    public var phases: [(name: String, seconds: Double)]
+    public var trainingFLOPsPerSample: Int
+
+    public var samplesPerSecond: Double { Double(steps * globalBatch) / seconds }
+    public var effectiveGFLOPs: Double { Double(trainingFLOPsPerSample) * samplesPerSecond / 1e9 }
+
+    public var json: JSON {
+        let total = phases.reduce(0) { $0 + $1.seconds }
+        return .object([
+            ("ranks", .number(Double(ranks))), ("threads_per_rank", .number(Double(threadsPerRank))),
+            ("global_batch", .number(Double(globalBatch))), ("steps", .number(Double(steps))),
+            ("seconds", .number(seconds)), ("samples_per_s", .number(samplesPerSecond)),
+            ("phase_seconds", .object(phases.map { ($0.name, .number($0.seconds)) })),
+            ("phase_share", .object(phases.map { ($0.name, .number(total > 0 ? $0.seconds / total : 0)) })),
+            ("model_gflop_per_sample", .number(Double(trainingFLOPsPerSample) / 1e9)),
+            ("effective_gflops", .number(effectiveGFLOPs)),
+        ])
+    }
+
+    public init(json: [String: Any]) throws {
+        guard let ranks = json["ranks"] as? Int, let threads = json["threads_per_rank"] as? Int,
+              let batch = json["global_batch"] as? Int, let steps = json["steps"] as? Int,
+              let seconds = json["seconds"] as? Double, let phases = json["phase_seconds"] as? [String: Double],
+              let gflop = json["model_gflop_per_sample"] as? Double else {
+            throw RunError("benchmark result is missing fields")
+        }
+        self.ranks = ranks; threadsPerRank = threads; globalBatch = batch; self.steps = steps; self.seconds = seconds
+        self.phases = BenchmarkRunner.phaseNames.map { ($0, phases[$0] ?? 0) }
+        trainingFLOPsPerSample = Int((gflop * 1e9).rounded())
+    }
+
+    init(ranks: Int, threadsPerRank: Int, globalBatch: Int, steps: Int, seconds: Double,
+         phases: [(name: String, seconds: Double)], trainingFLOPsPerSample: Int) {
+        self.ranks = ranks; self.threadsPerRank = threadsPerRank; self.globalBatch = globalBatch; self.steps = steps
+        self.seconds = seconds; self.phases = phases; self.trainingFLOPsPerSample = trainingFLOPsPerSample
+    }
+}
+
+/// Runs the timed steps on every rank of `communicator`.
+public final class BenchmarkRunner {
+    static let phaseNames = ["data", "forward", "backward", "allreduce_wait", "optimizer"]
+    let settings: BenchSettings
+    let communicator: Communicator
+
+    public init(settings: BenchSettings, communicator: Communicator) {
+        self.settings = settings
+        self.communicator = communicator
+    }
+
+    /// Collective: every rank runs the same steps; the result is meaningful on rank 0.
+    public func run() throws -> BenchMeasurement {
+        let comm = communicator, world = comm.size
+        try settings.validate(worldSize: world)
+        let threads = settings.threads ?? max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, comm.localSize))
+        BLASThreads.set(threads)
+        let localBatch = settings.batchSize / world
+        let data = Synthetic.make(shape: settings.imageShape, count: settings.batchSize * 4, seed: 0, split: 0)
+        let network = Models.make(settings.model, imageShape: settings.imageShape, hidden: settings.hidden,
+                                  maxBatch: localBatch)
+        network.initializeParameters(seed: 0)
+        try comm.broadcast(network.parameters.pointer, count: network.parameterCount, root: 0)
+        let optimizer = OptimizerKind.adagrad.make(count: network.parameterCount, learningRate: 0.01)
+        let loss = SoftmaxCrossEntropy(classes: 10, maxBatch: localBatch)
+        let x = FloatBuffer(count: localBatch * data.sampleSize)
+        let y = UnsafeMutablePointer<Int32>.allocate(capacity: localBatch)
+        defer { y.deallocate() }
+        var sampler = EpochSampler(datasetSize: data.count, globalBatch: settings.batchSize, rank: comm.rank,
+                                   worldSize: world, seed: 0)
+        let reducer = GradientReducer(network: network, communicator: comm,
+                                      bucketBytes: Int(settings.bucketMB * 1_048_576), overlap: settings.overlap)
+        let layerFinished = reducer.layerFinished
+        var phase = [Double](repeating: 0, count: Self.phaseNames.count)
+        var start = 0.0
+        for step in 0..<(settings.warmupSteps + settings.steps) {
+            if step == settings.warmupSteps {
+                try comm.barrier()
+                phase = phase.map { _ in 0 }
+                start = monotonicSeconds()
+            }
+            if step % sampler.stepsPerEpoch == 0 { sampler.startEpoch(step / sampler.stepsPerEpoch) }
+            let t0 = monotonicSeconds()
+            data.fill(indices: sampler.indices(step: step % sampler.stepsPerEpoch), x: x.pointer, y: y)
+            let t1 = monotonicSeconds()
+            network.zeroGradients()
+            let logits = network.forward(x.pointer, batch: localBatch)
+            let (_, logitGrad) = loss.forwardBackward(logits: logits, labels: y, batch: localBatch,
+                                                      scale: 1 / Float(settings.batchSize))
+            let t2 = monotonicSeconds()
+            try network.backward(logitGrad, batch: localBatch, gradientsReady: layerFinished)
+            let t3 = monotonicSeconds()
+            _ = try reducer.finish()
+            let t4 = monotonicSeconds()
+            optimizer.step(parameters: network.parameters.pointer, gradients: network.gradients.pointer)
+            let t5 = monotonicSeconds()
+            for (i, d) in [t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4].enumerated() { phase[i] += d }
+        }
+        let seconds = monotonicSeconds() - start
+        let meanPhases = try comm.allreduceSum(phase + [seconds]).map { $0 / Double(world) }
+        return BenchMeasurement(ranks: world, threadsPerRank: threads, globalBatch: settings.batchSize,
+                                steps: settings.steps, seconds: seconds,
+                                phases: zip(Self.phaseNames, meanPhases).map { ($0, $1) },
+                                trainingFLOPsPerSample: network.trainingFLOPsPerSample)
+    }
+}

@@ -1,0 +1,91 @@
+import CohortDistributed
+import CohortReporting
+import CohortTensor
+import Foundation
+
+/// `cohort bench` outside MPI: measures the machine's sgemm rate, then runs the
+/// benchmark once per rank count (each under its own `mpirun`, 1 rank directly),
+/// and reports speedup, efficiency, phase shares and effective GFLOP/s.
+public struct BenchmarkSuite {
+    public var settings: BenchSettings
+    public var rankCounts: [Int]
+    public var outputDirectory: String
+    public var sgemmSeconds = 0.5
+    /// Extra arguments that reproduce `settings` in a worker (`cohort bench ...`).
+    public var workerArguments: [String]
+
+    public init(settings: BenchSettings, rankCounts: [Int], outputDirectory: String, workerArguments: [String]) {
+        self.settings = settings; self.rankCounts = rankCounts
+        self.outputDirectory = outputDirectory; self.workerArguments = workerArguments
+    }
+
+    public func run(log: (String) -> Void) throws {
+        let directory = try RunDirectory(path: outputDirectory)
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let sgemm = measureSGEMMGFLOPs(threads: cores, seconds: sgemmSeconds)
+        log(String(format: "machine: %d cores, sgemm %.1f GFLOP/s (1024x1024, %d threads)", cores, sgemm, cores))
+        var results: [BenchMeasurement] = []
+        for ranks in rankCounts {
+            results.append(try measure(ranks: ranks, directory: directory))
+            let r = results[results.count - 1]
+            log(String(format: "%d rank(s) x %d thread(s): %.1f samples/s", ranks, r.threadsPerRank, r.samplesPerSecond))
+        }
+        let baseline = results.first { $0.ranks == 1 } ?? results[0]
+        let baseRate = baseline.samplesPerSecond / Double(baseline.ranks)
+        var rows: [JSON] = []
+        var table = ["ranks  threads  samples/s  speedup  efficiency  forward backward allreduce optimizer data  GFLOP/s  of sgemm"]
+        for r in results {
+            let speedup = r.samplesPerSecond / baseRate
+            let total = r.phases.reduce(0) { $0 + $1.seconds }
+            func share(_ name: String) -> Double { (r.phases.first { $0.name == name }?.seconds ?? 0) / max(total, 1e-12) }
+            guard case .object(var fields) = r.json else { continue }
+            fields += [("speedup", .number(speedup)), ("efficiency", .number(speedup / Double(r.ranks))),
+                       ("machine_sgemm_gflops", .number(sgemm)), ("fraction_of_sgemm", .number(r.effectiveGFLOPs / sgemm))]
+            rows.append(.object(fields))
+            table.append(String(format: "%5d  %7d  %9.1f  %7.2f  %9.1f%%  %6.1f%% %7.1f%% %8.1f%% %8.1f%% %4.1f%%  %7.1f  %6.1f%%",
+                                r.ranks, r.threadsPerRank, r.samplesPerSecond, speedup, 100 * speedup / Double(r.ranks),
+                                100 * share("forward"), 100 * share("backward"), 100 * share("allreduce_wait"),
+                                100 * share("optimizer"), 100 * share("data"), r.effectiveGFLOPs, 100 * r.effectiveGFLOPs / sgemm))
+        }
+        let report: JSON = .object([
+            ("model", .string(settings.model.rawValue)), ("hidden", .number(Double(settings.hidden))),
+            ("global_batch", .number(Double(settings.batchSize))), ("steps", .number(Double(settings.steps))),
+            ("warmup_steps", .number(Double(settings.warmupSteps))), ("cores", .number(Double(cores))),
+            ("machine_sgemm_gflops", .number(sgemm)), ("configurations", .array(rows)),
+        ])
+        try writeAtomically(report.serialized(pretty: true) + "\n", to: directory.file("bench.json"))
+        let chart = LineChart(title: "\(settings.model.rawValue), global batch \(settings.batchSize): samples/s",
+                              xLabel: "ranks", yLabel: "samples/s", series: [
+            .init(name: "measured", color: "#1f77b4", points: results.map { (Double($0.ranks), $0.samplesPerSecond) }),
+            .init(name: "ideal", color: "#999999", points: results.map { (Double($0.ranks), baseRate * Double($0.ranks)) }),
+        ])
+        try writeAtomically(chart.svg(), to: directory.file("bench.svg"))
+        log(table.joined(separator: "\n"))
+        log("written: \(directory.file("bench.json")), \(directory.file("bench.svg"))")
+    }
+
+    /// One configuration in a child process (1 rank) or under mpirun (N ranks).
+    func measure(ranks: Int, directory: RunDirectory) throws -> BenchMeasurement {
+        let resultPath = directory.file("ranks-\(ranks).json")
+        try? FileManager.default.removeItem(atPath: resultPath)
+        let process = Process()
+        let worker = [MPIRun.currentExecutable, "bench"] + workerArguments + ["--result", resultPath]
+        if ranks == 1 {
+            process.executableURL = URL(fileURLWithPath: worker[0])
+            process.arguments = Array(worker.dropFirst())
+        } else {
+            guard let mpirun = MPIRun.executable else {
+                throw RunError("--ranks \(ranks): mpirun not found (apt-get install openmpi-bin libopenmpi-dev)")
+            }
+            process.executableURL = URL(fileURLWithPath: mpirun)
+            process.arguments = MPIRun.arguments(ranks: ranks) + worker
+        }
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0, let data = FileManager.default.contents(atPath: resultPath),
+              let json = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw RunError("benchmark with \(ranks) rank(s) failed (exit \(process.terminationStatus))")
+        }
+        return try BenchMeasurement(json: json)
+    }
+}
