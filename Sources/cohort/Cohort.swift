@@ -34,6 +34,32 @@ extension ModelKind: ExpressibleByArgument {}
 extension DatasetKind: ExpressibleByArgument {}
 extension OptimizerKind: ExpressibleByArgument {}
 
+/// The model flags shared by `train` and `bench`.
+struct ModelOptions: ParsableArguments {
+    @Option(help: "Model: the report's CNN, or one recurrent layer over the image rows.")
+    var model: ModelKind = .cnn
+    @Option(help: "Hidden size of rnn, lstm and gru.")
+    var hidden: Int = 128
+}
+
+/// How a step is split over ranks and threads, shared by `train` and `bench`.
+struct ParallelOptions: ParsableArguments {
+    @Option(help: "Global batch size, split evenly over the ranks.")
+    var batchSize: Int = 64
+    @Option(help: "BLAS threads per rank (default: cores / ranks on the node).")
+    var threads: Int?
+    @Option(help: "Gradient bucket size in MiB for the allreduce.")
+    var bucketMb: Double = 25
+    @Flag(help: "Reduce gradients after backward instead of overlapping with it.")
+    var noOverlap = false
+
+    /// The same options as command-line arguments (to start workers with them).
+    var arguments: [String] {
+        ["--batch-size", "\(batchSize)", "--bucket-mb", "\(bucketMb)"] + (threads.map { ["--threads", "\($0)"] } ?? [])
+            + (noOverlap ? ["--no-overlap"] : [])
+    }
+}
+
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train a model and write a run directory (metrics, curves, model.safetensors).",
@@ -43,8 +69,8 @@ struct Train: ParsableCommand {
         else /usr/share/datasets/NAME.
         """)
 
-    @Option(help: "Model to train.")
-    var model: ModelKind = .cnn
+    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var parallel: ParallelOptions
     @Option(help: "Dataset to train and test on.")
     var dataset: DatasetKind = .synthetic
     @Option(help: "Directory with the dataset's files.")
@@ -61,33 +87,24 @@ struct Train: ParsableCommand {
     var weightDecay: Double?
     @Option(help: "Epochs.")
     var epochs: Int = 1
-    @Option(help: "Global batch size, split evenly over the ranks.")
-    var batchSize: Int = 64
-    @Option(help: "Hidden size of rnn, lstm and gru.")
-    var hidden: Int = 128
     @Option(help: "Seed for initialisation, shuffling and synthetic data.")
     var seed: UInt64 = 0
     @Option(help: "Use only the first N training samples.")
     var limit: Int?
     @Option(help: "Evaluate on only the first N test samples.")
     var testLimit: Int?
-    @Option(help: "BLAS threads per rank (default: cores / ranks on the node).")
-    var threads: Int?
     @Option(help: "Run directory to write.")
     var out: String
-    @Option(help: "Gradient bucket size in MiB for the allreduce.")
-    var bucketMb: Double = 25
-    @Flag(help: "Reduce gradients after backward instead of overlapping with it.")
-    var noOverlap = false
     @Flag(help: "Print nothing but errors.")
     var quiet = false
 
     var trainingConfig: TrainingConfig {
         var c = TrainingConfig()
-        c.model = model; c.dataset = dataset; c.dataDirectory = dataDir; c.optimizer = optimizer
+        c.model = modelOptions.model; c.hidden = modelOptions.hidden; c.dataset = dataset; c.dataDirectory = dataDir; c.optimizer = optimizer
         c.learningRate = lr; c.momentum = momentum; c.nesterov = nesterov; c.weightDecay = weightDecay; c.epochs = epochs
-        c.batchSize = batchSize; c.hidden = hidden; c.seed = seed; c.limit = limit; c.testLimit = testLimit
-        c.threads = threads; c.outputDirectory = out; c.bucketMB = bucketMb; c.overlap = !noOverlap
+        c.seed = seed; c.limit = limit; c.testLimit = testLimit; c.outputDirectory = out
+        c.batchSize = parallel.batchSize; c.threads = parallel.threads
+        c.bucketMB = parallel.bucketMb; c.overlap = !parallel.noOverlap
         return c
     }
 
@@ -117,24 +134,14 @@ struct Bench: ParsableCommand {
         bench.json and bench.svg to --out and prints a table.
         """)
 
-    @Option(help: "Model to time.")
-    var model: ModelKind = .cnn
-    @Option(help: "Hidden size of rnn, lstm and gru.")
-    var hidden: Int = 128
-    @Option(help: "Global batch size, split evenly over the ranks.")
-    var batchSize: Int = 64
+    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var parallel: ParallelOptions
     @Option(help: "Rank counts to measure, comma-separated.")
     var ranks: String = "1"
-    @Option(help: "BLAS threads per rank (default: cores / ranks on the node).")
-    var threads: Int?
     @Option(help: "Timed steps per configuration.")
     var steps: Int = 30
     @Option(help: "Untimed warm-up steps before them.")
     var warmup: Int = 5
-    @Option(help: "Gradient bucket size in MiB for the allreduce.")
-    var bucketMb: Double = 25
-    @Flag(help: "Reduce gradients after backward instead of overlapping with it.")
-    var noOverlap = false
     @Option(help: "Seconds spent measuring the machine's sgemm rate.")
     var sgemmSeconds: Double = 0.5
     @Option(help: "Directory for bench.json and bench.svg.")
@@ -144,8 +151,9 @@ struct Bench: ParsableCommand {
 
     var settings: BenchSettings {
         var s = BenchSettings()
-        s.model = model; s.hidden = hidden; s.batchSize = batchSize; s.steps = steps; s.warmupSteps = warmup
-        s.threads = threads; s.bucketMB = bucketMb; s.overlap = !noOverlap
+        s.model = modelOptions.model; s.hidden = modelOptions.hidden; s.steps = steps; s.warmupSteps = warmup
+        s.batchSize = parallel.batchSize; s.threads = parallel.threads
+        s.bucketMB = parallel.bucketMb; s.overlap = !parallel.noOverlap
         return s
     }
 
@@ -156,7 +164,7 @@ struct Bench: ParsableCommand {
         guard !counts.isEmpty, counts.count == ranks.split(separator: ",").count, counts.allSatisfy({ $0 > 0 }) else {
             throw ValidationError("--ranks must be positive integers separated by commas, got '\(ranks)'")
         }
-        guard sgemmSeconds > 0, bucketMb > 0 else { throw ValidationError("--sgemm-seconds and --bucket-mb must be positive") }
+        guard sgemmSeconds > 0, parallel.bucketMb > 0 else { throw ValidationError("--sgemm-seconds and --bucket-mb must be positive") }
         do {
             for n in counts { try settings.validate(worldSize: n) }
         } catch let error as RunError {
@@ -166,10 +174,8 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         guard let result else {
-            var worker = ["--model", model.rawValue, "--hidden", "\(hidden)", "--batch-size", "\(batchSize)",
-                          "--steps", "\(steps)", "--warmup", "\(warmup)", "--bucket-mb", "\(bucketMb)"]
-            if let threads { worker += ["--threads", "\(threads)"] }
-            if noOverlap { worker.append("--no-overlap") }
+            let worker = ["--model", modelOptions.model.rawValue, "--hidden", "\(modelOptions.hidden)",
+                          "--steps", "\(steps)", "--warmup", "\(warmup)"] + parallel.arguments
             var suite = BenchmarkSuite(settings: settings, rankCounts: rankCounts, outputDirectory: out,
                                        workerArguments: worker)
             suite.sgemmSeconds = sgemmSeconds
