@@ -19,7 +19,8 @@ import Testing
         try runProcess(binary, arguments, environment: environment)
     }
 
-    let out = NSTemporaryDirectory() + "cohort-run-\(UUID().uuidString)"
+    let scratch = ScratchDirectory("cohort-cli")
+    var out: String { "\(scratch.path)/run" }
 
     @Test func binaryIsBuilt() {
         #expect(FileManager.default.isExecutableFile(atPath: Self.binary), "no cohort binary at \(Self.binary)")
@@ -81,7 +82,7 @@ import Testing
     }
 
     @Test func badData() throws {
-        let dir = NSTemporaryDirectory() + "cohort-bad-\(UUID().uuidString)"
+        let dir = "\(scratch.path)/bad"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         try expectFailure(["--dataset", "mnist", "--data-dir", "\(dir)/missing"], "no such directory")
         try expectFailure(["--dataset", "mnist", "--data-dir", dir], "no train-images-idx3-ubyte")
@@ -92,7 +93,7 @@ import Testing
         put("\(dir)/t10k-labels-idx1-ubyte", Data())
         try expectFailure(["--dataset", "mnist", "--data-dir", dir], "train-images-idx3-ubyte: IDX header is truncated")
         try expectFailure(["--dataset", "synthetic", "--model", "cnn", "--limit", "10"], "larger than the 10 training samples")
-        try expectFailure(["--dataset", "cifar10", "--model", "gru", "--data-dir", Self.fakeCIFAR()], "one-channel")
+        try expectFailure(["--dataset", "cifar10", "--model", "gru", "--data-dir", Self.fakeCIFAR(in: scratch.path)], "one-channel")
     }
 
     /// `cohort bench` on a tiny configuration (1 rank, plus 2 under mpirun when it is
@@ -134,8 +135,8 @@ import Testing
     }
 
     /// A CIFAR-10 directory with one record per file.
-    static func fakeCIFAR() -> String {
-        let dir = NSTemporaryDirectory() + "cohort-cifar-\(UUID().uuidString)"
+    static func fakeCIFAR(in parent: String) -> String {
+        let dir = "\(parent)/cifar"
         try! FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         for name in (1...5).map({ "data_batch_\($0).bin" }) + ["test_batch.bin"] {
             put("\(dir)/\(name)", Data([3] + [UInt8](repeating: 7, count: 3072)))

@@ -14,7 +14,8 @@ import Testing
     static let environment = ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
                               "OMPI_MCA_rmaps_base_oversubscribe": "1"]
 
-    let root = NSTemporaryDirectory() + "cohort-dp-\(UUID().uuidString)"
+    let scratch = ScratchDirectory("cohort-dp")
+    var root: String { scratch.path }
 
     /// 30 steps of `model` on synthetic data with global batch `batch`, on `ranks` ranks.
     ///

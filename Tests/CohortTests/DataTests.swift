@@ -6,11 +6,8 @@ import Testing
 
 /// Dataset readers on files the tests write, including each kind of bad input.
 @Suite struct DataTests {
-    let directory: String = {
-        let path = NSTemporaryDirectory() + "cohort-data-\(UUID().uuidString)"
-        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        return path
-    }()
+    let scratch = ScratchDirectory("cohort-data")
+    var directory: String { scratch.path }
 
     func write(_ bytes: [UInt8], _ name: String, gzip: Bool = false) -> String {
         let path = "\(directory)/\(name)"

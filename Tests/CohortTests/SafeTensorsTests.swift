@@ -4,7 +4,8 @@ import Foundation
 import Testing
 
 @Suite struct SafeTensorsTests {
-    let path = NSTemporaryDirectory() + "cohort-\(UUID().uuidString).safetensors"
+    let scratch = ScratchDirectory("cohort-st")
+    var path: String { "\(scratch.path)/model.safetensors" }
 
     @Test func roundTripWithPyTorchNamesAndShapes() throws {
         let network = Models.cnn(channels: 3, size: 32, maxBatch: 1)

@@ -144,3 +144,16 @@ func runProcess(_ executable: String, _ arguments: [String], environment: [Strin
     return ProcessOutcome(status: process.terminationStatus, stdout: read(scratch + ".out"),
                           stderr: read(scratch + ".err"), timedOut: timedOut)
 }
+
+/// A temporary directory that lives as long as one test (its suite instance) and is
+/// removed with everything in it afterwards.
+final class ScratchDirectory: Sendable {
+    let path: String
+
+    init(_ prefix: String) {
+        path = NSTemporaryDirectory() + "\(prefix)-\(UUID().uuidString)"
+        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+}
