@@ -12,7 +12,8 @@ final class RNNCell: RecurrentCell {
                      hPrevious: UnsafePointer<Float>, h: UnsafeMutablePointer<Float>) {
         for n in 0..<batch {
             let a = xw + n * xwStride, b = hw + n * hidden, out = h + n * hidden
-            for j in 0..<hidden { out[j] = tanhf(a[j] + b[j]) }
+            for j in 0..<hidden { out[j] = a[j] + b[j] }
+            tanhInPlace(out, count: hidden)
         }
     }
 
@@ -62,17 +63,17 @@ final class LSTMCell: RecurrentCell {
         let act = activations.pointer + t * batch * 4 * H, tc = tanhCells.pointer + t * nh
         for n in 0..<batch {
             let a = xw + n * xwStride, b = hw + n * 4 * H, s = act + n * 4 * H
+            for k in 0..<(4 * H) { s[k] = a[k] + b[k] }
+            sigmoidInPlace(s, count: 2 * H)           // i, f
+            tanhInPlace(s + 2 * H, count: H)          // g
+            sigmoidInPlace(s + 3 * H, count: H)       // o
+            let c = cNext + n * H, tanhC = tc + n * H
             for j in 0..<H {
-                let i = sigmoid(a[j] + b[j])
-                let f = sigmoid(a[H + j] + b[H + j])
-                let g = tanhf(a[2 * H + j] + b[2 * H + j])
-                let o = sigmoid(a[3 * H + j] + b[3 * H + j])
-                s[j] = i; s[H + j] = f; s[2 * H + j] = g; s[3 * H + j] = o
-                let c = f * cPrev[n * H + j] + i * g
-                let tanhC = tanhf(c)
-                cNext[n * H + j] = c; tc[n * H + j] = tanhC
-                h[n * H + j] = o * tanhC
+                c[j] = s[H + j] * cPrev[n * H + j] + s[j] * s[2 * H + j]
+                tanhC[j] = c[j]
             }
+            tanhInPlace(tanhC, count: H)
+            for j in 0..<H { h[n * H + j] = s[3 * H + j] * tanhC[j] }
         }
     }
 
@@ -127,13 +128,17 @@ final class GRUCell: RecurrentCell {
         for n in 0..<batch {
             let a = xw + n * xwStride, b = hw + n * 3 * H, s = saved + n * 4 * H
             let hp = hPrevious + n * H, out = h + n * H
+            for k in 0..<(2 * H) { s[k] = a[k] + b[k] }
+            sigmoidInPlace(s, count: 2 * H)           // r, z
             for j in 0..<H {
-                let r = sigmoid(a[j] + b[j])
-                let z = sigmoid(a[H + j] + b[H + j])
                 let hn = b[2 * H + j]
-                let c = tanhf(a[2 * H + j] + r * hn)
-                s[j] = r; s[H + j] = z; s[2 * H + j] = c; s[3 * H + j] = hn
-                out[j] = (1 - z) * c + z * hp[j]
+                s[3 * H + j] = hn
+                s[2 * H + j] = a[2 * H + j] + s[j] * hn
+            }
+            tanhInPlace(s + 2 * H, count: H)          // candidate n
+            for j in 0..<H {
+                let z = s[H + j]
+                out[j] = (1 - z) * s[2 * H + j] + z * hp[j]
             }
         }
     }

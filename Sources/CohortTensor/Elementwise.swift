@@ -1,13 +1,5 @@
 import Foundation
 
-/// `sigmoid(x) = 1 / (1 + exp(-x))`, written to stay finite for large |x|.
-@inline(__always)
-public func sigmoid(_ x: Float) -> Float {
-    if x >= 0 { return 1 / (1 + expf(-x)) }
-    let e = expf(x)
-    return e / (1 + e)
-}
-
 /// `y = max(x, 0)` over `count` elements.
 public func reluForward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
     for i in 0..<count { y[i] = x[i] > 0 ? x[i] : 0 }
