@@ -24,11 +24,11 @@ public struct BenchSettings: Sendable {
 
     public func validate(worldSize: Int = 1) throws {
         guard batchSize > 0, hidden > 0, steps > 0, warmupSteps >= 0 else {
-            throw RunError("--batch-size, --hidden and --steps must be positive, --warmup not negative")
+            throw SettingsError("--batch-size, --hidden and --steps must be positive, --warmup not negative")
         }
-        if let t = threads, t <= 0 { throw RunError("--threads must be positive, got \(t)") }
+        if let t = threads, t <= 0 { throw SettingsError("--threads must be positive, got \(t)") }
         guard batchSize % worldSize == 0 else {
-            throw RunError("--batch-size \(batchSize) is not divisible by the \(worldSize) ranks")
+            throw SettingsError("--batch-size \(batchSize) is not divisible by the \(worldSize) ranks")
         }
     }
 }

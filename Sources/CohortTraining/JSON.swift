@@ -95,3 +95,10 @@ public struct RunError: Error, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
 }
+
+/// A bad setting (a flag's value, or flags that do not fit together). Every rank sees
+/// the same settings, so every rank finds the same error at the same point.
+public struct SettingsError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -34,21 +34,21 @@ public struct TrainingConfig: Sendable {
 
     /// Checks every setting, naming the flag at fault.
     public func validate(worldSize: Int = 1) throws {
-        guard learningRate.isFinite, learningRate > 0 else { throw RunError("--lr must be a positive number, got \(learningRate)") }
-        guard epochs > 0 else { throw RunError("--epochs must be positive, got \(epochs)") }
-        guard batchSize > 0 else { throw RunError("--batch-size must be positive, got \(batchSize)") }
-        guard hidden > 0 else { throw RunError("--hidden must be positive, got \(hidden)") }
-        guard momentum.isFinite, momentum >= 0, momentum < 1 else { throw RunError("--momentum must be in [0, 1), got \(momentum)") }
+        guard learningRate.isFinite, learningRate > 0 else { throw SettingsError("--lr must be a positive number, got \(learningRate)") }
+        guard epochs > 0 else { throw SettingsError("--epochs must be positive, got \(epochs)") }
+        guard batchSize > 0 else { throw SettingsError("--batch-size must be positive, got \(batchSize)") }
+        guard hidden > 0 else { throw SettingsError("--hidden must be positive, got \(hidden)") }
+        guard momentum.isFinite, momentum >= 0, momentum < 1 else { throw SettingsError("--momentum must be in [0, 1), got \(momentum)") }
         if nesterov && !(optimizer == .sgd && momentum > 0) {
-            throw RunError("--nesterov needs --optimizer sgd with --momentum > 0")
+            throw SettingsError("--nesterov needs --optimizer sgd with --momentum > 0")
         }
-        if let wd = weightDecay, !(wd.isFinite && wd >= 0) { throw RunError("--weight-decay must be >= 0, got \(wd)") }
-        if let l = limit, l <= 0 { throw RunError("--limit must be positive, got \(l)") }
-        if let l = testLimit, l <= 0 { throw RunError("--test-limit must be positive, got \(l)") }
-        if let t = threads, t <= 0 { throw RunError("--threads must be positive, got \(t)") }
-        guard bucketMB.isFinite, bucketMB > 0 else { throw RunError("--bucket-mb must be positive, got \(bucketMB)") }
+        if let wd = weightDecay, !(wd.isFinite && wd >= 0) { throw SettingsError("--weight-decay must be >= 0, got \(wd)") }
+        if let l = limit, l <= 0 { throw SettingsError("--limit must be positive, got \(l)") }
+        if let l = testLimit, l <= 0 { throw SettingsError("--test-limit must be positive, got \(l)") }
+        if let t = threads, t <= 0 { throw SettingsError("--threads must be positive, got \(t)") }
+        guard bucketMB.isFinite, bucketMB > 0 else { throw SettingsError("--bucket-mb must be positive, got \(bucketMB)") }
         guard batchSize % worldSize == 0 else {
-            throw RunError("--batch-size \(batchSize) is not divisible by the \(worldSize) ranks; "
+            throw SettingsError("--batch-size \(batchSize) is not divisible by the \(worldSize) ranks; "
                            + "use a multiple of \(worldSize)")
         }
     }

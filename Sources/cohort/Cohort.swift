@@ -18,10 +18,19 @@ struct Cohort: ParsableCommand {
 
 /// Runs `body` as one rank of the job (MPI when launched by mpirun, else alone). An
 /// error on one rank ends the whole job: other ranks may be waiting in a collective.
+///
+/// A bad setting is found by every rank alike: each prints it, and they leave together
+/// (barrier, finalize, exit 1), so the message comes from every rank and none is killed
+/// before it has spoken.
 func runOnEveryRank(_ body: (Communicator) throws -> Void) throws {
     let communicator = try makeCommunicator()
     do {
         try body(communicator)
+    } catch let error as SettingsError where communicator.size > 1 {
+        FileHandle.standardError.write(Data("Error: rank \(communicator.rank): \(error)\n".utf8))
+        try? communicator.barrier()
+        communicator.finalize()
+        Foundation.exit(1)
     } catch {
         guard communicator.size > 1 else { throw error }
         FileHandle.standardError.write(Data("Error: rank \(communicator.rank): \(error)\n".utf8))
@@ -108,12 +117,12 @@ struct Train: ParsableCommand {
         return c
     }
 
-    /// Runs on every rank before MPI starts; the world size comes from the launcher's
-    /// environment, so a batch that does not divide fails on every rank alike.
+    /// Flags alone; whether the batch divides over the ranks is checked once MPI has
+    /// started (`Trainer.run`), so that every rank can report it.
     func validate() throws {
         do {
-            try trainingConfig.validate(worldSize: MPILaunch.worldSize ?? 1)
-        } catch let error as RunError {
+            try trainingConfig.validate()
+        } catch let error as SettingsError {
             throw ValidationError(error.description)
         }
     }
@@ -167,7 +176,7 @@ struct Bench: ParsableCommand {
         guard sgemmSeconds > 0, parallel.bucketMb > 0 else { throw ValidationError("--sgemm-seconds and --bucket-mb must be positive") }
         do {
             for n in counts { try settings.validate(worldSize: n) }
-        } catch let error as RunError {
+        } catch let error as SettingsError {
             throw ValidationError(error.description)
         }
     }
