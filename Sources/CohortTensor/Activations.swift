@@ -8,10 +8,18 @@
 /// `e^x` for 8 lanes (Cephes `expf`): `x = k·ln2 + r`, `|r| <= ln2/2`, `e^r` by a
 /// degree-6 polynomial, `2^k` built in the exponent bits. Inputs are clamped to
 /// [-87.3, 88.3], where the result is a normal float.
+///
+/// `k` is rounded with the 1.5·2²³ trick: adding it leaves `k` in the low mantissa
+/// bits, so neither a rounding call nor a float-to-int conversion is needed (both are
+/// per-lane library calls for Swift's SIMD types on baseline x86-64).
 @inline(__always)
 public func exp8(_ x: SIMD8<Float>) -> SIMD8<Float> {
-    let v = x.clamped(lowerBound: SIMD8(repeating: -87.3), upperBound: SIMD8(repeating: 88.3))
-    let k = (v * 1.442_695_04 + 0.5).rounded(.down)
+    var v = x
+    v.replace(with: -87.3, where: v .< -87.3)
+    v.replace(with: 88.3, where: v .> 88.3)
+    let magic: Float = 12_582_912  // 1.5 · 2^23
+    let shifted = v * 1.442_695_04 + magic
+    let k = shifted - magic  // round(v / ln2)
     // r = v - k·ln2, with ln2 split in two so that k·ln2_hi is exact.
     let r = (v - k * 0.693_359_375) - k * -2.121_944_4e-4
     var p = SIMD8<Float>(repeating: 1.987_569_15e-4)
@@ -21,7 +29,8 @@ public func exp8(_ x: SIMD8<Float>) -> SIMD8<Float> {
     p = p * r + 1.666_666_55e-1
     p = p * r + 5.000_000_12e-1
     let er = p * (r * r) + r + 1
-    let exponent = (SIMD8<Int32>(k, rounding: .towardZero) &+ 127) &<< 23
+    let integerK = unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- 0x4B40_0000
+    let exponent = (integerK &+ 127) &<< 23
     return er * unsafeBitCast(exponent, to: SIMD8<Float>.self)
 }
 
@@ -33,7 +42,8 @@ public func sigmoid8(_ x: SIMD8<Float>) -> SIMD8<Float> { 1 / (1 + exp8(-x)) }
 /// `1 - 2/(e^{2|x|} + 1)` would lose digits to cancellation, that formula elsewhere.
 @inline(__always)
 public func tanh8(_ x: SIMD8<Float>) -> SIMD8<Float> {
-    let a = pointwiseMax(x, -x)
+    var a = x
+    a.replace(with: -x, where: x .< 0)
     let z = x * x
     var p = SIMD8<Float>(repeating: -5.704_988_72e-3)
     p = p * z + 2.063_908_88e-2
