@@ -1,5 +1,4 @@
 import CohortTensor
-import Foundation
 
 /// Elman cell with tanh (`nn.RNN`): `h_t = tanh(xw + hw)`.
 /// Backward: `da = dh · (1 - h_t²)`, the same for `xw` and `hw`. Nothing to cache but `h_t`.

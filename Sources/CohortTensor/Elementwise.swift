@@ -1,5 +1,3 @@
-import Foundation
-
 /// `y = max(x, 0)` over `count` elements.
 public func reluForward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
     for i in 0..<count { y[i] = x[i] > 0 ? x[i] : 0 }
