@@ -48,9 +48,9 @@ public struct RunDirectory {
         try writeAtomically(accuracy.svg(), to: file("accuracy.svg"))
     }
 
-    func writeModel(_ network: Network, metadata: [(String, String)]) throws {
+    func writeModel(_ network: Network, metadata: [(String, String)], name: String = "model.safetensors") throws {
         try SafeTensors.write(tensors: network.tensors, storage: network.parameters.pointer, metadata: metadata,
-                              to: file("model.safetensors"))
+                              to: file(name))
     }
 
     func writeSummary(_ summary: RunSummary) throws {

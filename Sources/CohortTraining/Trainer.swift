@@ -75,6 +75,8 @@ public final class Trainer {
 
         let runDirectory = isRoot ? try RunDirectory(path: config.outputDirectory) : nil
         try runDirectory?.writeConfig(config.json(worldSize: world, threadsPerRank: threads))
+        let modelMetadata = [("format", "pt"), ("model", config.model.rawValue), ("dataset", config.dataset.rawValue)]
+        if config.saveInitial { try runDirectory?.writeModel(network, metadata: modelMetadata, name: "initial.safetensors") }
         let progress = ProgressReporter(epochs: config.epochs, enabled: showProgress && isRoot)
         progress.line("cohort: \(config.model.rawValue) on \(config.dataset.rawValue) (\(train.count) train, "
                       + "\(test.count) test), \(world) rank(s) x \(threads) thread(s), batch \(globalBatch), "
@@ -132,8 +134,7 @@ public final class Trainer {
         var summary = RunSummary(epochs: history, worldSize: world)
         summary.parameterChecksum = checksums[0]
         if isRoot, let runDirectory {
-            try runDirectory.writeModel(network, metadata: [("format", "pt"), ("model", config.model.rawValue),
-                                                            ("dataset", config.dataset.rawValue)])
+            try runDirectory.writeModel(network, metadata: modelMetadata)
             try runDirectory.writeSummary(summary)
             progress.line(String(format: "best test accuracy %.2f%%, %.0f samples/s; run directory: %@",
                                  100 * summary.bestTestAccuracy, summary.samplesPerSecond, runDirectory.path))

@@ -29,6 +29,8 @@ public struct TrainingConfig: Sendable {
     public var bucketMB: Double = 25
     /// Overlap the allreduce of each bucket with the rest of backward.
     public var overlap = true
+    /// Also write the parameters as initialised, before the first step (`initial.safetensors`).
+    public var saveInitial = false
 
     public init() {}
 
@@ -78,6 +80,7 @@ public struct TrainingConfig: Sendable {
             ("out", .string(outputDirectory)),
             ("bucket_mb", .number(bucketMB)),
             ("overlap", .bool(overlap)),
+            ("save_initial", .bool(saveInitial)),
             ("versions", .object([("cohort", .string(cohortVersion)), ("format", 1)])),
         ])
     }

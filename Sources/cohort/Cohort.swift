@@ -104,6 +104,8 @@ struct Train: ParsableCommand {
     var testLimit: Int?
     @Option(help: "Run directory to write.")
     var out: String
+    @Flag(help: "Also write the initial parameters, before the first step, as initial.safetensors.")
+    var saveInitial = false
     @Flag(help: "Print nothing but errors.")
     var quiet = false
 
@@ -111,7 +113,7 @@ struct Train: ParsableCommand {
         var c = TrainingConfig()
         c.model = modelOptions.model; c.hidden = modelOptions.hidden; c.dataset = dataset; c.dataDirectory = dataDir; c.optimizer = optimizer
         c.learningRate = lr; c.momentum = momentum; c.nesterov = nesterov; c.weightDecay = weightDecay; c.epochs = epochs
-        c.seed = seed; c.limit = limit; c.testLimit = testLimit; c.outputDirectory = out
+        c.saveInitial = saveInitial; c.seed = seed; c.limit = limit; c.testLimit = testLimit; c.outputDirectory = out
         c.batchSize = parallel.batchSize; c.threads = parallel.threads
         c.bucketMB = parallel.bucketMb; c.overlap = !parallel.noOverlap
         return c
