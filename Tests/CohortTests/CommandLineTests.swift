@@ -1,3 +1,5 @@
+import CohortNN
+import CohortTraining
 import Foundation
 import Testing
 
@@ -29,9 +31,9 @@ import Testing
     @Test func trainWritesTheRunDirectory() throws {
         let result = try Self.run(["train", "--model", "gru", "--hidden", "16", "--dataset", "synthetic", "--limit", "512",
                                    "--test-limit", "128", "--batch-size", "32", "--epochs", "3", "--optimizer", "adam",
-                                   "--lr", "0.01", "--out", out])
+                                   "--lr", "0.01", "--save-initial", "--out", out])
         #expect(result.status == 0, "\(result.stderr)")
-        for file in ["config.json", "metrics.csv", "metrics.jsonl", "summary.json", "loss.svg", "accuracy.svg",
+        for file in ["initial.safetensors", "config.json", "metrics.csv", "metrics.jsonl", "summary.json", "loss.svg", "accuracy.svg",
                      "model.safetensors"] {
             #expect(FileManager.default.fileExists(atPath: "\(out)/\(file)"), "\(file) missing")
         }
@@ -54,6 +56,14 @@ import Testing
         #expect(result.stdout.contains("epoch 3/3"))
         let jsonl = try String(contentsOfFile: "\(out)/metrics.jsonl", encoding: .utf8).split(separator: "\n")
         #expect(jsonl.count == 3)
+        // initial.safetensors holds the seeded initialisation; training moved away from it.
+        let initial = Models.make(.gru, imageShape: [1, 28, 28], hidden: 16, maxBatch: 1)
+        initial.initializeParameters(seed: 0)
+        let saved = Models.make(.gru, imageShape: [1, 28, 28], hidden: 16, maxBatch: 1)
+        try SafeTensors.load("\(out)/initial.safetensors", into: saved)
+        #expect(saved.parameters.array == initial.parameters.array)
+        try SafeTensors.load("\(out)/model.safetensors", into: saved)
+        #expect(saved.parameters.array != initial.parameters.array)
     }
 
     /// Runs `arguments` and expects failure with `fragment` in a short message and no summary.
