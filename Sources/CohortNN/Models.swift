@@ -13,7 +13,7 @@ public enum Models {
     /// -> flatten -> linear(64·(S/4)², classes). Parameter names as the reference's `SeedCNN`.
     /// `filters` changes the two convolutions' widths (32, 64 by default).
     public static func cnn(channels: Int, size: Int, classes: Int = 10, filters: (Int, Int) = (32, 64),
-                           maxBatch: Int) -> Network {
+                           maxBatch: Int, sharing: FloatBuffer? = nil) -> Network {
         let half = size / 2, quarter = size / 4
         let (f1, f2) = filters
         return Network(layers: [
@@ -27,32 +27,33 @@ public enum Models {
             (nil, MaxPool2D(channels: f2, height: half, width: half, kernel: 2, maxBatch: maxBatch)),
             (nil, Flatten(shape: [f2, quarter, quarter])),
             ("fc", Linear(inFeatures: f2 * quarter * quarter, outFeatures: classes, maxBatch: maxBatch)),
-        ], maxBatch: maxBatch)
+        ], maxBatch: maxBatch, sharing: sharing)
     }
 
     /// Rows of an `[1, T, I]` image as time steps -> RNN/LSTM/GRU(hidden) -> last hidden
     /// -> linear(hidden, classes). Parameter names as the reference's `SeqNet` (`rnn.*`, `fc.*`).
     public static func sequence(_ cell: CellKind, steps: Int, inputSize: Int, hidden: Int,
-                                classes: Int = 10, maxBatch: Int, inputShape: Shape? = nil) -> Network {
+                                classes: Int = 10, maxBatch: Int, inputShape: Shape? = nil,
+                                sharing: FloatBuffer? = nil) -> Network {
         Network(layers: [
             ("rnn", Recurrent(kind: cell, inputSize: inputSize, hidden: hidden, steps: steps,
                               maxBatch: maxBatch, inputShape: inputShape)),
             ("fc", Linear(inFeatures: hidden, outFeatures: classes, maxBatch: maxBatch)),
-        ], maxBatch: maxBatch)
+        ], maxBatch: maxBatch, sharing: sharing)
     }
 
     /// The model `kind` for per-sample images `[C, H, W]`. Recurrent models read the
     /// H rows of a one-channel image as H steps of W features (callers check `C == 1`).
     public static func make(_ kind: ModelKind, imageShape: Shape, hidden: Int, classes: Int = 10,
-                            maxBatch: Int) -> Network {
+                            maxBatch: Int, sharing: FloatBuffer? = nil) -> Network {
         let (c, h, w) = (imageShape[0], imageShape[1], imageShape[2])
         switch kind {
         case .cnn:
-            return cnn(channels: c, size: h, classes: classes, maxBatch: maxBatch)
+            return cnn(channels: c, size: h, classes: classes, maxBatch: maxBatch, sharing: sharing)
         case .rnn, .lstm, .gru:
             precondition(c == 1, "recurrent models read one-channel images")
             return sequence(CellKind(rawValue: kind.rawValue)!, steps: h, inputSize: w, hidden: hidden,
-                            classes: classes, maxBatch: maxBatch, inputShape: imageShape)
+                            classes: classes, maxBatch: maxBatch, inputShape: imageShape, sharing: sharing)
         }
     }
 }

@@ -28,7 +28,9 @@ public final class Network {
     public var inputShape: Shape { layers[0].inputShape }
     public var outputShape: Shape { layers[layers.count - 1].outputShape }
 
-    public init(layers: [(name: String?, layer: Layer)], maxBatch: Int) {
+    /// `sharing`: another network's parameters to use instead of new ones (a replica that
+    /// computes on its own slice of the batch with its own activations and gradients).
+    public init(layers: [(name: String?, layer: Layer)], maxBatch: Int, sharing: FloatBuffer? = nil) {
         precondition(!layers.isEmpty)
         for (a, b) in zip(layers, layers.dropFirst()) {
             precondition(a.layer.outputShape.elementCount == b.layer.inputShape.elementCount,
@@ -49,7 +51,8 @@ public final class Network {
         }
         self.tensors = tensors
         layerRanges = ranges
-        parameters = FloatBuffer(count: offset)
+        precondition(sharing == nil || sharing!.count == offset, "shared parameters of another model")
+        parameters = sharing ?? FloatBuffer(count: offset)
         gradients = FloatBuffer(count: offset)
         for (layer, range) in zip(self.layers, ranges) {
             layer.bind(parameters: parameters.pointer + range.lowerBound, gradients: gradients.pointer + range.lowerBound)

@@ -17,6 +17,8 @@ public struct BenchSettings: Sendable {
     public var threads: Int?
     public var bucketMB: Double = 25
     public var overlap = true
+    /// Replicas per rank (default: one per thread when they divide the rank's batch).
+    public var replicas: Int?
     /// Input shape; CIFAR-10's for the CNN, MNIST's for recurrent models.
     public var imageShape: [Int] { model.isRecurrent ? [1, 28, 28] : [3, 32, 32] }
 
@@ -29,6 +31,9 @@ public struct BenchSettings: Sendable {
         if let t = threads, t <= 0 { throw SettingsError("--threads must be positive, got \(t)") }
         guard batchSize % worldSize == 0 else {
             throw SettingsError("--batch-size \(batchSize) is not divisible by the \(worldSize) ranks")
+        }
+        if let r = replicas, r <= 0 || (batchSize / worldSize) % r != 0 {
+            throw SettingsError("--replicas \(r) cannot share the \(batchSize / worldSize) samples per rank equally")
         }
     }
 }
@@ -95,18 +100,16 @@ public final class BenchmarkRunner {
         let comm = communicator, world = comm.size
         try settings.validate(worldSize: world)
         let threads = settings.threads ?? max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, comm.localSize))
-        BLASThreads.set(threads)
         let localBatch = settings.batchSize / world
+        let replicaCount = settings.replicas ?? (localBatch % threads == 0 ? threads : 1)
+        BLASThreads.set(max(1, threads / replicaCount))
         let data = Synthetic.make(shape: settings.imageShape, count: settings.batchSize * 4, seed: 0, split: 0)
-        let network = Models.make(settings.model, imageShape: settings.imageShape, hidden: settings.hidden,
-                                  maxBatch: localBatch)
+        let replicas = ReplicaGroup(model: settings.model, imageShape: settings.imageShape, hidden: settings.hidden,
+                                    classes: 10, localBatch: localBatch, replicas: replicaCount)
+        let network = replicas.primary
         network.initializeParameters(seed: 0)
         try comm.broadcast(network.parameters.pointer, count: network.parameterCount, root: 0)
         let optimizer = OptimizerKind.adagrad.make(count: network.parameterCount, learningRate: 0.01)
-        let loss = SoftmaxCrossEntropy(classes: 10, maxBatch: localBatch)
-        let x = FloatBuffer(count: localBatch * data.sampleSize)
-        let y = UnsafeMutablePointer<Int32>.allocate(capacity: localBatch)
-        defer { y.deallocate() }
         var sampler = EpochSampler(datasetSize: data.count, globalBatch: settings.batchSize, rank: comm.rank,
                                    worldSize: world, seed: 0)
         let reducer = GradientReducer(network: network, communicator: comm,
@@ -121,21 +124,20 @@ public final class BenchmarkRunner {
                 start = monotonicSeconds()
             }
             if step % sampler.stepsPerEpoch == 0 { sampler.startEpoch(step / sampler.stepsPerEpoch) }
+            // Data, forward and backward as the first replica's thread saw them (all replicas run at once).
             let t0 = monotonicSeconds()
-            data.fill(indices: sampler.indices(step: step % sampler.stepsPerEpoch), x: x.pointer, y: y)
+            let result = try replicas.step(data: data, indices: sampler.indices(step: step % sampler.stepsPerEpoch),
+                                           scale: 1 / Float(settings.batchSize), gradientsReady: layerFinished)
             let t1 = monotonicSeconds()
-            network.zeroGradients()
-            let logits = network.forward(x.pointer, batch: localBatch)
-            let (_, logitGrad) = loss.forwardBackward(logits: logits, labels: y, batch: localBatch,
-                                                      scale: 1 / Float(settings.batchSize))
-            let t2 = monotonicSeconds()
-            try network.backward(logitGrad, batch: localBatch, gradientsReady: layerFinished)
-            let t3 = monotonicSeconds()
             _ = try reducer.finish()
-            let t4 = monotonicSeconds()
+            let t2 = monotonicSeconds()
             optimizer.step(parameters: network.parameters.pointer, gradients: network.gradients.pointer)
-            let t5 = monotonicSeconds()
-            for (i, d) in [t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4].enumerated() { phase[i] += d }
+            let t3 = monotonicSeconds()
+            // Wall time of the step, shared out over data/forward/backward in the proportions measured.
+            let measured = result.data + result.forward + result.backward, wall = t1 - t0
+            let share = measured > 0 ? wall / measured : 0
+            for (i, d) in [result.data * share, result.forward * share, result.backward * share, t2 - t1, t3 - t2]
+                .enumerated() { phase[i] += d }
         }
         let seconds = monotonicSeconds() - start
         let meanPhases = try comm.allreduceSum(phase + [seconds]).map { $0 / Double(world) }

@@ -49,23 +49,22 @@ public final class Trainer {
         let world = comm.size, isRoot = comm.rank == 0
         try config.validate(worldSize: world)
         let threads = config.threads ?? max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, comm.localSize))
-        BLASThreads.set(threads)
+        // Replicas each run on one of the rank's threads; BLAS gets what is left per replica.
+        let replicaCount = config.replicaCount(worldSize: world, threadsPerRank: threads)
+        BLASThreads.set(max(1, threads / replicaCount))
 
         let data = try loadData()
         let train = data.train, test = data.test
         let globalBatch = config.batchSize, localBatch = globalBatch / world
-        let network = Models.make(config.model, imageShape: train.imageShape, hidden: config.hidden,
-                                  classes: train.classes, maxBatch: localBatch)
+        let replicas = ReplicaGroup(model: config.model, imageShape: train.imageShape, hidden: config.hidden,
+                                    classes: train.classes, localBatch: localBatch, replicas: replicaCount)
+        let network = replicas.primary
         network.initializeParameters(seed: config.seed)
         // Ranks start identical whatever they computed: rank 0's parameters win.
         try comm.broadcast(network.parameters.pointer, count: network.parameterCount, root: 0)
         let optimizer = config.optimizer.make(count: network.parameterCount, learningRate: Float(config.learningRate),
                                               momentum: Float(config.momentum), nesterov: config.nesterov,
                                               weightDecay: config.weightDecay.map(Float.init))
-        let loss = SoftmaxCrossEntropy(classes: train.classes, maxBatch: localBatch)
-        let x = FloatBuffer(count: localBatch * train.sampleSize)
-        let y = UnsafeMutablePointer<Int32>.allocate(capacity: localBatch)
-        defer { y.deallocate() }
         var sampler = EpochSampler(datasetSize: train.count, globalBatch: globalBatch, rank: comm.rank,
                                    worldSize: world, seed: config.seed)
         let steps = sampler.stepsPerEpoch
@@ -79,7 +78,8 @@ public final class Trainer {
         if config.saveInitial { try runDirectory?.writeModel(network, metadata: modelMetadata, name: "initial.safetensors") }
         let progress = ProgressReporter(epochs: config.epochs, enabled: showProgress && isRoot)
         progress.line("cohort: \(config.model.rawValue) on \(config.dataset.rawValue) (\(train.count) train, "
-                      + "\(test.count) test), \(world) rank(s) x \(threads) thread(s), batch \(globalBatch), "
+                      + "\(test.count) test), \(world) rank(s) x \(threads) thread(s)"
+                      + (replicaCount > 1 ? " in \(replicaCount) replicas" : "") + ", batch \(globalBatch), "
                       + "\(config.optimizer.rawValue) lr \(config.learningRate), \(config.epochs) epoch(s), "
                       + "\(network.parameterCount) parameters -> \(config.outputDirectory)")
 
@@ -91,11 +91,8 @@ public final class Trainer {
             var lossSum = 0.0, correct = 0, commSeconds = 0.0
             let start = Date()
             for step in 0..<steps {
-                train.fill(indices: sampler.indices(step: step), x: x.pointer, y: y)
-                network.zeroGradients()
-                let logits = network.forward(x.pointer, batch: localBatch)
-                let (result, logitGrad) = loss.forwardBackward(logits: logits, labels: y, batch: localBatch, scale: scale)
-                try network.backward(logitGrad, batch: localBatch, gradientsReady: layerFinished)
+                let result = try replicas.step(data: train, indices: sampler.indices(step: step), scale: scale,
+                                               gradientsReady: layerFinished)
                 commSeconds += try reducer.finish()
                 optimizer.step(parameters: network.parameters.pointer, gradients: network.gradients.pointer)
                 lossSum += result.lossSum
@@ -115,7 +112,7 @@ public final class Trainer {
             guard isRoot, let runDirectory else { continue }
 
             let evalStart = Date()
-            let (testLoss, testAccuracy) = evaluate(network, on: test, loss: loss, x: x, y: y, batch: localBatch)
+            let (testLoss, testAccuracy) = replicas.evaluate(on: test)
             let metrics = EpochMetrics(epoch: epoch, trainLoss: totals[0] / samples, trainAccuracy: totals[1] / samples,
                                        testLoss: testLoss, testAccuracy: testAccuracy, seconds: seconds,
                                        samplesPerSecond: samples / seconds, commSeconds: commSeconds,
@@ -151,20 +148,5 @@ public final class Trainer {
         slots[2 * communicator.rank + 1] = Double(mine & 0xFFFF_FFFF)
         let all = try communicator.allreduceSum(slots)
         return (0..<communicator.size).map { UInt64(all[2 * $0]) << 32 | UInt64(all[2 * $0 + 1]) }
-    }
-
-    /// Mean loss and accuracy over the whole `dataset`, in chunks of `batch`.
-    func evaluate(_ network: Network, on dataset: ImageDataset, loss: SoftmaxCrossEntropy, x: FloatBuffer,
-                  y: UnsafeMutablePointer<Int32>, batch: Int) -> (loss: Double, accuracy: Double) {
-        var lossSum = 0.0, correct = 0, start = 0
-        while start < dataset.count {
-            let n = min(batch, dataset.count - start)
-            dataset.fill(range: start..<(start + n), x: x.pointer, y: y)
-            let result = loss.evaluate(logits: network.forward(x.pointer, batch: n), labels: y, batch: n)
-            lossSum += result.lossSum
-            correct += result.correct
-            start += n
-        }
-        return (lossSum / Double(dataset.count), Double(correct) / Double(dataset.count))
     }
 }

@@ -29,6 +29,9 @@ public struct TrainingConfig: Sendable {
     public var bucketMB: Double = 25
     /// Overlap the allreduce of each bucket with the rest of backward.
     public var overlap = true
+    /// Replicas of the model per rank, one thread each, splitting the rank's batch
+    /// (default: one per thread of the rank, when they can share its batch equally).
+    public var replicas: Int?
     /// Also write the parameters as initialised, before the first step (`initial.safetensors`).
     public var saveInitial = false
 
@@ -49,14 +52,25 @@ public struct TrainingConfig: Sendable {
         if let l = testLimit, l <= 0 { throw SettingsError("--test-limit must be positive, got \(l)") }
         if let t = threads, t <= 0 { throw SettingsError("--threads must be positive, got \(t)") }
         guard bucketMB.isFinite, bucketMB > 0 else { throw SettingsError("--bucket-mb must be positive, got \(bucketMB)") }
+        if let r = replicas, r <= 0 { throw SettingsError("--replicas must be positive, got \(r)") }
         guard batchSize % worldSize == 0 else {
             throw SettingsError("--batch-size \(batchSize) is not divisible by the \(worldSize) ranks; "
                            + "use a multiple of \(worldSize)")
+        }
+        if let r = replicas, (batchSize / worldSize) % r != 0 {
+            throw SettingsError("--batch-size \(batchSize) gives \(batchSize / worldSize) samples per rank, "
+                                + "which \(r) replicas cannot share equally")
         }
     }
 
     /// The shape synthetic images take for this model: CIFAR-like for the CNN, MNIST-like for recurrent models.
     public var syntheticShape: [Int] { model.isRecurrent ? [1, 28, 28] : [3, 32, 32] }
+
+    /// Replicas per rank: as set, else one per thread when they divide the rank's batch, else 1.
+    public func replicaCount(worldSize: Int, threadsPerRank: Int) -> Int {
+        if let replicas { return replicas }
+        return (batchSize / worldSize) % threadsPerRank == 0 ? threadsPerRank : 1
+    }
 
     public func json(worldSize: Int, threadsPerRank: Int) -> JSON {
         func optional(_ v: Int?) -> JSON { v.map { .number(Double($0)) } ?? .null }
@@ -76,11 +90,13 @@ public struct TrainingConfig: Sendable {
             ("limit", optional(limit)),
             ("test_limit", optional(testLimit)),
             ("threads_per_rank", .number(Double(threadsPerRank))),
+            ("replicas", .number(Double(replicaCount(worldSize: worldSize, threadsPerRank: threadsPerRank)))),
             ("world_size", .number(Double(worldSize))),
             ("out", .string(outputDirectory)),
             ("bucket_mb", .number(bucketMB)),
             ("overlap", .bool(overlap)),
             ("save_initial", .bool(saveInitial)),
+
             ("versions", .object([("cohort", .string(cohortVersion)), ("format", 1)])),
         ])
     }

@@ -55,16 +55,20 @@ struct ModelOptions: ParsableArguments {
 struct ParallelOptions: ParsableArguments {
     @Option(help: "Global batch size, split evenly over the ranks.")
     var batchSize: Int = 64
-    @Option(help: "BLAS threads per rank (default: cores / ranks on the node).")
+    @Option(help: "Threads per rank, shared by its replicas (default: cores / ranks on the node).")
     var threads: Int?
     @Option(help: "Gradient bucket size in MiB for the allreduce.")
     var bucketMb: Double = 25
     @Flag(help: "Reduce gradients after backward instead of overlapping with it.")
     var noOverlap = false
+    @Option(help: ArgumentHelp("Replicas of the model per rank, each on its own thread with a slice of the rank's batch "
+                               + "(default: one per thread, when they can share the batch equally)."))
+    var replicas: Int?
 
     /// The same options as command-line arguments (to start workers with them).
     var arguments: [String] {
         ["--batch-size", "\(batchSize)", "--bucket-mb", "\(bucketMb)"] + (threads.map { ["--threads", "\($0)"] } ?? [])
+            + (replicas.map { ["--replicas", "\($0)"] } ?? [])
             + (noOverlap ? ["--no-overlap"] : [])
     }
 }
@@ -115,7 +119,7 @@ struct Train: ParsableCommand {
         c.learningRate = lr; c.momentum = momentum; c.nesterov = nesterov; c.weightDecay = weightDecay; c.epochs = epochs
         c.saveInitial = saveInitial; c.seed = seed; c.limit = limit; c.testLimit = testLimit; c.outputDirectory = out
         c.batchSize = parallel.batchSize; c.threads = parallel.threads
-        c.bucketMB = parallel.bucketMb; c.overlap = !parallel.noOverlap
+        c.bucketMB = parallel.bucketMb; c.overlap = !parallel.noOverlap; c.replicas = parallel.replicas
         return c
     }
 
@@ -164,7 +168,7 @@ struct Bench: ParsableCommand {
         var s = BenchSettings()
         s.model = modelOptions.model; s.hidden = modelOptions.hidden; s.steps = steps; s.warmupSteps = warmup
         s.batchSize = parallel.batchSize; s.threads = parallel.threads
-        s.bucketMB = parallel.bucketMb; s.overlap = !parallel.noOverlap
+        s.bucketMB = parallel.bucketMb; s.overlap = !parallel.noOverlap; s.replicas = parallel.replicas
         return s
     }
 

@@ -89,6 +89,8 @@ import Testing
         try expectFailure(["--hidden", "0"], "--hidden must be positive")
         try expectFailure(["--limit", "0"], "--limit must be positive")
         try expectFailure(["--nesterov"], "--nesterov needs")
+        try expectFailure(["--replicas", "0"], "--replicas must be positive")
+        try expectFailure(["--replicas", "3"], "which 3 replicas cannot share equally")
     }
 
     @Test func badData() throws {

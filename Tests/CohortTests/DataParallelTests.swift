@@ -104,6 +104,19 @@ import Testing
         #expect(abs(Double(a[1])! - Double(b[1])!) < 1e-4 && a[2] == b[2], "train loss/acc \(a[1...2]) vs \(b[1...2])")
     }
 
+    /// Replicas inside one process split its batch as ranks do: the same parameters as one replica.
+    @Test(arguments: ["cnn", "gru"])
+    func replicasEqualOneReplica(model: String) throws {
+        let one = try train(model, ranks: 1, batch: 64, extra: ["--threads", "2", "--replicas", "1"], name: "\(model)-r1")
+        let two = try train(model, ranks: 1, batch: 64, extra: ["--threads", "2", "--replicas", "2"], name: "\(model)-r2")
+        let four = try train(model, ranks: 2, batch: 64, extra: ["--threads", "2", "--replicas", "4"], name: "\(model)-2x4")
+        try expectSameParameters(two, one)
+        try expectSameParameters(four, one)
+        try expectRanksIdentical(four)
+        let config = try String(contentsOfFile: "\(two)/config.json", encoding: .utf8)
+        #expect(config.contains("\"replicas\": 2"))
+    }
+
     @Test func overlapAndNoOverlapAgree() throws {
         // Small buckets, so that several allreduces are in flight during backward.
         let overlapped = try train("cnn", ranks: 2, batch: 64, extra: ["--bucket-mb", "0.05"], name: "overlap")
