@@ -33,30 +33,51 @@ def read_safetensors(path):
     return tensors
 
 
-def main():
+def run_arguments(description):
+    """The command line shared by the interop scripts: RUN_DIR, --data-dir, --reference."""
     here = os.path.dirname(os.path.abspath(__file__))
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dir")
     p.add_argument("--data-dir", help="dataset directory (default: the run's data_dir)")
     p.add_argument("--reference", default=os.path.join(here, "..", "..", "shared", "peers", "torch_reference.py"))
-    a = p.parse_args()
+    return p.parse_args()
 
-    spec = importlib.util.spec_from_file_location("torch_reference", a.reference)
-    ref = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ref)
 
-    config = json.load(open(os.path.join(a.run_dir, "config.json")))
-    data_dir = a.data_dir or config["data_dir"]
-    if config["dataset"] == "cifar10":
-        nested = os.path.join(data_dir, "cifar-10-batches-bin")
-        x, y = ref.load_cifar(nested if os.path.isdir(nested) else data_dir, False)
-    else:
-        x, y = ref.load_mnist(data_dir, False)
-    if config["model"] == "cnn":
-        model = ref.SeedCNN(x.shape[1], x.shape[2])
-    else:
-        model = ref.SeqNet(config["model"], config["hidden"], x.shape[-1])
-    model.load_state_dict(read_safetensors(os.path.join(a.run_dir, "model.safetensors")), strict=True)
+class Run:
+    """A Cohort run directory seen from PyTorch: its config, the reference module, its data."""
+
+    def __init__(self, a):
+        spec = importlib.util.spec_from_file_location("torch_reference", a.reference)
+        self.ref = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(self.ref)
+        self.dir = a.run_dir
+        self.config = json.load(open(os.path.join(a.run_dir, "config.json")))
+        self.data_dir = a.data_dir or self.config["data_dir"]
+
+    def split(self, train):
+        """(x, y) of the training or test split, as the reference loads them."""
+        if self.config["dataset"] == "cifar10":
+            nested = os.path.join(self.data_dir, "cifar-10-batches-bin")
+            return self.ref.load_cifar(nested if os.path.isdir(nested) else self.data_dir, train)
+        if self.config["dataset"] in ("mnist", "fashion-mnist"):
+            return self.ref.load_mnist(self.data_dir, train)
+        sys.exit(f"the PyTorch side reads real datasets, not {self.config['dataset']}")
+
+    def model(self, x, weights):
+        """The reference's model for inputs like x, with the run's `weights` file loaded strictly."""
+        c = self.config
+        model = self.ref.SeedCNN(x.shape[1], x.shape[2]) if c["model"] == "cnn" else \
+            self.ref.SeqNet(c["model"], c["hidden"], x.shape[-1])
+        model.load_state_dict(read_safetensors(os.path.join(self.dir, weights)), strict=True)
+        return model
+
+
+def main():
+    a = run_arguments(__doc__)
+    run = Run(a)
+    config = run.config
+    x, y = run.split(train=False)
+    model = run.model(x, "model.safetensors")
     model.eval()
     loss, correct = 0.0, 0
     with torch.no_grad():

@@ -10,15 +10,15 @@ here), trains with the same optimizer and batches, then prints the per-epoch tra
 loss of both and, per tensor, how far the final parameters are from Cohort's
 model.safetensors. Agreement up to float rounding shows that the two trainers take
 the same steps; what is left between their results is then the seed. The test
-accuracy of both is printed after each epoch (the replay evaluates the whole test set).
+accuracy of both is printed after each epoch (on the run's test set, --test-limit included).
 """
-import argparse, importlib.util, json, os, sys
+import os, sys
 
 import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_eval import read_safetensors  # noqa: E402
+from torch_eval import Run, read_safetensors, run_arguments  # noqa: E402
 
 MASK = (1 << 64) - 1
 
@@ -63,33 +63,18 @@ def permutation(n, seed, epoch):
 
 
 def main():
-    here = os.path.dirname(os.path.abspath(__file__))
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("run_dir")
-    p.add_argument("--data-dir")
-    p.add_argument("--reference", default=os.path.join(here, "..", "..", "shared", "peers", "torch_reference.py"))
-    a = p.parse_args()
-    spec = importlib.util.spec_from_file_location("torch_reference", a.reference)
-    ref = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ref)
-
-    c = json.load(open(os.path.join(a.run_dir, "config.json")))
+    a = run_arguments(__doc__)
+    run = Run(a)
+    c = run.config
     if c["world_size"] != 1:
         sys.exit("replay needs a one-rank run")
-    data_dir = a.data_dir or c["data_dir"]
-    if c["dataset"] == "cifar10":
-        nested = os.path.join(data_dir, "cifar-10-batches-bin")
-        x, y = ref.load_cifar(nested if os.path.isdir(nested) else data_dir, True)
-        xt, yt = ref.load_cifar(nested if os.path.isdir(nested) else data_dir, False)
-    elif c["dataset"] in ("mnist", "fashion-mnist"):
-        x, y = ref.load_mnist(data_dir, True)
-        xt, yt = ref.load_mnist(data_dir, False)
-    else:
-        sys.exit(f"replay reads real datasets, not {c['dataset']}")
+    x, y = run.split(train=True)
+    xt, yt = run.split(train=False)
     if c["limit"]:
         x, y = x[:c["limit"]], y[:c["limit"]]
-    model = ref.SeedCNN(x.shape[1], x.shape[2]) if c["model"] == "cnn" else ref.SeqNet(c["model"], c["hidden"], x.shape[-1])
-    model.load_state_dict(read_safetensors(os.path.join(a.run_dir, "initial.safetensors")), strict=True)
+    if c["test_limit"]:
+        xt, yt = xt[:c["test_limit"]], yt[:c["test_limit"]]
+    model = run.model(x, "initial.safetensors")
     kwargs = {"lr": c["lr"]}
     if c["optimizer"] == "sgd":
         kwargs.update(momentum=c["momentum"], nesterov=c["nesterov"])
