@@ -43,25 +43,21 @@ done
 torch_data="$data_dir"
 [ "$dataset" = cifar10 ] && [ -d "$data_dir/cifar-10-batches-bin" ] && torch_data="$data_dir/cifar-10-batches-bin"
 
-cohort_args=(train --model "$model" --dataset "$dataset" --data-dir "$data_dir" --optimizer "$optimizer" --lr "$lr"
+cohort_args=(--model "$model" --dataset "$dataset" --data-dir "$data_dir" --optimizer "$optimizer" --lr "$lr"
              --epochs "$epochs" --batch-size "$batch" --hidden "$hidden" --quiet)
 torch_args=(--model "$model" --dataset "$dataset" --data-dir "$torch_data" --optimizer "$optimizer" --lr "$lr"
             --epochs "$epochs" --batch-size "$batch" --hidden "$hidden")
 [ "$limit" != 0 ] && { cohort_args+=(--limit "$limit"); torch_args+=(--limit "$limit"); }
 [ "$threads" != 0 ] && { cohort_args+=(--threads "$threads"); torch_args+=(--threads "$threads"); }
 torch_args+=(--world-size "$ranks")
-cohort=("$here/.build/release/cohort")
+cohort=("$here/.build/release/cohort" train)
 ((ranks > 1)) && cohort=("$here/launch/train" -n "$ranks")
 
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 ratios=()
 for i in $(seq 1 "$runs"); do
-  if ((ranks > 1)); then
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "${cohort[@]}" "${cohort_args[@]:1}" --out "$tmp/run$i"
-  else
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "${cohort[@]}" "${cohort_args[@]}" --out "$tmp/run$i"
-  fi
+  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "${cohort[@]}" "${cohort_args[@]}" --out "$tmp/run$i"
   read -r c comm cacc < <(python3 -c "import json,sys; s=json.load(open(sys.argv[1])); print(s['samples_per_s'], s['comm_seconds'] / s['train_seconds'], s['final']['test_acc'])" "$tmp/run$i/summary.json")
   env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$python" "$reference" "${torch_args[@]}" > "$tmp/torch$i.jsonl"
   read -r t tacc < <(python3 -c "import json,sys; rows=[json.loads(l) for l in open(sys.argv[1])]; print(rows[-1]['samples_per_s'], rows[-2]['test_acc'])" "$tmp/torch$i.jsonl")

@@ -76,8 +76,10 @@ def main():
         xt, yt = xt[:c["test_limit"]], yt[:c["test_limit"]]
     model = run.model(x, "initial.safetensors")
     kwargs = {"lr": c["lr"]}
+    if c["optimizer"] in ("sgd", "rmsprop"):
+        kwargs["momentum"] = c["momentum"]
     if c["optimizer"] == "sgd":
-        kwargs.update(momentum=c["momentum"], nesterov=c["nesterov"])
+        kwargs["nesterov"] = c["nesterov"]
     if c["weight_decay"] is not None:
         kwargs["weight_decay"] = c["weight_decay"]
     opt = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW,

@@ -5,9 +5,7 @@
 static inline MPI_Comm cohort_mpi_comm_world(void) { return MPI_COMM_WORLD; }
 static inline MPI_Datatype cohort_mpi_float(void) { return MPI_FLOAT; }
 static inline MPI_Datatype cohort_mpi_double(void) { return MPI_DOUBLE; }
-static inline MPI_Datatype cohort_mpi_byte(void) { return MPI_BYTE; }
 static inline MPI_Op cohort_mpi_sum(void) { return MPI_SUM; }
-static inline MPI_Op cohort_mpi_max(void) { return MPI_MAX; }
 static inline void *cohort_mpi_in_place(void) { return MPI_IN_PLACE; }
 static inline MPI_Request cohort_mpi_request_null(void) { return MPI_REQUEST_NULL; }
 static inline MPI_Status *cohort_mpi_status_ignore(void) { return MPI_STATUS_IGNORE; }

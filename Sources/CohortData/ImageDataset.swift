@@ -50,10 +50,6 @@ public struct ImageDataset: Sendable {
         }
     }
 
-    /// Copies the contiguous samples `range` (evaluation).
-    public func fill(range: Range<Int>, x: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Int32>) {
-        fill(indices: range, x: x, y: y)
-    }
 }
 
 /// A training and a test split of one dataset.

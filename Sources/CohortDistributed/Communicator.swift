@@ -7,28 +7,28 @@ import Foundation
 public protocol Communicator: AnyObject {
     var rank: Int { get }
     var size: Int { get }
-    /// Ranks on this node and this rank's index among them (to share the cores).
+    /// Ranks on this node (to share its cores).
     var localSize: Int { get }
     func barrier() throws
     /// Replaces `buffer` on every rank with rank `root`'s.
     func broadcast(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int) throws
     /// In place: `buffer ← Σ_ranks buffer`.
     func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws
-    /// Starts an in-place sum; the buffer must not be touched until `wait` returns.
-    func startAllreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws -> PendingReduction
+    /// Starts an in-place sum in request slot `slot` (0, 1, ...: slots are reused from step
+    /// to step, so nothing is allocated once they exist). The buffer must not be touched
+    /// until `waitReduction(slot:)` returns.
+    func startAllreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int, slot: Int) throws
+    /// Lets the reduction in `slot` progress (MPI advances non-blocking collectives only
+    /// inside its calls); true once it is complete.
+    func testReduction(slot: Int) throws -> Bool
+    /// Waits until the reduction in `slot` is complete.
+    func waitReduction(slot: Int) throws
     /// Sums small metric vectors (loss sums, counts) in double precision, result on every rank.
     func allreduceSum(_ values: [Double]) throws -> [Double]
     /// Ends the whole job with `code` on every rank (for an error that only some ranks saw).
     func abort(code: Int32) -> Never
     /// Leaves the communication layer cleanly; the last call before the process exits.
     func finalize()
-}
-
-/// A non-blocking reduction in flight.
-public protocol PendingReduction: AnyObject {
-    /// Lets the reduction progress; true once it is complete.
-    func test() throws -> Bool
-    func wait() throws
 }
 
 /// The communicator for this process: MPI when started by `mpirun` (or another MPI

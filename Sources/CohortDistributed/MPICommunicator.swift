@@ -12,6 +12,8 @@ public final class MPICommunicator: Communicator {
     public let size: Int
     public let localSize: Int
     private let world: MPI_Comm
+    /// Non-blocking reductions by slot; grows to the number of gradient buckets, then is reused.
+    private var requests: [MPI_Request?] = []
 
     public init() throws {
         var provided: Int32 = 0
@@ -56,11 +58,21 @@ public final class MPICommunicator: Communicator {
                   "MPI_Allreduce")
     }
 
-    public func startAllreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws -> PendingReduction {
-        var request: MPI_Request? = cohort_mpi_request_null()
+    public func startAllreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int, slot: Int) throws {
+        while requests.count <= slot { requests.append(cohort_mpi_request_null()) }
         try check(MPI_Iallreduce(cohort_mpi_in_place(), buffer, Int32(count), cohort_mpi_float(), cohort_mpi_sum(),
-                                 world, &request), "MPI_Iallreduce")
-        return MPIPendingReduction(request: request, communicator: self)
+                                 world, &requests[slot]), "MPI_Iallreduce")
+    }
+
+    public func testReduction(slot: Int) throws -> Bool {
+        var flag: Int32 = 0
+        // A completed request becomes MPI_REQUEST_NULL, for which MPI_Test reports completion at once.
+        try check(MPI_Test(&requests[slot], &flag, cohort_mpi_status_ignore()), "MPI_Test")
+        return flag != 0
+    }
+
+    public func waitReduction(slot: Int) throws {
+        try check(MPI_Wait(&requests[slot], cohort_mpi_status_ignore()), "MPI_Wait")
     }
 
     public func allreduceSum(_ values: [Double]) throws -> [Double] {
@@ -78,31 +90,4 @@ public final class MPICommunicator: Communicator {
     }
 
     public func finalize() { MPI_Finalize() }
-}
-
-/// An `MPI_Iallreduce` in flight. Open MPI progresses non-blocking collectives only
-/// inside MPI calls, so the trainer calls `test` between layers of the backward pass.
-final class MPIPendingReduction: PendingReduction {
-    private var request: MPI_Request?
-    private let communicator: MPICommunicator
-    private var done = false
-
-    init(request: MPI_Request?, communicator: MPICommunicator) {
-        self.request = request
-        self.communicator = communicator
-    }
-
-    func test() throws -> Bool {
-        guard !done else { return true }
-        var flag: Int32 = 0
-        try communicator.check(MPI_Test(&request, &flag, cohort_mpi_status_ignore()), "MPI_Test")
-        done = flag != 0
-        return done
-    }
-
-    func wait() throws {
-        guard !done else { return }
-        try communicator.check(MPI_Wait(&request, cohort_mpi_status_ignore()), "MPI_Wait")
-        done = true
-    }
 }

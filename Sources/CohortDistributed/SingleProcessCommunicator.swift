@@ -10,17 +10,10 @@ public final class SingleProcessCommunicator: Communicator {
     public func barrier() throws {}
     public func broadcast(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int) throws {}
     public func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws {}
-    public func startAllreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws -> PendingReduction {
-        CompletedReduction.shared
-    }
+    public func startAllreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int, slot: Int) throws {}
+    public func testReduction(slot: Int) throws -> Bool { true }
+    public func waitReduction(slot: Int) throws {}
     public func allreduceSum(_ values: [Double]) throws -> [Double] { values }
     public func abort(code: Int32) -> Never { exit(code) }
     public func finalize() {}
-}
-
-/// A reduction that finished when it started.
-final class CompletedReduction: PendingReduction, @unchecked Sendable {
-    static let shared = CompletedReduction()
-    func test() throws -> Bool { true }
-    func wait() throws {}
 }

@@ -44,7 +44,6 @@ final class LSTMCell: RecurrentCell {
     private let cells: FloatBuffer           // [T + 1, N, H], cells[0] = c_0 = 0
     private let tanhCells: FloatBuffer       // [T, N, H]
     private let cellGrad: FloatBuffer        // dL/dc_t carried backwards, [N, H]
-    private var batch = 0
 
     init(hidden: Int, steps: Int, maxBatch: Int) {
         self.hidden = hidden

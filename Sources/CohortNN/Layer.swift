@@ -41,7 +41,6 @@ extension Layer {
     public var forwardFLOPsPerSample: Int { 0 }
     public func bind(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>) {}
     public func initializeParameters(using rng: inout SplitMix64) {}
-    public var parameterCount: Int { parameterSpecs.reduce(0) { $0 + $1.count } }
 }
 
 /// Fills `count` values with uniform(-bound, bound): PyTorch's default for linear,

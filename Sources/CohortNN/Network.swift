@@ -15,13 +15,13 @@ public struct NamedTensor: Sendable {
 /// allreduce is one call (or a few buckets) and optimizers see plain arrays.
 public final class Network {
     public let layers: [Layer]
-    /// Names under which each layer's parameters appear (`conv1`, `fc`, ...); `nil` for none.
-    public let layerNames: [String?]
     public let parameters: FloatBuffer
     public let gradients: FloatBuffer
     public let tensors: [NamedTensor]
     /// `[start, end)` range of each layer's parameters in the flat buffers.
     public let layerRanges: [Range<Int>]
+    /// The first layer with parameters: its input is data, so backward stops there.
+    private let firstWithParameters: Int
     public let maxBatch: Int
 
     public var parameterCount: Int { parameters.count }
@@ -37,7 +37,6 @@ public final class Network {
                          "layer shapes do not chain: \(a.layer.outputShape) -> \(b.layer.inputShape)")
         }
         self.layers = layers.map(\.layer)
-        layerNames = layers.map(\.name)
         self.maxBatch = maxBatch
         var tensors: [NamedTensor] = [], ranges: [Range<Int>] = []
         var offset = 0
@@ -51,6 +50,7 @@ public final class Network {
         }
         self.tensors = tensors
         layerRanges = ranges
+        firstWithParameters = ranges.firstIndex { !$0.isEmpty } ?? 0
         precondition(sharing == nil || sharing!.count == offset, "shared parameters of another model")
         parameters = sharing ?? FloatBuffer(count: offset)
         gradients = FloatBuffer(count: offset)
@@ -82,7 +82,6 @@ public final class Network {
                          gradientsReady: ((Int) throws -> Void)? = nil) rethrows -> UnsafePointer<Float>? {
         var d: UnsafePointer<Float>? = dLogits
         // The first parameterised layer needs no input gradient unless asked for.
-        let firstWithParameters = layerRanges.firstIndex { !$0.isEmpty } ?? 0
         for i in stride(from: layers.count - 1, through: 0, by: -1) {
             let wantInput = needsInputGradient || i > firstWithParameters
             d = layers[i].backward(d!, batch: batch, needsInputGradient: wantInput)
@@ -98,7 +97,6 @@ public final class Network {
     /// gradients, and the input gradients of every layer but the first with parameters
     /// (whose input is data). The report's CNN on 3×32×32 costs about 88 MFLOP.
     public var trainingFLOPsPerSample: Int {
-        let firstWithParameters = layerRanges.firstIndex { !$0.isEmpty } ?? 0
         return layers.enumerated().reduce(0) { total, item in
             let (i, layer) = item
             let f = layer.forwardFLOPsPerSample

@@ -1,7 +1,6 @@
 import CohortTensor
 
-/// `y = max(x, 0)`; backward `dx = dy · [y > 0]`. Named ("ReLU1", "ReLU2") so that
-/// activation statistics can refer to it.
+/// `y = max(x, 0)`; backward `dx = dy · [y > 0]`, from the saved output.
 public final class ReLU: Layer {
     public let inputShape: Shape
     public var outputShape: Shape { inputShape }
@@ -37,15 +36,16 @@ public final class Flatten: Layer {
 }
 
 /// Max pooling with a square window (PyTorch's `F.max_pool2d(x, k)`: stride = k, no padding
-/// unless given); the argmax "switches" are kept for backward and for the deconvnet.
+/// unless given, and as there at most k/2); the argmax "switches" are kept for backward.
 public final class MaxPool2D: Layer {
     public let geometry: ConvGeometry
     public let inputShape: Shape, outputShape: Shape
     private let output: FloatBuffer, inputGrad: FloatBuffer
     public let switches: UnsafeMutablePointer<Int32>
-    private let switchCount: Int
 
     public init(channels: Int, height: Int, width: Int, kernel: Int, stride: Int? = nil, padding: Int = 0, maxBatch: Int) {
+        // Every window then holds at least one real input, so every output has a winner.
+        precondition(padding >= 0 && padding <= kernel / 2, "pooling padding must be at most half the window")
         let s = stride ?? kernel
         geometry = ConvGeometry(channels: channels, height: height, width: width, kernelH: kernel, kernelW: kernel,
                                 strideH: s, strideW: s, padH: padding, padW: padding)
@@ -54,7 +54,7 @@ public final class MaxPool2D: Layer {
         outputShape = [channels, geometry.outHeight, geometry.outWidth]
         output = FloatBuffer(count: maxBatch * outputShape.elementCount)
         inputGrad = FloatBuffer(count: maxBatch * inputShape.elementCount)
-        switchCount = max(1, maxBatch * outputShape.elementCount)
+        let switchCount = max(1, maxBatch * outputShape.elementCount)
         switches = .allocate(capacity: switchCount)
         switches.initialize(repeating: 0, count: switchCount)
     }

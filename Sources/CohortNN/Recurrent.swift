@@ -68,12 +68,10 @@ public final class Recurrent: Layer {
     private let hiddenProjectionGrad: FloatBuffer  // dHW[T, N, G·H]
     private let hiddenGradA: FloatBuffer, hiddenGradB: FloatBuffer  // dh ping-pong, [N, H]
     private let output: FloatBuffer, inputGrad: FloatBuffer
-    private let maxBatch: Int
 
     /// `inputShape` may be e.g. `[1, 28, 28]` (an image read row by row): `T·I` elements per sample.
     public init(kind: CellKind, inputSize: Int, hidden: Int, steps: Int, maxBatch: Int, inputShape: Shape? = nil) {
         self.kind = kind; self.inputSize = inputSize; self.hidden = hidden; self.steps = steps
-        self.maxBatch = maxBatch
         self.inputShape = inputShape ?? [steps, inputSize]
         precondition(self.inputShape.elementCount == steps * inputSize)
         outputShape = [hidden]
@@ -108,11 +106,6 @@ public final class Recurrent: Layer {
     public func initializeParameters(using rng: inout SplitMix64) {
         let bound = 1 / Float(hidden).squareRoot()
         fillUniform(weightIH, count: gates * (inputSize + hidden + 2), bound: bound, rng: &rng)
-    }
-
-    /// `h_t` of the last forward for sample-major access: `[N, H]` at step `t` (1...T).
-    public func hiddenState(step t: Int, batch: Int) -> UnsafePointer<Float> {
-        UnsafePointer(hiddenStates.pointer + t * batch * hidden)
     }
 
     public func forward(_ x: UnsafePointer<Float>, batch: Int) -> UnsafePointer<Float> {

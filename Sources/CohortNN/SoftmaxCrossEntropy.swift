@@ -45,15 +45,18 @@ public final class SoftmaxCrossEntropy {
             for k in 1..<classes where z[k] > z[best] { best = k }
             if best == y { correct += 1 }
             let m = z[best]
+            // e^(z - max) kept in the gradient row, then scaled to softmax · scale.
+            let e = logitGrad.pointer + n * classes
             var sum: Float = 0
-            for k in 0..<classes { sum += expf(z[k] - m) }
-            let logSum = logf(sum)
-            lossSum += Double(logSum + m - z[y])
+            for k in 0..<classes {
+                e[k] = expf(z[k] - m)
+                sum += e[k]
+            }
+            lossSum += Double(logf(sum) + m - z[y])
             if let scale = gradientScale {
-                let g = logitGrad.pointer + n * classes
-                let inverse = 1 / sum
-                for k in 0..<classes { g[k] = expf(z[k] - m) * inverse * scale }
-                g[y] -= scale
+                let factor = scale / sum
+                for k in 0..<classes { e[k] *= factor }
+                e[y] -= scale
             }
         }
         return Result(lossSum: lossSum, correct: correct)

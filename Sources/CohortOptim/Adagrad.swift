@@ -18,8 +18,6 @@ public final class Adagrad: Optimizer {
         if initialAccumulator != 0 { sumOfSquares.pointer.update(repeating: initialAccumulator, count: count) }
     }
 
-    public var stateBuffers: [(name: String, buffer: FloatBuffer)] { [("sum", sumOfSquares)] }
-
     public func step(parameters p: UnsafeMutablePointer<Float>, gradients g: UnsafePointer<Float>) {
         stepCount += 1
         let clr = learningRate / (1 + Float(stepCount - 1) * learningRateDecay)

@@ -22,10 +22,6 @@ public final class Adam: Optimizer {
         secondMoment = FloatBuffer(count: count)
     }
 
-    public var stateBuffers: [(name: String, buffer: FloatBuffer)] {
-        [("exp_avg", firstMoment), ("exp_avg_sq", secondMoment)]
-    }
-
     public func step(parameters p: UnsafeMutablePointer<Float>, gradients g: UnsafePointer<Float>) {
         stepCount += 1
         let t = Double(stepCount)

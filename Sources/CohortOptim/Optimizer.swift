@@ -9,8 +9,6 @@ public protocol Optimizer: AnyObject {
     /// Number of steps taken so far (PyTorch's `state['step']`).
     var stepCount: Int { get }
     func step(parameters: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>)
-    /// Every state buffer, named, for checkpoints (e.g. `exp_avg`).
-    var stateBuffers: [(name: String, buffer: FloatBuffer)] { get }
 }
 
 /// Optimizers by their command-line names, with PyTorch's defaults.

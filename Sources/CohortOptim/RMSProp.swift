@@ -19,10 +19,6 @@ public final class RMSProp: Optimizer {
         momentumBuffer = FloatBuffer(count: momentum != 0 ? count : 0)
     }
 
-    public var stateBuffers: [(name: String, buffer: FloatBuffer)] {
-        [("square_avg", squareAverage)] + (momentum != 0 ? [("momentum_buffer", momentumBuffer)] : [])
-    }
-
     public func step(parameters p: UnsafeMutablePointer<Float>, gradients g: UnsafePointer<Float>) {
         stepCount += 1
         let lr = learningRate, a = alpha, eps = epsilon, wd = weightDecay, mu = momentum

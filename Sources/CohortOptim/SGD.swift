@@ -18,10 +18,6 @@ public final class SGD: Optimizer {
         momentumBuffer = FloatBuffer(count: momentum != 0 ? count : 0)
     }
 
-    public var stateBuffers: [(name: String, buffer: FloatBuffer)] {
-        momentum != 0 ? [("momentum_buffer", momentumBuffer)] : []
-    }
-
     public func step(parameters p: UnsafeMutablePointer<Float>, gradients g: UnsafePointer<Float>) {
         stepCount += 1
         let lr = learningRate, mu = momentum, wd = weightDecay, first = stepCount == 1

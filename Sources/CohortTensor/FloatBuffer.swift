@@ -31,8 +31,6 @@ public final class FloatBuffer: @unchecked Sendable {
     public func zero() { pointer.update(repeating: 0, count: count) }
 
     public var array: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
-
-    public var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: pointer, count: count) }
 }
 
 /// A per-sample shape such as `[C, H, W]` or `[T, I]`; the batch dimension is kept apart.

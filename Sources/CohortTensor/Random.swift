@@ -1,5 +1,3 @@
-import Foundation
-
 /// A small, fast, seedable generator (SplitMix64) whose streams are identical on
 /// every platform and every rank: the same seed gives the same initial weights,
 /// permutations and synthetic data everywhere.
@@ -43,9 +41,4 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
         return Int(m.high)
     }
 
-    /// Standard normal (Box–Muller), for synthetic data.
-    public mutating func normal() -> Float {
-        let u1 = max(nextUnitFloat(), 1e-7), u2 = nextUnitFloat()
-        return (-2 * logf(u1)).squareRoot() * cosf(2 * .pi * u2)
-    }
 }

@@ -19,8 +19,7 @@ public struct BenchSettings: Sendable {
     public var overlap = true
     /// Replicas per rank (default: one per thread when they divide the rank's batch).
     public var replicas: Int?
-    /// Input shape; CIFAR-10's for the CNN, MNIST's for recurrent models.
-    public var imageShape: [Int] { model.isRecurrent ? [1, 28, 28] : [3, 32, 32] }
+    public var imageShape: [Int] { model.standardImageShape }
 
     public init() {}
 
@@ -29,12 +28,7 @@ public struct BenchSettings: Sendable {
             throw SettingsError("--batch-size, --hidden and --steps must be positive, --warmup not negative")
         }
         if let t = threads, t <= 0 { throw SettingsError("--threads must be positive, got \(t)") }
-        guard batchSize % worldSize == 0 else {
-            throw SettingsError("--batch-size \(batchSize) is not divisible by the \(worldSize) ranks")
-        }
-        if let r = replicas, r <= 0 || (batchSize / worldSize) % r != 0 {
-            throw SettingsError("--replicas \(r) cannot share the \(batchSize / worldSize) samples per rank equally")
-        }
+        try ThreadPlan.checkBatchSplit(batchSize: batchSize, worldSize: worldSize, replicas: replicas)
     }
 }
 
@@ -99,13 +93,13 @@ public final class BenchmarkRunner {
     public func run() throws -> BenchMeasurement {
         let comm = communicator, world = comm.size
         try settings.validate(worldSize: world)
-        let threads = settings.threads ?? max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, comm.localSize))
         let localBatch = settings.batchSize / world
-        let replicaCount = settings.replicas ?? (localBatch % threads == 0 ? threads : 1)
-        BLASThreads.set(max(1, threads / replicaCount))
+        let plan = ThreadPlan(threads: settings.threads, replicas: settings.replicas, localBatch: localBatch,
+                              ranksOnNode: comm.localSize)
+        BLASThreads.set(plan.blasThreads)
         let data = Synthetic.make(shape: settings.imageShape, count: settings.batchSize * 4, seed: 0, split: 0)
         let replicas = ReplicaGroup(model: settings.model, imageShape: settings.imageShape, hidden: settings.hidden,
-                                    classes: 10, localBatch: localBatch, replicas: replicaCount)
+                                    classes: 10, localBatch: localBatch, replicas: plan.replicas)
         let network = replicas.primary
         network.initializeParameters(seed: 0)
         try comm.broadcast(network.parameters.pointer, count: network.parameterCount, root: 0)
@@ -136,12 +130,15 @@ public final class BenchmarkRunner {
             // Wall time of the step, shared out over data/forward/backward in the proportions measured.
             let measured = result.data + result.forward + result.backward, wall = t1 - t0
             let share = measured > 0 ? wall / measured : 0
-            for (i, d) in [result.data * share, result.forward * share, result.backward * share, t2 - t1, t3 - t2]
-                .enumerated() { phase[i] += d }
+            phase[0] += result.data * share
+            phase[1] += result.forward * share
+            phase[2] += result.backward * share
+            phase[3] += t2 - t1
+            phase[4] += t3 - t2
         }
         let seconds = monotonicSeconds() - start
         let meanPhases = try comm.allreduceSum(phase + [seconds]).map { $0 / Double(world) }
-        return BenchMeasurement(ranks: world, threadsPerRank: threads, globalBatch: settings.batchSize,
+        return BenchMeasurement(ranks: world, threadsPerRank: plan.threads, globalBatch: settings.batchSize,
                                 steps: settings.steps, seconds: seconds,
                                 phases: zip(Self.phaseNames, meanPhases).map { ($0, $1) },
                                 trainingFLOPsPerSample: network.trainingFLOPsPerSample)

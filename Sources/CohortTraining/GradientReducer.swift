@@ -1,5 +1,6 @@
 import CohortDistributed
 import CohortNN
+import CohortTensor
 import Foundation
 
 /// Sums the gradients over all ranks, overlapping communication with backward.
@@ -25,7 +26,8 @@ final class GradientReducer {
     private let gradients: UnsafeMutablePointer<Float>
     private let communicator: Communicator
     private let overlap: Bool
-    private var pending: [PendingReduction] = []
+    /// Buckets whose reduction has been started this step (their slots are 0..<started).
+    private var started = 0
     /// Bucket index completed by each layer, if any.
     private let bucketEndingAt: [Int?]
 
@@ -53,30 +55,30 @@ final class GradientReducer {
         var ending = [Int?](repeating: nil, count: network.layers.count)
         for (i, b) in buckets.enumerated() { ending[b.lowestLayer] = i }
         bucketEndingAt = ending
-        pending.reserveCapacity(buckets.count)
     }
 
     /// Called by backward after each layer; starts that layer's bucket if it is complete,
     /// and lets reductions already in flight progress.
     func layerFinished(_ layer: Int) throws {
         guard overlap, communicator.size > 1 else { return }
-        for p in pending { _ = try p.test() }
+        for slot in 0..<started { _ = try communicator.testReduction(slot: slot) }
         if let b = bucketEndingAt[layer] {
             let range = buckets[b].range
-            pending.append(try communicator.startAllreduceSum(gradients + range.lowerBound, count: range.count))
+            try communicator.startAllreduceSum(gradients + range.lowerBound, count: range.count, slot: started)
+            started += 1
         }
     }
 
     /// Completes the reduction of every bucket; returns the seconds spent here.
     func finish() throws -> Double {
         guard communicator.size > 1 else { return 0 }
-        let start = Date()
+        let start = monotonicSeconds()
         if overlap {
-            for p in pending { try p.wait() }
-            pending.removeAll(keepingCapacity: true)
+            for slot in 0..<started { try communicator.waitReduction(slot: slot) }
+            started = 0
         } else {
             for b in buckets { try communicator.allreduceSum(gradients + b.range.lowerBound, count: b.range.count) }
         }
-        return Date().timeIntervalSince(start)
+        return monotonicSeconds() - start
     }
 }

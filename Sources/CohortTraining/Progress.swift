@@ -1,3 +1,4 @@
+import CohortTensor
 import Foundation
 
 /// Progress of a run on rank 0: on a terminal, a live line rewritten in place
@@ -18,7 +19,7 @@ final class ProgressReporter {
     func step(epoch: Int, step: Int, of steps: Int, samplesPerSecond: Double, loss: Double, elapsedInRun: Double,
               totalSteps: Int, stepsDone: Int) {
         guard live else { return }
-        let now = Date().timeIntervalSince1970
+        let now = monotonicSeconds()
         guard now - lastDraw >= 0.2 || step == steps else { return }
         lastDraw = now
         let eta = stepsDone > 0 ? elapsedInRun / Double(stepsDone) * Double(totalSteps - stepsDone) : 0

@@ -12,13 +12,19 @@ import Dispatch
 /// this uses them better than threading every small matrix product: each replica
 /// calls BLAS with one thread, and the elementwise work runs in parallel too.
 final class ReplicaGroup: @unchecked Sendable {
+    /// One replica's figures for a step (or an evaluation): loss sum, correct count, and
+    /// seconds in data, forward and backward.
+    struct Outcome {
+        var lossSum = 0.0, correct = 0, data = 0.0, forward = 0.0, backward = 0.0
+    }
+
     let networks: [Network]
     let replicaBatch: Int
     private let losses: [SoftmaxCrossEntropy]
     private let inputs: [FloatBuffer]
     private let labels: [UnsafeMutablePointer<Int32>]
-    /// Per replica: loss sum, correct count, and seconds in data, forward, backward (replica 0's are reported).
-    private var results: [(loss: Double, correct: Int, data: Double, forward: Double, backward: Double)]
+    /// One slot per replica, written only by that replica's thread (no shared Swift array).
+    private let outcomes: UnsafeMutableBufferPointer<Outcome>
 
     var primary: Network { networks[0] }
     var count: Int { networks.count }
@@ -35,75 +41,86 @@ final class ReplicaGroup: @unchecked Sendable {
         losses = (0..<replicas).map { _ in SoftmaxCrossEntropy(classes: classes, maxBatch: batch) }
         inputs = (0..<replicas).map { _ in FloatBuffer(count: batch * imageShape.elementCount) }
         labels = (0..<replicas).map { _ in UnsafeMutablePointer<Int32>.allocate(capacity: batch) }
-        results = Array(repeating: (0, 0, 0, 0, 0), count: replicas)
+        outcomes = .allocate(capacity: replicas)
+        outcomes.initialize(repeating: Outcome())
     }
 
-    deinit { labels.forEach { $0.deallocate() } }
+    deinit {
+        labels.forEach { $0.deallocate() }
+        outcomes.deallocate()
+    }
+
+    /// Replica `r`'s forward and backward on its slice of `indices`, into its own gradients.
+    private func runReplica(_ r: Int, data: ImageDataset, indices: ArraySlice<Int>, scale: Float,
+                            gradientsReady: ((Int) throws -> Void)?) rethrows {
+        let t0 = monotonicSeconds()
+        let start = indices.startIndex + r * replicaBatch
+        data.fill(indices: indices[start..<(start + replicaBatch)], x: inputs[r].pointer, y: labels[r])
+        let t1 = monotonicSeconds()
+        let network = networks[r]
+        network.zeroGradients()
+        let logits = network.forward(inputs[r].pointer, batch: replicaBatch)
+        let (result, logitGrad) = losses[r].forwardBackward(logits: logits, labels: labels[r], batch: replicaBatch,
+                                                             scale: scale)
+        let t2 = monotonicSeconds()
+        try network.backward(logitGrad, batch: replicaBatch, gradientsReady: gradientsReady)
+        outcomes[r] = Outcome(lossSum: result.lossSum, correct: result.correct, data: t1 - t0, forward: t2 - t1,
+                              backward: monotonicSeconds() - t2)
+    }
 
     /// Forward and backward of one step over `indices` (the rank's samples): the summed
     /// gradients end in `primary.gradients`, and `gradientsReady(layer)` is called for
-    /// every layer in reverse order as its summed gradients become final.
+    /// every layer in reverse order as its summed gradients become final. Returns the
+    /// summed loss and correct count, and the first replica's timings.
     func step(data: ImageDataset, indices: ArraySlice<Int>, scale: Float,
-              gradientsReady: ((Int) throws -> Void)?) throws -> (lossSum: Double, correct: Int, data: Double,
-                                                                  forward: Double, backward: Double) {
+              gradientsReady: ((Int) throws -> Void)?) throws -> Outcome {
         if count == 1 {
-            let t0 = monotonicSeconds()
-            data.fill(indices: indices, x: inputs[0].pointer, y: labels[0])
-            let t1 = monotonicSeconds()
-            primary.zeroGradients()
-            let logits = primary.forward(inputs[0].pointer, batch: replicaBatch)
-            let (result, logitGrad) = losses[0].forwardBackward(logits: logits, labels: labels[0], batch: replicaBatch,
-                                                                 scale: scale)
-            let t2 = monotonicSeconds()
-            try primary.backward(logitGrad, batch: replicaBatch, gradientsReady: gradientsReady)
-            return (result.lossSum, result.correct, t1 - t0, t2 - t1, monotonicSeconds() - t2)
+            // One replica: gradients are final layer by layer, so communication can overlap backward.
+            try runReplica(0, data: data, indices: indices, scale: scale, gradientsReady: gradientsReady)
+            return outcomes[0]
         }
         DispatchQueue.concurrentPerform(iterations: count) { r in
-            let t0 = monotonicSeconds()
-            let start = indices.startIndex + r * replicaBatch
-            data.fill(indices: indices[start..<(start + replicaBatch)], x: inputs[r].pointer, y: labels[r])
-            let t1 = monotonicSeconds()
-            let network = networks[r]
-            network.zeroGradients()
-            let logits = network.forward(inputs[r].pointer, batch: replicaBatch)
-            let (result, logitGrad) = losses[r].forwardBackward(logits: logits, labels: labels[r], batch: replicaBatch,
-                                                                 scale: scale)
-            let t2 = monotonicSeconds()
-            network.backward(logitGrad, batch: replicaBatch)
-            results[r] = (result.lossSum, result.correct, t1 - t0, t2 - t1, monotonicSeconds() - t2)
+            runReplica(r, data: data, indices: indices, scale: scale, gradientsReady: nil)
         }
         let t3 = monotonicSeconds()
-        // Sum in replica order, so the result does not depend on which thread finished first.
-        let total = primary.gradients.pointer, n = primary.parameterCount
-        for r in 1..<count {
-            let g = networks[r].gradients.pointer
-            for i in 0..<n { total[i] += g[i] }
+        // Sum in replica order, so the result does not depend on which thread finished
+        // first; each thread sums its own stretch of the parameters.
+        let n = primary.parameterCount, stretch = (n + count - 1) / count
+        DispatchQueue.concurrentPerform(iterations: count) { part in
+            let total = primary.gradients.pointer
+            let range = (part * stretch)..<min(n, (part + 1) * stretch)
+            for r in 1..<count {
+                let g = networks[r].gradients.pointer
+                for i in range { total[i] += g[i] }
+            }
         }
         for layer in stride(from: primary.layers.count - 1, through: 0, by: -1) { try gradientsReady?(layer) }
-        let first = results[0]
-        return (results.reduce(0) { $0 + $1.loss }, results.reduce(0) { $0 + $1.correct }, first.data, first.forward,
-                first.backward + monotonicSeconds() - t3)
+        var summed = outcomes[0]
+        for r in 1..<count {
+            summed.lossSum += outcomes[r].lossSum
+            summed.correct += outcomes[r].correct
+        }
+        summed.backward += monotonicSeconds() - t3
+        return summed
     }
-}
 
-extension ReplicaGroup {
     /// Mean loss and accuracy of the shared parameters over all of `dataset`: chunks of
     /// `replicaBatch` samples dealt round-robin to the replicas, summed in replica order.
     func evaluate(on dataset: ImageDataset) -> (loss: Double, accuracy: Double) {
         let chunks = (dataset.count + replicaBatch - 1) / replicaBatch
         DispatchQueue.concurrentPerform(iterations: count) { r in
-            var lossSum = 0.0, correct = 0
+            var outcome = Outcome()
             for chunk in stride(from: r, to: chunks, by: count) {
                 let start = chunk * replicaBatch, n = min(replicaBatch, dataset.count - start)
-                dataset.fill(range: start..<(start + n), x: inputs[r].pointer, y: labels[r])
+                dataset.fill(indices: start..<(start + n), x: inputs[r].pointer, y: labels[r])
                 let result = losses[r].evaluate(logits: networks[r].forward(inputs[r].pointer, batch: n),
                                                 labels: labels[r], batch: n)
-                lossSum += result.lossSum
-                correct += result.correct
+                outcome.lossSum += result.lossSum
+                outcome.correct += result.correct
             }
-            results[r] = (lossSum, correct, 0, 0, 0)
+            outcomes[r] = outcome
         }
-        let lossSum = results.reduce(0) { $0 + $1.loss }, correct = results.reduce(0) { $0 + $1.correct }
+        let lossSum = outcomes.reduce(0) { $0 + $1.lossSum }, correct = outcomes.reduce(0) { $0 + $1.correct }
         return (lossSum / Double(dataset.count), Double(correct) / Double(dataset.count))
     }
 }

@@ -48,16 +48,16 @@ public final class Trainer {
         let comm = communicator
         let world = comm.size, isRoot = comm.rank == 0
         try config.validate(worldSize: world)
-        let threads = config.threads ?? max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, comm.localSize))
+        let globalBatch = config.batchSize, localBatch = globalBatch / world
         // Replicas each run on one of the rank's threads; BLAS gets what is left per replica.
-        let replicaCount = config.replicaCount(worldSize: world, threadsPerRank: threads)
-        BLASThreads.set(max(1, threads / replicaCount))
+        let plan = ThreadPlan(threads: config.threads, replicas: config.replicas, localBatch: localBatch,
+                              ranksOnNode: comm.localSize)
+        BLASThreads.set(plan.blasThreads)
 
         let data = try loadData()
         let train = data.train, test = data.test
-        let globalBatch = config.batchSize, localBatch = globalBatch / world
         let replicas = ReplicaGroup(model: config.model, imageShape: train.imageShape, hidden: config.hidden,
-                                    classes: train.classes, localBatch: localBatch, replicas: replicaCount)
+                                    classes: train.classes, localBatch: localBatch, replicas: plan.replicas)
         let network = replicas.primary
         network.initializeParameters(seed: config.seed)
         // Ranks start identical whatever they computed: rank 0's parameters win.
@@ -73,23 +73,23 @@ public final class Trainer {
         let layerFinished = reducer.layerFinished  // made once: a step allocates nothing
 
         let runDirectory = isRoot ? try RunDirectory(path: config.outputDirectory) : nil
-        try runDirectory?.writeConfig(config.json(worldSize: world, threadsPerRank: threads))
+        try runDirectory?.writeConfig(config.json(worldSize: world, plan: plan))
         let modelMetadata = [("format", "pt"), ("model", config.model.rawValue), ("dataset", config.dataset.rawValue)]
         if config.saveInitial { try runDirectory?.writeModel(network, metadata: modelMetadata, name: "initial.safetensors") }
         let progress = ProgressReporter(epochs: config.epochs, enabled: showProgress && isRoot)
         progress.line("cohort: \(config.model.rawValue) on \(config.dataset.rawValue) (\(train.count) train, "
-                      + "\(test.count) test), \(world) rank(s) x \(threads) thread(s)"
-                      + (replicaCount > 1 ? " in \(replicaCount) replicas" : "") + ", batch \(globalBatch), "
+                      + "\(test.count) test), \(world) rank(s) x \(plan.threads) thread(s)"
+                      + (plan.replicas > 1 ? " in \(plan.replicas) replicas" : "") + ", batch \(globalBatch), "
                       + "\(config.optimizer.rawValue) lr \(config.learningRate), \(config.epochs) epoch(s), "
                       + "\(network.parameterCount) parameters -> \(config.outputDirectory)")
 
         var history: [EpochMetrics] = []
-        let runStart = Date()
+        let runStart = monotonicSeconds()
         let scale = 1 / Float(globalBatch)
         for epoch in 1...config.epochs {
             sampler.startEpoch(epoch - 1)
             var lossSum = 0.0, correct = 0, commSeconds = 0.0
-            let start = Date()
+            let start = monotonicSeconds()
             for step in 0..<steps {
                 let result = try replicas.step(data: train, indices: sampler.indices(step: step), scale: scale,
                                                gradientsReady: layerFinished)
@@ -98,25 +98,25 @@ public final class Trainer {
                 lossSum += result.lossSum
                 correct += result.correct
                 if isRoot {
-                    let elapsed = Date().timeIntervalSince(start)
+                    let elapsed = monotonicSeconds() - start
                     progress.step(epoch: epoch, step: step + 1, of: steps,
                                   samplesPerSecond: Double((step + 1) * globalBatch) / max(elapsed, 1e-9),
                                   loss: lossSum / Double((step + 1) * localBatch),
-                                  elapsedInRun: Date().timeIntervalSince(runStart),
+                                  elapsedInRun: monotonicSeconds() - runStart,
                                   totalSteps: steps * config.epochs, stepsDone: (epoch - 1) * steps + step + 1)
                 }
             }
-            let seconds = Date().timeIntervalSince(start)
+            let seconds = monotonicSeconds() - start
             let totals = try comm.allreduceSum([lossSum, Double(correct)])
             let samples = Double(steps * globalBatch)
             guard isRoot, let runDirectory else { continue }
 
-            let evalStart = Date()
+            let evalStart = monotonicSeconds()
             let (testLoss, testAccuracy) = replicas.evaluate(on: test)
             let metrics = EpochMetrics(epoch: epoch, trainLoss: totals[0] / samples, trainAccuracy: totals[1] / samples,
                                        testLoss: testLoss, testAccuracy: testAccuracy, seconds: seconds,
                                        samplesPerSecond: samples / seconds, commSeconds: commSeconds,
-                                       evalSeconds: Date().timeIntervalSince(evalStart), worldSize: world)
+                                       evalSeconds: monotonicSeconds() - evalStart, worldSize: world)
             history.append(metrics)
             try runDirectory.writeEpochs(history, title: "\(config.model.rawValue) on \(config.dataset.rawValue)")
             progress.line(String(format: "epoch %d/%d  train loss %.4f acc %.2f%%  test loss %.4f acc %.2f%%  "

@@ -52,27 +52,13 @@ public struct TrainingConfig: Sendable {
         if let l = testLimit, l <= 0 { throw SettingsError("--test-limit must be positive, got \(l)") }
         if let t = threads, t <= 0 { throw SettingsError("--threads must be positive, got \(t)") }
         guard bucketMB.isFinite, bucketMB > 0 else { throw SettingsError("--bucket-mb must be positive, got \(bucketMB)") }
-        if let r = replicas, r <= 0 { throw SettingsError("--replicas must be positive, got \(r)") }
-        guard batchSize % worldSize == 0 else {
-            throw SettingsError("--batch-size \(batchSize) is not divisible by the \(worldSize) ranks; "
-                           + "use a multiple of \(worldSize)")
-        }
-        if let r = replicas, (batchSize / worldSize) % r != 0 {
-            throw SettingsError("--batch-size \(batchSize) gives \(batchSize / worldSize) samples per rank, "
-                                + "which \(r) replicas cannot share equally")
-        }
+        try ThreadPlan.checkBatchSplit(batchSize: batchSize, worldSize: worldSize, replicas: replicas)
     }
 
     /// The shape synthetic images take for this model: CIFAR-like for the CNN, MNIST-like for recurrent models.
-    public var syntheticShape: [Int] { model.isRecurrent ? [1, 28, 28] : [3, 32, 32] }
+    public var syntheticShape: [Int] { model.standardImageShape }
 
-    /// Replicas per rank: as set, else one per thread when they divide the rank's batch, else 1.
-    public func replicaCount(worldSize: Int, threadsPerRank: Int) -> Int {
-        if let replicas { return replicas }
-        return (batchSize / worldSize) % threadsPerRank == 0 ? threadsPerRank : 1
-    }
-
-    public func json(worldSize: Int, threadsPerRank: Int) -> JSON {
+    func json(worldSize: Int, plan: ThreadPlan) -> JSON {
         func optional(_ v: Int?) -> JSON { v.map { .number(Double($0)) } ?? .null }
         return .object([
             ("model", .string(model.rawValue)),
@@ -89,8 +75,8 @@ public struct TrainingConfig: Sendable {
             ("seed", .number(Double(seed))),
             ("limit", optional(limit)),
             ("test_limit", optional(testLimit)),
-            ("threads_per_rank", .number(Double(threadsPerRank))),
-            ("replicas", .number(Double(replicaCount(worldSize: worldSize, threadsPerRank: threadsPerRank)))),
+            ("threads_per_rank", .number(Double(plan.threads))),
+            ("replicas", .number(Double(plan.replicas))),
             ("world_size", .number(Double(worldSize))),
             ("out", .string(outputDirectory)),
             ("bucket_mb", .number(bucketMB)),

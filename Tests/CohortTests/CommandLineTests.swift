@@ -1,3 +1,4 @@
+import CohortData
 import CohortNN
 import CohortTraining
 import Foundation
@@ -150,7 +151,7 @@ import Testing
     static func fakeCIFAR(in parent: String) -> String {
         let dir = "\(parent)/cifar"
         try! FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        for name in (1...5).map({ "data_batch_\($0).bin" }) + ["test_batch.bin"] {
+        for name in CIFAR10.trainFiles + CIFAR10.testFiles {
             put("\(dir)/\(name)", Data([3] + [UInt8](repeating: 7, count: 3072)))
         }
         return dir

@@ -8,9 +8,7 @@ import Testing
 /// parameters up to the order of float additions, identical on every rank, whatever
 /// the communication mode; a batch that does not divide fails on every rank.
 @Suite(.serialized) struct DataParallelTests {
-    static let mpirun: String? = ["/usr/bin/mpirun", "/usr/local/bin/mpirun"].first {
-        FileManager.default.isExecutableFile(atPath: $0)
-    }
+    static let mpirun: String? = MPIRun.executable
     static let environment = ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
                               "OMPI_MCA_rmaps_base_oversubscribe": "1"]
 
@@ -37,7 +35,7 @@ import Testing
             outcome = try runProcess(CommandLineTests.binary, arguments)
         } else {
             let mpirun = try #require(Self.mpirun, "mpirun is not installed (apt-get install openmpi-bin)")
-            arguments = ["-np", "\(ranks)", "--oversubscribe", "--bind-to", "none", CommandLineTests.binary] + arguments
+            arguments = MPIRun.arguments(ranks: ranks) + [CommandLineTests.binary] + arguments
             outcome = try runProcess(mpirun, arguments, environment: Self.environment, timeout: 300)
         }
         #expect(outcome.status == 0 && !outcome.timedOut, "\(name) failed: \(outcome.stderr)")

@@ -42,12 +42,10 @@ func expectClose(_ a: [Float], _ b: [Float], atol: Float = 1e-5, rtol: Float = 1
 
 func array(_ p: UnsafePointer<Float>, _ count: Int) -> [Float] { Array(UnsafeBufferPointer(start: p, count: count)) }
 
-/// Copies fixture parameters into a network by PyTorch name (prefix removed if the
-/// fixture names them without one).
-func loadParameters(_ params: [String: Any], into network: Network, prefix: String = "") {
+/// Copies fixture parameters into a network by their PyTorch names.
+func loadParameters(_ params: [String: Any], into network: Network) {
     for t in network.tensors {
-        let key = String(t.name.dropFirst(prefix.count))
-        let fixture = FixtureTensor(params[key] ?? params[t.name])
+        let fixture = FixtureTensor(params[t.name])
         #expect(fixture.shape == t.shape, "shape of \(t.name)")
         (network.parameters.pointer + t.offset).update(from: fixture.data, count: t.count)
     }
