@@ -1,7 +1,6 @@
 import CohortDistributed
 import CohortNN
 import CohortTensor
-import Foundation
 
 /// Sums the gradients over all ranks, overlapping communication with backward.
 ///
@@ -9,9 +8,9 @@ import Foundation
 /// order (the order backward produces them): the first bucket is small
 /// (`firstBucketBytes` or `bucketBytes`, whichever is smaller, like PyTorch DDP's
 /// first bucket) so communication starts early; later ones hold up to `bucketBytes`.
-/// A bucket closes at the first layer that brings it to its size or beyond. As soon as backward has finished the
-/// lowest layer of a bucket, that bucket's non-blocking allreduce starts; `finish`
-/// waits for all of them before the optimizer step. Without overlap the same buckets
+/// A bucket closes at the first layer that brings it to its size or beyond. As soon
+/// as backward has finished the lowest layer of a bucket, that bucket's non-blocking
+/// allreduce starts; `finish` waits for all of them before the optimizer step. Without overlap the same buckets
 /// are reduced one after another once backward is done, so both modes sum the same
 /// values in the same groups.
 final class GradientReducer {
@@ -50,7 +49,9 @@ final class GradientReducer {
                 bytes = 0
             }
         }
-        if let upper { buckets.append(Bucket(range: network.layerRanges[lowestLayer].lowerBound..<upper, lowestLayer: lowestLayer)) }
+        if let upper {
+            buckets.append(Bucket(range: network.layerRanges[lowestLayer].lowerBound..<upper, lowestLayer: lowestLayer))
+        }
         self.buckets = buckets
         var ending = [Int?](repeating: nil, count: network.layers.count)
         for (i, b) in buckets.enumerated() { ending[b.lowestLayer] = i }
