@@ -28,6 +28,7 @@ public struct BenchSettings: Sendable {
             throw SettingsError("--batch-size, --hidden and --steps must be positive, --warmup not negative")
         }
         if let t = threads, t <= 0 { throw SettingsError("--threads must be positive, got \(t)") }
+        guard bucketMB.isFinite, bucketMB > 0 else { throw SettingsError("--bucket-mb must be positive, got \(bucketMB)") }
         try ThreadPlan.checkBatchSplit(batchSize: batchSize, worldSize: worldSize, replicas: replicas)
     }
 }

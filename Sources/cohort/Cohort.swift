@@ -49,6 +49,9 @@ struct ModelOptions: ParsableArguments {
     var model: ModelKind = .cnn
     @Option(help: "Hidden size of rnn, lstm and gru.")
     var hidden: Int = 128
+
+    /// The same options as command-line arguments (to start workers with them).
+    var arguments: [String] { ["--model", model.rawValue, "--hidden", "\(hidden)"] }
 }
 
 /// How a step is split over ranks and threads, shared by `train` and `bench`.
@@ -179,7 +182,7 @@ struct Bench: ParsableCommand {
         guard !counts.isEmpty, counts.count == ranks.split(separator: ",").count, counts.allSatisfy({ $0 > 0 }) else {
             throw ValidationError("--ranks must be positive integers separated by commas, got '\(ranks)'")
         }
-        guard sgemmSeconds > 0, parallel.bucketMb > 0 else { throw ValidationError("--sgemm-seconds and --bucket-mb must be positive") }
+        guard sgemmSeconds > 0 else { throw ValidationError("--sgemm-seconds must be positive, got \(sgemmSeconds)") }
         do {
             for n in counts { try settings.validate(worldSize: n) }
         } catch let error as SettingsError {
@@ -189,8 +192,7 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         guard let result else {
-            let worker = ["--model", modelOptions.model.rawValue, "--hidden", "\(modelOptions.hidden)",
-                          "--steps", "\(steps)", "--warmup", "\(warmup)"] + parallel.arguments
+            let worker = modelOptions.arguments + parallel.arguments + ["--steps", "\(steps)", "--warmup", "\(warmup)"]
             var suite = BenchmarkSuite(settings: settings, rankCounts: rankCounts, outputDirectory: out,
                                        workerArguments: worker)
             suite.sgemmSeconds = sgemmSeconds
