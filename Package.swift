@@ -3,7 +3,15 @@
 // Targets follow the layers of DESIGN.md; each depends only on the layers above it.
 import PackageDescription
 
-let optimize: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+// Release builds: no bounds checks. Every build: no errno from sqrt, so loops with a square root
+// (optimizer steps) vectorise; the results are the same, sqrt is exact either way.
+// COHORT_TARGET_CPU=<cpu> (what `launch/cpu-target` prints for this machine, e.g. skylake-avx512)
+// compiles for that CPU's vector units; such a binary runs only on CPUs that have them.
+let targetCPU = Context.environment["COHORT_TARGET_CPU"].flatMap { $0.isEmpty ? nil : $0 }
+let optimize: [SwiftSetting] = [
+    .unsafeFlags(["-Ounchecked"] + (targetCPU.map { ["-target-cpu", $0] } ?? []), .when(configuration: .release)),
+    .unsafeFlags(["-Xcc", "-fno-math-errno"]),
+]
 
 let package = Package(
     name: "Cohort",

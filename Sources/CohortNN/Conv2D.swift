@@ -5,22 +5,22 @@ import CohortTensor
 /// `y[n, o, i, j] = b[o] + Σ_{c,u,v} W[o, c, u, v] · x[n, c, i·s - p + u, j·s - p + v]`
 /// with `W[O, C, KH, KW]`, `b[O]`. Initialisation: `W, b ~ U(-1/√(C·KH·KW), +…)`.
 ///
-/// The whole batch is one GEMM: `im2col` unfolds `x` into `col[C·KH·KW, N·OH·OW]`,
-/// then `Y[O, N·OH·OW] = W · col`, transposed into `N O OH OW`. Backward runs the same
-/// path in reverse: `dW += dY · colᵀ`, `dcol = Wᵀ · dY`, `dx = col2im(dcol)`.
+/// One sample at a time, so that its unfolded patches stay in the core's cache:
+/// `im2col` unfolds sample n of `x` into `col[C·KH·KW, OH·OW]`, then `Y_n[O, OH·OW] = W · col + b`,
+/// which is already sample n's block of the `N O OH OW` output. Backward unfolds the sample
+/// again (cheaper than keeping the whole batch's patches and reading them back from memory)
+/// and runs the same path in reverse: `dW += dY_n · colᵀ`, `dcol = Wᵀ · dY_n`, `dx_n = col2im(dcol)`.
 public final class Conv2D: Layer {
     public let geometry: ConvGeometry
     public let outChannels: Int
     public let inputShape: Shape, outputShape: Shape
     private var weight: UnsafeMutablePointer<Float>!, bias: UnsafeMutablePointer<Float>!
     private var weightGrad: UnsafeMutablePointer<Float>!, biasGrad: UnsafeMutablePointer<Float>!
-    /// `col[C·KH·KW, N·OH·OW]` of the last forward, kept for dW.
-    private let columns: FloatBuffer
-    /// `[O, N·OH·OW]` scratch: the GEMM output in forward, dY in backward.
-    private let channelMajor: FloatBuffer
+    /// One sample's `col[C·KH·KW, OH·OW]`, and `dcol` in backward.
+    private let columns: FloatBuffer, columnGrad: FloatBuffer
     private let output: FloatBuffer, inputGrad: FloatBuffer
-    /// dcol in backward.
-    private let columnGrad: FloatBuffer
+    /// The input of the last forward, unfolded again in backward.
+    private var lastInput: UnsafePointer<Float>?
 
     public init(inChannels: Int, outChannels: Int, height: Int, width: Int,
                 kernel: Int, stride: Int = 1, padding: Int = 0, maxBatch: Int) {
@@ -31,9 +31,8 @@ public final class Conv2D: Layer {
         self.outChannels = outChannels
         inputShape = [inChannels, height, width]
         outputShape = [outChannels, geometry.outHeight, geometry.outWidth]
-        columns = FloatBuffer(count: geometry.patchSize * maxBatch * geometry.outPlane)
-        columnGrad = FloatBuffer(count: geometry.patchSize * maxBatch * geometry.outPlane)
-        channelMajor = FloatBuffer(count: outChannels * maxBatch * geometry.outPlane)
+        columns = FloatBuffer(count: geometry.patchSize * geometry.outPlane)
+        columnGrad = FloatBuffer(count: geometry.patchSize * geometry.outPlane)
         output = FloatBuffer(count: maxBatch * outputShape.elementCount)
         inputGrad = FloatBuffer(count: maxBatch * inputShape.elementCount)
     }
@@ -59,39 +58,39 @@ public final class Conv2D: Layer {
     }
 
     public func forward(_ x: UnsafePointer<Float>, batch: Int) -> UnsafePointer<Float> {
-        let plane = geometry.outPlane, cols = batch * plane
-        im2col(x, batch: batch, geometry: geometry, into: columns.pointer)
-        sgemm(m: outChannels, n: cols, k: geometry.patchSize, a: weight, b: columns.pointer, c: channelMajor.pointer)
-        // [O, N, OH·OW] -> [N, O, OH·OW], adding the bias on the way.
-        for o in 0..<outChannels {
-            let b = bias[o]
-            let src = channelMajor.pointer + o * cols
-            for n in 0..<batch {
-                let s = src + n * plane, d = output.pointer + (n * outChannels + o) * plane
-                for i in 0..<plane { d[i] = s[i] + b }
-            }
+        let plane = geometry.outPlane, inSize = inputShape.elementCount, outSize = outputShape.elementCount
+        let K = geometry.patchSize, col = columns.pointer
+        lastInput = x
+        for n in 0..<batch {
+            im2col(x + n * inSize, batch: 1, geometry: geometry, into: col)
+            let y = output.pointer + n * outSize
+            for o in 0..<outChannels { (y + o * plane).update(repeating: bias[o], count: plane) }
+            sgemm(m: outChannels, n: plane, k: K, a: weight, b: col, beta: 1, c: y)
         }
         return UnsafePointer(output.pointer)
     }
 
+    /// Must follow the forward of the same batch: its input is read again.
     public func backward(_ dy: UnsafePointer<Float>, batch: Int, needsInputGradient: Bool) -> UnsafePointer<Float>? {
-        let plane = geometry.outPlane, cols = batch * plane
-        // [N, O, OH·OW] -> dY[O, N·OH·OW]; db[o] += Σ dY[o, :].
-        for o in 0..<outChannels {
-            let dst = channelMajor.pointer + o * cols
-            var sum: Float = 0
-            for n in 0..<batch {
-                let s = dy + (n * outChannels + o) * plane, d = dst + n * plane
-                for i in 0..<plane { d[i] = s[i]; sum += s[i] }
+        guard let x = lastInput else { preconditionFailure("Conv2D.backward before forward") }
+        let plane = geometry.outPlane, inSize = inputShape.elementCount, outSize = outputShape.elementCount
+        let K = geometry.patchSize, col = columns.pointer
+        for n in 0..<batch {
+            let dyn = dy + n * outSize
+            // db[o] += Σ dY_n[o, :].
+            for o in 0..<outChannels {
+                let row = dyn + o * plane
+                var sum: Float = 0
+                for i in 0..<plane { sum += row[i] }
+                biasGrad[o] += sum
             }
-            biasGrad[o] += sum
+            im2col(x + n * inSize, batch: 1, geometry: geometry, into: col)
+            sgemm(transB: true, m: outChannels, n: K, k: plane, a: dyn, b: col, beta: 1, c: weightGrad)
+            if needsInputGradient {
+                sgemm(transA: true, m: K, n: plane, k: outChannels, a: weight, b: dyn, c: columnGrad.pointer)
+                col2im(columnGrad.pointer, batch: 1, geometry: geometry, into: inputGrad.pointer + n * inSize)
+            }
         }
-        sgemm(transB: true, m: outChannels, n: geometry.patchSize, k: cols,
-              a: channelMajor.pointer, b: columns.pointer, beta: 1, c: weightGrad)
-        guard needsInputGradient else { return nil }
-        sgemm(transA: true, m: geometry.patchSize, n: cols, k: outChannels,
-              a: weight, b: channelMajor.pointer, c: columnGrad.pointer)
-        col2im(columnGrad.pointer, batch: batch, geometry: geometry, into: inputGrad.pointer)
-        return UnsafePointer(inputGrad.pointer)
+        return needsInputGradient ? UnsafePointer(inputGrad.pointer) : nil
     }
 }

@@ -57,6 +57,14 @@ public final class Network {
         for (layer, range) in zip(self.layers, ranges) {
             layer.bind(parameters: parameters.pointer + range.lowerBound, gradients: gradients.pointer + range.lowerBound)
         }
+        // ReLU then max-pooling: only window winners get a gradient, and the ReLU's mask at a
+        // winner is [pooled output > 0], so the pooling's backward applies it and the ReLU's is a no-op.
+        for (first, second) in zip(self.layers, self.layers.dropFirst()) {
+            if let relu = first as? ReLU, let pool = second as? MaxPool2D {
+                relu.gradientMaskedByNextLayer = true
+                pool.masksReLUGradient = true
+            }
+        }
     }
 
     /// PyTorch's default initialisation for every layer, from one seeded stream.

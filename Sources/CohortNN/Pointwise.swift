@@ -17,8 +17,12 @@ public final class ReLU: Layer {
         return UnsafePointer(output.pointer)
     }
 
+    /// Set by `Network` when a max-pooling follows and applies this mask in its own backward.
+    var gradientMaskedByNextLayer = false
+
     public func backward(_ dy: UnsafePointer<Float>, batch: Int, needsInputGradient: Bool) -> UnsafePointer<Float>? {
         guard needsInputGradient else { return nil }
+        if gradientMaskedByNextLayer { return dy }
         reluBackward(dy, output: output.pointer, inputGrad.pointer, count: batch * inputShape.elementCount)
         return UnsafePointer(inputGrad.pointer)
     }
@@ -66,9 +70,13 @@ public final class MaxPool2D: Layer {
         return UnsafePointer(output.pointer)
     }
 
+    /// Set by `Network` when the input comes from a ReLU: backward then applies the ReLU's mask too.
+    var masksReLUGradient = false
+
     public func backward(_ dy: UnsafePointer<Float>, batch: Int, needsInputGradient: Bool) -> UnsafePointer<Float>? {
         guard needsInputGradient else { return nil }
-        maxPoolBackward(dy, argmax: switches, batch: batch, geometry: geometry, into: inputGrad.pointer)
+        maxPoolBackward(dy, argmax: switches, batch: batch, geometry: geometry, into: inputGrad.pointer,
+                        reluOutput: masksReLUGradient ? UnsafePointer(output.pointer) : nil)
         return UnsafePointer(inputGrad.pointer)
     }
 }

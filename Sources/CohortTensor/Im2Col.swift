@@ -33,6 +33,13 @@ public func im2col(_ x: UnsafePointer<Float>, batch: Int, geometry g: ConvGeomet
             for kw in 0..<g.kernelW {
                 let row = col + ((c * g.kernelH + kh) * g.kernelW + kw) * columns
                 let (first, end) = g.validOutputColumns(kernelColumn: kw)
+                if let shift = g.planeShift(kernelRow: kh, kernelColumn: kw) {
+                    for n in 0..<batch {
+                        im2colShifted(x + (n * g.channels + c) * g.inPlane, into: row + n * g.outPlane,
+                                      geometry: g, shift: shift, first: first, end: end)
+                    }
+                    continue
+                }
                 for n in 0..<batch {
                     let plane = x + (n * g.channels + c) * g.inPlane
                     let out = row + n * g.outPlane
@@ -59,7 +66,7 @@ public func im2col(_ x: UnsafePointer<Float>, batch: Int, geometry g: ConvGeomet
 }
 
 /// The adjoint of `im2col`: adds every column entry back onto the input pixel it came from.
-/// `dx` is overwritten (zeroed first).
+/// `dx` is overwritten (zeroed first). `col` is scratch: entries that read padding may be zeroed.
 public func col2im(_ col: UnsafePointer<Float>, batch: Int, geometry g: ConvGeometry,
                    into dx: UnsafeMutablePointer<Float>) {
     dx.update(repeating: 0, count: batch * g.channels * g.inPlane)
@@ -70,6 +77,14 @@ public func col2im(_ col: UnsafePointer<Float>, batch: Int, geometry g: ConvGeom
                 let row = col + ((c * g.kernelH + kh) * g.kernelW + kw) * columns
                 let (first, end) = g.validOutputColumns(kernelColumn: kw)
                 guard first < end else { continue }
+                if let shift = g.planeShift(kernelRow: kh, kernelColumn: kw) {
+                    for n in 0..<batch {
+                        col2imShifted(UnsafeMutablePointer(mutating: row + n * g.outPlane),
+                                      into: dx + (n * g.channels + c) * g.inPlane,
+                                      geometry: g, shift: shift, first: first, end: end)
+                    }
+                    continue
+                }
                 for n in 0..<batch {
                     let plane = dx + (n * g.channels + c) * g.inPlane
                     let src = row + n * g.outPlane
@@ -86,7 +101,63 @@ public func col2im(_ col: UnsafePointer<Float>, batch: Int, geometry g: ConvGeom
     }
 }
 
+// "Same" convolutions with stride 1 (the CNN's 5×5, padding 2): output and input planes are
+// both `H×W`, so for one kernel offset (kh, kw) the column row is the input plane shifted by
+// `(kh - p)·W + (kw - p)` floats, except where that reads padding. One long copy replaces a
+// short one per output row; the entries that read padding are then set to 0.
+
+/// Column row of one sample and kernel offset, `dst[OH·OW]`, from its input plane `src[H·W]`.
+private func im2colShifted(_ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>,
+                           geometry g: ConvGeometry, shift: PlaneShift, first: Int, end: Int) {
+    let ow = g.outWidth
+    guard shift.rows.lowerBound < shift.rows.upperBound, first < end else {
+        dst.update(repeating: 0, count: g.outPlane)
+        return
+    }
+    // From the first valid entry to the last; every read lies between two pixels of the plane.
+    let start = shift.rows.lowerBound * ow + first, stop = (shift.rows.upperBound - 1) * ow + end
+    (dst + start).update(from: src + (start + shift.offset), count: stop - start)
+    dst.update(repeating: 0, count: start)
+    (dst + stop).update(repeating: 0, count: g.outPlane - stop)
+    for y in shift.rows {
+        let line = dst + y * ow
+        for xo in 0..<first { line[xo] = 0 }
+        for xo in end..<ow { line[xo] = 0 }
+    }
+}
+
+/// Adds one sample's column row `src[OH·OW]` back onto its gradient plane `dst[H·W]`.
+private func col2imShifted(_ src: UnsafeMutablePointer<Float>, into dst: UnsafeMutablePointer<Float>,
+                           geometry g: ConvGeometry, shift: PlaneShift, first: Int, end: Int) {
+    let ow = g.outWidth
+    guard shift.rows.lowerBound < shift.rows.upperBound else { return }
+    // Entries that read padding carry no gradient to any pixel: clear them, then add in one pass.
+    for y in shift.rows {
+        let line = src + y * ow
+        for xo in 0..<first { line[xo] = 0 }
+        for xo in end..<ow { line[xo] = 0 }
+    }
+    let start = shift.rows.lowerBound * ow + first, stop = (shift.rows.upperBound - 1) * ow + end
+    let out = dst + shift.offset
+    for i in start..<stop { out[i] += src[i] }
+}
+
+/// For a "same", stride-1 convolution: the output rows whose input row is inside the image,
+/// and the offset from an output index to its input index.
+struct PlaneShift {
+    let rows: Range<Int>
+    let offset: Int
+}
+
 extension ConvGeometry {
+    @inline(__always)
+    func planeShift(kernelRow kh: Int, kernelColumn kw: Int) -> PlaneShift? {
+        guard strideH == 1, strideW == 1, outHeight == height, outWidth == width else { return nil }
+        // iy = y - padH + kh inside [0, H).
+        let low = max(0, padH - kh), high = min(outHeight, height + padH - kh)
+        return PlaneShift(rows: low..<max(low, high), offset: (kh - padH) * width + (kw - padW))
+    }
+
     /// The output columns `first..<end` whose input column `xo·s - p + kw` lies inside
     /// the image: the rest read padding.
     @inline(__always)

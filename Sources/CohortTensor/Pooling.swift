@@ -59,13 +59,53 @@ private func maxPool2x2(_ x: UnsafePointer<Float>, planes: Int, geometry g: Conv
 }
 
 /// Sends each output gradient to the input that won its window; `dx` is overwritten.
+/// With `reluOutput` (the pooling's own output `y`, when its input came from a ReLU), the
+/// ReLU's backward is applied on the way: a winner gets `dy · [y > 0]`, which is the ReLU
+/// mask at that input, and every other input gets 0 from both.
 public func maxPoolBackward(_ dy: UnsafePointer<Float>, argmax: UnsafePointer<Int32>, batch: Int,
-                            geometry g: ConvGeometry, into dx: UnsafeMutablePointer<Float>) {
+                            geometry g: ConvGeometry, into dx: UnsafeMutablePointer<Float>,
+                            reluOutput: UnsafePointer<Float>? = nil) {
+    if g.kernelH == 2 && g.kernelW == 2 && g.strideH == 2 && g.strideW == 2 && g.padH == 0 && g.padW == 0
+        && g.height % 2 == 0 && g.width % 2 == 0 {
+        maxPool2x2Backward(dy, argmax: argmax, planes: batch * g.channels, geometry: g, into: dx, reluOutput: reluOutput)
+        return
+    }
     dx.update(repeating: 0, count: batch * g.channels * g.inPlane)
     for plane in 0..<(batch * g.channels) {
         let d = dx + plane * g.inPlane
         let src = dy + plane * g.outPlane
         let arg = argmax + plane * g.outPlane
-        for i in 0..<g.outPlane { d[Int(arg[i])] += src[i] }
+        if let y = reluOutput.map({ $0 + plane * g.outPlane }) {
+            for i in 0..<g.outPlane where y[i] > 0 { d[Int(arg[i])] += src[i] }
+        } else {
+            for i in 0..<g.outPlane { d[Int(arg[i])] += src[i] }
+        }
+    }
+}
+
+/// 2×2 windows that tile the input exactly: each input is written once (its window's
+/// gradient or 0), so `dx` needs no clearing first.
+private func maxPool2x2Backward(_ dy: UnsafePointer<Float>, argmax: UnsafePointer<Int32>, planes: Int,
+                                geometry g: ConvGeometry, into dx: UnsafeMutablePointer<Float>,
+                                reluOutput: UnsafePointer<Float>?) {
+    let oh = g.outHeight, ow = g.outWidth, w = g.width
+    for plane in 0..<planes {
+        let d = dx + plane * g.inPlane
+        let src = dy + plane * g.outPlane
+        let arg = argmax + plane * g.outPlane
+        let y = reluOutput.map { $0 + plane * g.outPlane }
+        for oy in 0..<oh {
+            let top = 2 * oy * w, bottom = top + w
+            for ox in 0..<ow {
+                let o = oy * ow + ox, i = 2 * ox
+                var grad = src[o]
+                if let y, !(y[o] > 0) { grad = 0 }
+                let winner = Int(arg[o])
+                d[top + i] = winner == top + i ? grad : 0
+                d[top + i + 1] = winner == top + i + 1 ? grad : 0
+                d[bottom + i] = winner == bottom + i ? grad : 0
+                d[bottom + i + 1] = winner == bottom + i + 1 ? grad : 0
+            }
+        }
     }
 }

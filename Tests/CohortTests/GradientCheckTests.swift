@@ -48,6 +48,34 @@ import Testing
         checkLayer(ReLU(shape: [3, 4], maxBatch: 2), batch: 2, input: randomValues(24, seed: 3, margin: 0.05), "relu")
     }
 
+    /// In a network, a max-pooling after a ReLU applies the ReLU's mask in its own backward
+    /// and the ReLU's backward passes the gradient through: the result must equal the two
+    /// layers' separate backward passes, for the 2×2 fast path and for overlapping windows.
+    @Test(arguments: [(2, 2, 0), (3, 2, 1)])
+    func reluThenPoolEqualsSeparateBackwards(kernel: Int, stride: Int, padding: Int) throws {
+        let shape: Shape = [3, 6, 6], batch = 2
+        func pool() -> MaxPool2D {
+            MaxPool2D(channels: 3, height: 6, width: 6, kernel: kernel, stride: stride, padding: padding, maxBatch: batch)
+        }
+        let x = FloatBuffer(randomValues(batch * shape.elementCount, seed: 8))
+        let fused = Network(layers: [(nil, ReLU(shape: shape, maxBatch: batch)), (nil, pool())], maxBatch: batch)
+        let (relu, alone) = (ReLU(shape: shape, maxBatch: batch), pool())
+        let outputCount = batch * alone.outputShape.elementCount
+        let dy = FloatBuffer(randomValues(outputCount, seed: 9))
+
+        let fusedOut = array(fused.forward(x.pointer, batch: batch), outputCount)
+        let fusedGrad = try #require(fused.backward(dy.pointer, batch: batch, needsInputGradient: true))
+        let separateOut = array(alone.forward(relu.forward(x.pointer, batch: batch), batch: batch), outputCount)
+        let poolGrad = try #require(alone.backward(dy.pointer, batch: batch, needsInputGradient: true))
+        let separateGrad = try #require(relu.backward(poolGrad, batch: batch, needsInputGradient: true))
+        #expect(fusedOut == separateOut)
+        let count = batch * shape.elementCount
+        #expect(array(fusedGrad, count) == array(separateGrad, count))
+        // Both are right, not merely equal: a negative input never gets a gradient.
+        #expect(zip(array(UnsafePointer(x.pointer), count), array(fusedGrad, count)).allSatisfy { $0.0 > 0 || $0.1 == 0 })
+        #expect(array(fusedGrad, count).contains { $0 != 0 })
+    }
+
     @Test func linear() {
         checkLayer(Linear(inFeatures: 5, outFeatures: 4, maxBatch: 3), batch: 3, "linear")
     }
