@@ -13,7 +13,8 @@
 #
 # Both sides run with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset (in their own
 # commands only), so each picks its own best kernels for this CPU. Needs the release
-# binary (swift build -c release) and a Python with torch (PYTHON, default
+# binary, built for this CPU as PyTorch's kernels are
+# (COHORT_TARGET_CPU=$(launch/cpu-target) swift build -c release), and a Python with torch (PYTHON, default
 # /tmp/torch-venv/bin/python; see ../shared/peers/README.md).
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
