@@ -21,6 +21,8 @@ public final class Conv2D: Layer {
     private let output: FloatBuffer, inputGrad: FloatBuffer
     /// The input of the last forward, unfolded again in backward.
     private var lastInput: UnsafePointer<Float>?
+    /// `[OH·OW]` ones: `db += dY_n · 1` is then a matrix-vector product.
+    private let ones: FloatBuffer
 
     public init(inChannels: Int, outChannels: Int, height: Int, width: Int,
                 kernel: Int, stride: Int = 1, padding: Int = 0, maxBatch: Int) {
@@ -33,6 +35,8 @@ public final class Conv2D: Layer {
         outputShape = [outChannels, geometry.outHeight, geometry.outWidth]
         columns = FloatBuffer(count: geometry.patchSize * geometry.outPlane)
         columnGrad = FloatBuffer(count: geometry.patchSize * geometry.outPlane)
+        ones = FloatBuffer(count: geometry.outPlane)
+        ones.pointer.update(repeating: 1, count: geometry.outPlane)
         output = FloatBuffer(count: maxBatch * outputShape.elementCount)
         inputGrad = FloatBuffer(count: maxBatch * inputShape.elementCount)
     }
@@ -77,13 +81,8 @@ public final class Conv2D: Layer {
         let K = geometry.patchSize, col = columns.pointer
         for n in 0..<batch {
             let dyn = dy + n * outSize
-            // db[o] += Σ dY_n[o, :].
-            for o in 0..<outChannels {
-                let row = dyn + o * plane
-                var sum: Float = 0
-                for i in 0..<plane { sum += row[i] }
-                biasGrad[o] += sum
-            }
+            // db[o] += Σ_i dY_n[o, i].
+            sgemm(m: outChannels, n: 1, k: plane, a: dyn, b: ones.pointer, beta: 1, c: biasGrad)
             im2col(x + n * inSize, batch: 1, geometry: geometry, into: col)
             sgemm(transB: true, m: outChannels, n: K, k: plane, a: dyn, b: col, beta: 1, c: weightGrad)
             if needsInputGradient {

@@ -93,18 +93,18 @@ private func maxPool2x2Backward(_ dy: UnsafePointer<Float>, argmax: UnsafePointe
         let d = dx + plane * g.inPlane
         let src = dy + plane * g.outPlane
         let arg = argmax + plane * g.outPlane
-        let y = reluOutput.map { $0 + plane * g.outPlane }
+        let mask = reluOutput.map { $0 + plane * g.outPlane }
         for oy in 0..<oh {
             let top = 2 * oy * w, bottom = top + w
             for ox in 0..<ow {
                 let o = oy * ow + ox, i = 2 * ox
-                var grad = src[o]
-                if let y, !(y[o] > 0) { grad = 0 }
-                let winner = Int(arg[o])
-                d[top + i] = winner == top + i ? grad : 0
-                d[top + i + 1] = winner == top + i + 1 ? grad : 0
-                d[bottom + i] = winner == bottom + i ? grad : 0
-                d[bottom + i + 1] = winner == bottom + i + 1 ? grad : 0
+                let grad = mask.map { $0[o] > 0 ? src[o] : 0 } ?? src[o]
+                // Where the winner sits in its window: 0, 1 (top row), w, w + 1 (bottom row).
+                let slot = Int(arg[o]) - (top + i)
+                d[top + i] = slot == 0 ? grad : 0
+                d[top + i + 1] = slot == 1 ? grad : 0
+                d[bottom + i] = slot == w ? grad : 0
+                d[bottom + i + 1] = slot == w + 1 ? grad : 0
             }
         }
     }
