@@ -40,22 +40,27 @@ let package = Package(
         .target(name: "CohortData", dependencies: ["CohortTensor", "CZlib"], swiftSettings: optimize),
         // Communicators: single-process and MPI (the only code that talks to Open MPI).
         .target(name: "CohortDistributed", dependencies: ["CohortTensor", "CMPI"], swiftSettings: optimize),
-        // Reporting: SVG curves.
-        .target(name: "CohortReporting", dependencies: [], swiftSettings: optimize),
+        // Reporting: SVG curves, PNG pictures.
+        .target(name: "CohortReporting", dependencies: ["CZlib"], swiftSettings: optimize),
         // Training loop, evaluation, run directory, safetensors.
         .target(name: "CohortTraining",
                 dependencies: ["CohortTensor", "CohortNN", "CohortOptim", "CohortData",
                                "CohortDistributed", "CohortReporting"],
                 swiftSettings: optimize),
+        // What trained models and sweeps show: sweep reports, filters, activation statistics,
+        // the deconvnet, occlusion.
+        .target(name: "CohortAnalysis",
+                dependencies: ["CohortTensor", "CohortNN", "CohortData", "CohortTraining", "CohortReporting"],
+                swiftSettings: optimize),
         // The command line: thin, parses flags and calls the layers above.
         .executableTarget(name: "cohort",
-                          dependencies: ["CohortTraining",
+                          dependencies: ["CohortTraining", "CohortAnalysis",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: optimize),
 
         .testTarget(name: "CohortTests",
                     dependencies: ["CohortTensor", "CohortNN", "CohortOptim", "CohortData",
-                                   "CohortDistributed", "CohortTraining", "CohortReporting"],
+                                   "CohortDistributed", "CohortTraining", "CohortReporting", "CohortAnalysis", "CZlib"],
                     exclude: ["Fixtures"]),
     ]
 )

@@ -85,11 +85,24 @@ public final class Conv2D: Layer {
             sgemm(m: outChannels, n: 1, k: plane, a: dyn, b: ones.pointer, beta: 1, c: biasGrad)
             im2col(x + n * inSize, batch: 1, geometry: geometry, into: col)
             sgemm(transB: true, m: outChannels, n: K, k: plane, a: dyn, b: col, beta: 1, c: weightGrad)
-            if needsInputGradient {
-                sgemm(transA: true, m: K, n: plane, k: outChannels, a: weight, b: dyn, c: columnGrad.pointer)
-                col2im(columnGrad.pointer, batch: 1, geometry: geometry, into: inputGrad.pointer + n * inSize)
-            }
+            if needsInputGradient { transposeSample(dyn, into: inputGrad.pointer + n * inSize) }
         }
         return needsInputGradient ? UnsafePointer(inputGrad.pointer) : nil
+    }
+
+    /// The transposed convolution `dx = Wᵀ ⋆ dy` alone, parameter gradients untouched: the
+    /// deconvnet's filtering step (Zeiler & Fergus), and the input gradient of backward.
+    /// `dy[N, O, OH, OW]` -> `[N, C, H, W]`.
+    public func transposed(_ dy: UnsafePointer<Float>, batch: Int) -> UnsafePointer<Float> {
+        let inSize = inputShape.elementCount, outSize = outputShape.elementCount
+        for n in 0..<batch { transposeSample(dy + n * outSize, into: inputGrad.pointer + n * inSize) }
+        return UnsafePointer(inputGrad.pointer)
+    }
+
+    /// One sample: `dcol = Wᵀ · dY_n`, `dx_n = col2im(dcol)`.
+    private func transposeSample(_ dyn: UnsafePointer<Float>, into dx: UnsafeMutablePointer<Float>) {
+        sgemm(transA: true, m: geometry.patchSize, n: geometry.outPlane, k: outChannels, a: weight, b: dyn,
+              c: columnGrad.pointer)
+        col2im(columnGrad.pointer, batch: 1, geometry: geometry, into: dx)
     }
 }

@@ -79,4 +79,11 @@ public final class MaxPool2D: Layer {
                         reluOutput: masksReLUGradient ? UnsafePointer(output.pointer) : nil)
         return UnsafePointer(inputGrad.pointer)
     }
+
+    /// The deconvnet's unpooling: each value goes back to where the last forward's maximum
+    /// was (the saved switches), everything else is 0. `[N, C, OH, OW]` -> `[N, C, H, W]`.
+    public func unpool(_ y: UnsafePointer<Float>, batch: Int) -> UnsafePointer<Float> {
+        maxPoolBackward(y, argmax: switches, batch: batch, geometry: geometry, into: inputGrad.pointer)
+        return UnsafePointer(inputGrad.pointer)
+    }
 }

@@ -108,6 +108,12 @@ public final class Recurrent: Layer {
         fillUniform(weightIH, count: gates * (inputSize + hidden + 2), bound: bound, rng: &rng)
     }
 
+    /// `h_t[N, H]` of the last forward, for `t` in 1...steps (hidden-state statistics).
+    public func hiddenState(step t: Int, batch: Int) -> UnsafePointer<Float> {
+        precondition(t >= 1 && t <= steps, "steps run from 1 to \(steps)")
+        return UnsafePointer(hiddenStates.pointer + t * batch * hidden)
+    }
+
     public func forward(_ x: UnsafePointer<Float>, batch: Int) -> UnsafePointer<Float> {
         input = x
         let g = gates, nh = batch * hidden

@@ -68,19 +68,7 @@ public struct BenchmarkSuite {
     func measure(ranks: Int, directory: RunDirectory) throws -> BenchMeasurement {
         let resultPath = directory.file("ranks-\(ranks).json")
         try? FileManager.default.removeItem(atPath: resultPath)
-        let process = Process()
-        let worker = [MPIRun.currentExecutable, "bench"] + workerArguments + ["--result", resultPath]
-        if ranks == 1 {
-            process.executableURL = URL(fileURLWithPath: worker[0])
-            process.arguments = Array(worker.dropFirst())
-        } else {
-            guard let mpirun = MPIRun.executable else {
-                throw RunError("--ranks \(ranks): mpirun not found (apt-get install openmpi-bin libopenmpi-dev)")
-            }
-            process.executableURL = URL(fileURLWithPath: mpirun)
-            process.arguments = MPIRun.arguments(ranks: ranks) + worker
-        }
-        try process.run()
+        let process = try startCohort(ranks: ranks, arguments: ["bench"] + workerArguments + ["--result", resultPath])
         process.waitUntilExit()
         guard process.terminationStatus == 0, let data = FileManager.default.contents(atPath: resultPath),
               let json = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {

@@ -102,3 +102,43 @@ public struct SettingsError: Error, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
 }
+
+extension JSON {
+    /// Parses JSON text (objects keep the file's key order only as far as Foundation does:
+    /// readers look keys up, they do not rely on order).
+    public init(parsing data: Data) throws {
+        let object: Any
+        do { object = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) } catch {
+            throw RunError("not valid JSON (\(error.localizedDescription))")
+        }
+        self = JSON(foundation: object)
+    }
+
+    /// Reads and parses the JSON file at `path`, naming it in any error.
+    public init(contentsOfFile path: String) throws {
+        guard let data = FileManager.default.contents(atPath: path) else { throw RunError("\(path): cannot read") }
+        do { try self.init(parsing: data) } catch let error as RunError { throw RunError("\(path): \(error)") }
+    }
+
+    private init(foundation value: Any) {
+        switch value {
+        // Foundation hands JSON booleans over as NSNumbers of type "c" (char).
+        case let n as NSNumber where String(cString: n.objCType) == "c": self = .bool(n.boolValue)
+        case let n as NSNumber: self = .number(n.doubleValue)
+        case let s as String: self = .string(s)
+        case let a as [Any]: self = .array(a.map(JSON.init(foundation:)))
+        case let d as [String: Any]: self = .object(d.keys.sorted().map { ($0, JSON(foundation: d[$0]!)) })
+        default: self = .null
+        }
+    }
+
+    public subscript(key: String) -> JSON? {
+        guard case .object(let pairs) = self else { return nil }
+        return pairs.first { $0.0 == key }?.1
+    }
+
+    public var number: Double? { if case .number(let d) = self { return d } else { return nil } }
+    public var string: String? { if case .string(let s) = self { return s } else { return nil } }
+    public var bool: Bool? { if case .bool(let b) = self { return b } else { return nil } }
+    public var array: [JSON]? { if case .array(let a) = self { return a } else { return nil } }
+}

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import CohortAnalysis
 import CohortData
 import CohortDistributed
 import CohortNN
@@ -13,7 +14,7 @@ struct Cohort: ParsableCommand {
         commandName: "cohort",
         abstract: "Data-parallel neural-network training over MPI.",
         version: cohortVersion,
-        subcommands: [Train.self, Bench.self])
+        subcommands: [Train.self, Bench.self, Sweep.self, Report.self, Visualize.self])
 }
 
 /// Runs `body` as one rank of the job (MPI when launched by mpirun, else alone). An
@@ -203,6 +204,173 @@ struct Bench: ParsableCommand {
         try runOnEveryRank { communicator in
             let measurement = try BenchmarkRunner(settings: settings, communicator: communicator).run()
             if communicator.rank == 0 { try writeAtomically(measurement.json.serialized(pretty: true) + "\n", to: result) }
+        }
+    }
+}
+
+/// Errors of the commands that run in one process (sweep, report, visualize): one line;
+/// exit 64 for bad settings (as ArgumentParser's own), 1 for failures.
+func reportingErrors(_ body: () throws -> Void) throws {
+    do { try body() } catch let error as SettingsError {
+        FileHandle.standardError.write(Data("Error: \(error)\n".utf8))
+        throw ExitCode.validationFailure
+    } catch let error as RunError {
+        FileHandle.standardError.write(Data("Error: \(error)\n".utf8))
+        throw ExitCode(1)
+    } catch let error as DataError {
+        FileHandle.standardError.write(Data("Error: \(error)\n".utf8))
+        throw ExitCode(1)
+    }
+}
+
+struct Sweep: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train every point of a grid over `cohort train` flags, then write the report.",
+        discussion: """
+        The grid comes from a sweep file (see sweeps/*.toml) and/or --grid FLAG=V1,V2,... \
+        (repeatable); flags after `--` go to every run. Points run one after another, each a \
+        full `cohort train` job with --ranks ranks (under mpirun when more than one), into \
+        OUT/runs/<point>/. Started again with the same grid on the same --out, the sweep \
+        skips the points that finished. At the end it visualises the best run and writes \
+        OUT/report.md.
+        """)
+
+    @Argument(help: "Sweep file (a TOML subset: [train] flags and [grid] axes).")
+    var file: String?
+    @Option(name: .customLong("grid"), help: ArgumentHelp("An axis of the grid: a train flag and its values.",
+                                                         valueName: "flag=v1,v2,..."))
+    var grid: [String] = []
+    @Option(help: "Ranks per run (default: the file's ranks, else 1).")
+    var ranks: Int?
+    @Option(help: "Sweep directory (default: runs/sweeps/<name>).")
+    var out: String?
+    @Option(help: "Name of the sweep (default: the file's name, else 'sweep').")
+    var name: String?
+    @Flag(help: "Do not visualise the best run at the end.")
+    var noVisualize = false
+    @Argument(parsing: .postTerminator, help: "`cohort train` flags for every run, after `--`.")
+    var trainFlags: [String] = []
+
+    func makeSpec() throws -> SweepSpec {
+        let fromFile = try file.map { try SweepFile(path: $0) }
+        let axes = try (fromFile?.axes ?? []) + grid.map { try GridAxis(parsing: $0) }
+        let defaultName = file.map { (($0 as NSString).lastPathComponent as NSString).deletingPathExtension } ?? "sweep"
+        return try SweepSpec(name: name ?? fromFile?.name ?? defaultName, ranks: ranks ?? fromFile?.ranks ?? 1,
+                             fixed: (fromFile?.fixed ?? []) + trainFlags, axes: axes)
+    }
+
+    func validate() throws {
+        if let ranks, ranks <= 0 { throw ValidationError("--ranks must be positive, got \(ranks)") }
+        do { _ = try makeSpec() } catch let error as SettingsError { throw ValidationError(error.description) }
+    }
+
+    /// One point's `cohort train` arguments, checked as `cohort train` would; returns its epochs.
+    static func checkPoint(_ arguments: [String], ranks: Int) throws -> Int {
+        let train: Train
+        do { train = try Train.parse(Array(arguments.dropFirst())) } catch {
+            throw SettingsError(Train.message(for: error))
+        }
+        let config = train.trainingConfig
+        try config.validate(worldSize: ranks)
+        if config.dataset != .synthetic {
+            do { _ = try DatasetSource.directory(for: config.dataset, dataDirectory: config.dataDirectory) } catch {
+                throw SettingsError("\(error)")
+            }
+        }
+        return config.epochs
+    }
+
+    func run() throws {
+        guard !MPILaunch.isUnderLauncher else {
+            throw ValidationError("run `cohort sweep` without mpirun: it starts an mpirun job for each point")
+        }
+        try reportingErrors {
+            let spec = try makeSpec()
+            let directory = out ?? "runs/sweeps/\(spec.name)"
+            let runner = SweepRunner(spec: spec, directory: directory) { try Sweep.checkPoint($0, ranks: spec.ranks) }
+            _ = try runner.checkPoints()
+            print("sweep \(spec.name): \(spec.points.count) point(s) x \(spec.ranks) rank(s) -> \(directory)")
+            let failed = try runner.run { print($0) }
+            let report = try SweepReport(directory: directory)
+            if !noVisualize, let best = report.best {
+                do {
+                    let trained = try TrainedModel(path: best.directory)
+                    _ = try Visualizer.run(trained, settings: VisualizeSettings(), directory: "\(best.directory)/visualize") { print($0) }
+                } catch {
+                    print("sweep: could not visualise the best run (\(error)); the report goes without it")
+                }
+            }
+            print("sweep: report written to \(try report.write())")
+            if !failed.isEmpty {
+                throw RunError("\(failed.count) point(s) failed: " + failed.map(\.label).joined(separator: "; ")
+                               + ". Run the same command again to retry them.")
+            }
+        }
+    }
+}
+
+struct Report: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write SWEEP_DIR/report.md from a sweep's runs (also done at the end of a sweep).")
+
+    @Argument(help: "The sweep directory.")
+    var sweepDirectory: String
+
+    func run() throws {
+        try reportingErrors {
+            print("report written to \(try SweepReport(directory: sweepDirectory).write())")
+        }
+    }
+}
+
+struct Visualize: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Pictures and statistics of a trained model: filters, ReLU statistics, deconvnet, occlusion.",
+        discussion: """
+        For the CNN: the first convolution's filters, mean and std of every ReLU over the \
+        test set, the deconvnet of Zeiler and Fergus (top 9 test images per feature map and \
+        their projections to pixel space) and occlusion maps. For rnn/lstm/gru: hidden-state \
+        statistics per step. Writes PNGs, visualize.json and visualize.md to --out.
+        """)
+
+    @Option(name: .customLong("run"), help: "Run directory (with config.json and model.safetensors).")
+    var runDirectory: String?
+    @Option(help: "A .safetensors file instead, beside its run's config.json.")
+    var checkpoint: String?
+    @Option(help: "Directory with the dataset's files (default: the run's).")
+    var dataDir: String?
+    @Option(help: "Output directory (default: RUN/visualize).")
+    var out: String?
+    @Option(help: "Use only the first N test images.")
+    var limit: Int?
+    @Option(help: "Feature maps shown per conv layer in the deconvnet.")
+    var maps: Int = 8
+    @Option(help: "Test images in the occlusion picture.")
+    var occlusionImages: Int = 4
+    @Option(help: "Side of the grey occluding square, in pixels.")
+    var occlusionSize: Int = 8
+    @Option(help: "Step of the occluding square, in pixels.")
+    var occlusionStride: Int = 2
+
+    var settings: VisualizeSettings {
+        var s = VisualizeSettings()
+        s.maps = maps; s.occlusionImages = occlusionImages; s.occlusionSize = occlusionSize; s.occlusionStride = occlusionStride
+        return s
+    }
+
+    func validate() throws {
+        guard (runDirectory == nil) != (checkpoint == nil) else { throw ValidationError("give one of --run DIR or --checkpoint FILE") }
+        if let limit, limit <= 0 { throw ValidationError("--limit must be positive, got \(limit)") }
+        do { try settings.validate() } catch let error as SettingsError { throw ValidationError(error.description) }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let path = runDirectory ?? checkpoint!
+            let trained = try TrainedModel(path: path, dataDirectory: dataDir, testLimit: limit)
+            let directory = out ?? "\(trained.runDirectory)/visualize"
+            _ = try Visualizer.run(trained, settings: settings, directory: directory) { print($0) }
+            print("visualize: written to \(directory) (visualize.md, visualize.json and the pictures)")
         }
     }
 }

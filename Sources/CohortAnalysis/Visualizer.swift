@@ -1,0 +1,225 @@
+import CohortData
+import CohortNN
+import CohortReporting
+import CohortTraining
+import Foundation
+
+/// What `cohort visualize` makes of a trained model, written to one directory:
+/// for the CNN the first convolution's filters, ReLU statistics, deconvnet projections
+/// and occlusion maps; for recurrent models the hidden state's statistics per step.
+/// `visualize.json` lists it all, and `markdown` turns it into a report section.
+public struct Visualization {
+    public var model: String
+    public var filtersImage: String?
+    public var activations: [ActivationSummary] = []
+    /// Per conv layer: its name, the PNG, and the feature maps shown.
+    public var deconvnet: [(layer: String, image: String, maps: [Int])] = []
+    public var occlusionImage: String?
+    public var hiddenStates: [ActivationSummary] = []
+
+    public var json: JSON {
+        func stats(_ list: [ActivationSummary]) -> JSON {
+            .array(list.map { .object([("name", .string($0.name)), ("mean", .number($0.mean)), ("std", .number($0.std)),
+                                       ("count", .number(Double($0.count)))]) })
+        }
+        return .object([
+            ("model", .string(model)),
+            ("filters", filtersImage.map { .string($0) } ?? .null),
+            ("activations", stats(activations)),
+            ("deconvnet", .array(deconvnet.map { .object([("layer", .string($0.layer)), ("image", .string($0.image)),
+                                                           ("maps", .array($0.maps.map { .number(Double($0)) }))]) })),
+            ("occlusion", occlusionImage.map { .string($0) } ?? .null),
+            ("hidden_states", stats(hiddenStates)),
+        ])
+    }
+
+    public init(model: String) { self.model = model }
+
+    public init(json: JSON) throws {
+        guard let model = json["model"]?.string else { throw RunError("visualize.json: no model") }
+        func stats(_ key: String) -> [ActivationSummary] {
+            (json[key]?.array ?? []).compactMap { item in
+                guard let name = item["name"]?.string, let mean = item["mean"]?.number, let std = item["std"]?.number else { return nil }
+                return ActivationSummary(name: name, mean: mean, std: std, count: Int(item["count"]?.number ?? 0))
+            }
+        }
+        self.model = model
+        filtersImage = json["filters"]?.string
+        activations = stats("activations")
+        deconvnet = (json["deconvnet"]?.array ?? []).compactMap { item in
+            guard let layer = item["layer"]?.string, let image = item["image"]?.string else { return nil }
+            return (layer, image, (item["maps"]?.array ?? []).compactMap { $0.number.map(Int.init) })
+        }
+        occlusionImage = json["occlusion"]?.string
+        hiddenStates = stats("hidden_states")
+    }
+
+    /// A Markdown section; picture links are `prefix` + file name.
+    public func markdown(prefix: String, heading: String = "###") -> String {
+        var lines: [String] = []
+        if let filters = filtersImage {
+            lines += ["\(heading) First convolution's filters", "",
+                      "Each filter scaled to its own minimum..maximum, enlarged.", "", "![conv1 filters](\(prefix)\(filters))", ""]
+        }
+        if !activations.isEmpty {
+            lines += ["\(heading) Activation statistics (test set)", "", "| activations | mean | std |", "| --- | --- | --- |"]
+            lines += activations.map { "| \($0.name) | \(Format.figure($0.mean)) | \(Format.figure($0.std)) |" }
+            lines.append("")
+        }
+        if !deconvnet.isEmpty {
+            lines += ["\(heading) Deconvnet (Zeiler & Fergus)", "",
+                      "For each feature map shown, the 9 test images that activate it most (lower row) and the projection "
+                      + "of that strongest activation back to pixel space (upper row): unpooling with the forward pass's "
+                      + "switches, rectification, transposed filters. Grey is 0.", ""]
+            for d in deconvnet {
+                lines += ["**\(d.layer)**, feature maps \(d.maps.map(String.init).joined(separator: ", ")):", "",
+                          "![deconvnet \(d.layer)](\(prefix)\(d.image))", ""]
+            }
+        }
+        if let occlusion = occlusionImage {
+            lines += ["\(heading) Occlusion sensitivity", "",
+                      "Each test image and the probability of its true class as a grey square covers each place "
+                      + "(dark: low, yellow: high).", "", "![occlusion](\(prefix)\(occlusion))", ""]
+        }
+        if !hiddenStates.isEmpty {
+            lines += ["\(heading) Hidden state per step (test set)", "", "| step | mean | std |", "| --- | --- | --- |"]
+            lines += hiddenStates.map { "| \($0.name.dropFirst()) | \(Format.figure($0.mean)) | \(Format.figure($0.std)) |" }
+            lines.append("")
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// Settings of `cohort visualize`.
+public struct VisualizeSettings: Sendable {
+    /// Feature maps shown per conv layer in the deconvnet.
+    public var maps = 8
+    /// Test images in the occlusion picture, and the occluder's size and stride in pixels.
+    public var occlusionImages = 4
+    public var occlusionSize = 8
+    public var occlusionStride = 2
+    public init() {}
+
+    public func validate() throws {
+        guard maps > 0 else { throw SettingsError("--maps must be positive, got \(maps)") }
+        guard occlusionImages >= 0 else { throw SettingsError("--occlusion-images must be >= 0, got \(occlusionImages)") }
+        guard occlusionSize > 0 else { throw SettingsError("--occlusion-size must be positive, got \(occlusionSize)") }
+        guard occlusionStride > 0 else { throw SettingsError("--occlusion-stride must be positive, got \(occlusionStride)") }
+    }
+}
+
+public enum Visualizer {
+    /// Writes every picture and statistic for `trained` into `directory`, and `visualize.json`.
+    public static func run(_ trained: TrainedModel, settings: VisualizeSettings, directory: String,
+                           log: (String) -> Void = { _ in }) throws -> Visualization {
+        try settings.validate()
+        do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch {
+            throw RunError("\(directory): cannot create (\(error.localizedDescription))")
+        }
+        let network = trained.network, data = trained.test
+        guard data.count > 0 else { throw RunError("the test set is empty") }
+        var result = Visualization(model: trained.model.rawValue)
+        if trained.model.isRecurrent {
+            result.hiddenStates = ActivationStatistics.hiddenStates(network, data: data)
+            log("visualize: hidden-state statistics over \(data.count) test images")
+        } else {
+            let convs = network.layers.indices.filter { network.layers[$0] is Conv2D }
+            if let first = convs.first, let conv = network.layers[first] as? Conv2D {
+                try write(filterPicture(conv, network: network, layer: first), to: "\(directory)/conv1-filters.png")
+                result.filtersImage = "conv1-filters.png"
+            }
+            result.activations = ActivationStatistics.relus(network, data: data)
+            log("visualize: filters, ReLU statistics over \(data.count) test images")
+            for (k, index) in convs.enumerated() {
+                let name = "conv\(k + 1)"
+                let (picture, maps) = deconvnetPicture(network, data: data, convIndex: index, maps: settings.maps)
+                try write(picture, to: "\(directory)/deconv-\(name).png")
+                result.deconvnet.append((name, "deconv-\(name).png", maps))
+                log("visualize: deconvnet for \(name), maps \(maps)")
+            }
+            if settings.occlusionImages > 0 {
+                let size = min(settings.occlusionSize, data.height, data.width)
+                let rows = (0..<min(settings.occlusionImages, data.count)).map { index -> [RGBImage] in
+                    let map = Occlusion.map(network, data: data, index: index, size: size, stride: settings.occlusionStride)
+                    return [sampleImage(data, index), resized(Pictures.heatMap(map.probabilities, rows: map.rows, columns: map.columns),
+                                                              width: data.width, height: data.height)]
+                }
+                try write(Pictures.grid(rows, scale: 4), to: "\(directory)/occlusion.png")
+                result.occlusionImage = "occlusion.png"
+                log("visualize: occlusion maps for \(rows.count) test image(s)")
+            }
+        }
+        try writeAtomically(result.json.serialized(pretty: true) + "\n", to: "\(directory)/visualize.json")
+        try writeAtomically(result.markdown(prefix: "", heading: "##") + "\n", to: "\(directory)/visualize.md")
+        return result
+    }
+
+    static func write(_ image: RGBImage, to path: String) throws {
+        try writeAtomically(image.png(), to: path)
+    }
+
+    /// Filters `W[O, C, K, K]` as a grid, 8 per row, each stretched to its own range, ×8.
+    static func filterPicture(_ conv: Conv2D, network: Network, layer: Int) -> RGBImage {
+        let range = network.layerRanges[layer]
+        let spec = conv.parameterSpecs[0]
+        let (o, c, kh, kw) = (spec.shape[0], spec.shape[1], spec.shape[2], spec.shape[3])
+        let weights = Array(UnsafeBufferPointer(start: network.parameters.pointer + range.lowerBound, count: spec.count))
+        let shown = c == 3 ? 3 : 1  // RGB for three input channels, else the first channel in grey
+        let pictures = (0..<o).map { f -> RGBImage in
+            let filter = Array(weights[(f * c * kh * kw)..<((f * c + shown) * kh * kw)])
+            return Pictures.stretched(planes: filter, channels: shown, height: kh, width: kw)
+        }
+        let rows = stride(from: 0, to: o, by: 8).map { Array(pictures[$0..<min(o, $0 + 8)]) }
+        return Pictures.grid(rows, scale: 8, gap: 4)
+    }
+
+    /// The deconvnet picture of conv layer `convIndex`: for each of the `maps` maps whose 9th
+    /// strongest image activates them most, a row of projections above a row of the images.
+    static func deconvnetPicture(_ network: Network, data: ImageDataset, convIndex: Int, maps: Int) -> (RGBImage, [Int]) {
+        let feature = Deconvnet.featureLayer(after: convIndex, in: network)
+        let top = Deconvnet.topSamples(network, data: data, featureLayer: feature)
+        let chosen = top.indices.sorted { a, b in
+            let (x, y) = (top[a].last?.activation ?? 0, top[b].last?.activation ?? 0)
+            return x != y ? x > y : a < b
+        }.prefix(maps).sorted()
+        let input = UnsafeMutablePointer<Float>.allocate(capacity: data.sampleSize)
+        defer { input.deallocate() }
+        var label: Int32 = 0
+        var rows: [[RGBImage]] = []
+        for map in chosen {
+            var projections: [RGBImage] = [], images: [RGBImage] = []
+            for (sample, _) in top[map] {
+                data.fill(indices: [sample], x: input, y: &label)
+                let projection = Deconvnet.project(network, input: input, featureLayer: feature, map: map)
+                projections.append(Pictures.centred(planes: projection.pixels, channels: data.channels,
+                                                    height: data.height, width: data.width))
+                images.append(sampleImage(data, sample))
+            }
+            rows += [projections, images]
+        }
+        return (Pictures.grid(rows, scale: 3), Array(chosen))
+    }
+
+    static func sampleImage(_ data: ImageDataset, _ index: Int) -> RGBImage {
+        let size = data.sampleSize
+        let values = data.pixels[(index * size)..<((index + 1) * size)].map(Float.init)
+        return Pictures.image(planes: values, channels: data.channels, height: data.height, width: data.width, low: 0, high: 255)
+    }
+
+    /// Nearest-neighbour resampling to `width`×`height`.
+    static func resized(_ image: RGBImage, width: Int, height: Int) -> RGBImage {
+        var out = RGBImage(width: width, height: height)
+        for y in 0..<height {
+            for x in 0..<width { out[x, y] = image[x * image.width / width, y * image.height / height] }
+        }
+        return out
+    }
+}
+
+/// Numbers as the reference report prints them: four significant digits.
+public enum Format {
+    public static func figure(_ v: Double) -> String {
+        guard v.isFinite else { return "n/a" }
+        return String(format: "%.4g", v)
+    }
+}

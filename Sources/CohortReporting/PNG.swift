@@ -1,0 +1,76 @@
+import CZlib
+import Foundation
+
+/// An 8-bit RGB picture, row-major, 3 bytes per pixel.
+public struct RGBImage: Equatable, Sendable {
+    public let width: Int, height: Int
+    public var pixels: [UInt8]
+
+    public init(width: Int, height: Int, fill: (UInt8, UInt8, UInt8) = (255, 255, 255)) {
+        precondition(width > 0 && height > 0, "an image needs at least one pixel")
+        self.width = width; self.height = height
+        pixels = [UInt8](repeating: 0, count: width * height * 3)
+        for i in 0..<(width * height) { pixels[3 * i] = fill.0; pixels[3 * i + 1] = fill.1; pixels[3 * i + 2] = fill.2 }
+    }
+
+    public subscript(x: Int, y: Int) -> (UInt8, UInt8, UInt8) {
+        get { let i = 3 * (y * width + x); return (pixels[i], pixels[i + 1], pixels[i + 2]) }
+        set { let i = 3 * (y * width + x); pixels[i] = newValue.0; pixels[i + 1] = newValue.1; pixels[i + 2] = newValue.2 }
+    }
+
+    /// Copies `image` with its top-left corner at (x, y), each pixel as a `scale`×`scale` block.
+    public mutating func place(_ image: RGBImage, x: Int, y: Int, scale: Int = 1) {
+        for sy in 0..<(image.height * scale) where y + sy < height {
+            for sx in 0..<(image.width * scale) where x + sx < width {
+                self[x + sx, y + sy] = image[sx / scale, sy / scale]
+            }
+        }
+    }
+
+    /// The PNG file: 8-bit truecolour, no interlace, every row with filter 0 (none),
+    /// the image data deflated by zlib; each chunk carries its CRC-32.
+    public func png() -> Data {
+        var raw = [UInt8]()
+        raw.reserveCapacity(height * (1 + 3 * width))
+        for y in 0..<height {
+            raw.append(0)
+            raw.append(contentsOf: pixels[(3 * y * width)..<(3 * (y + 1) * width)])
+        }
+        var file = Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A])
+        var header = Data()
+        header.appendBigEndian(UInt32(width)); header.appendBigEndian(UInt32(height))
+        header.append(contentsOf: [8, 2, 0, 0, 0])  // bit depth 8, colour type 2 (RGB), deflate, filter set 0, no interlace
+        PNG.appendChunk("IHDR", header, to: &file)
+        PNG.appendChunk("IDAT", PNG.deflate(raw), to: &file)
+        PNG.appendChunk("IEND", Data(), to: &file)
+        return file
+    }
+}
+
+enum PNG {
+    static func appendChunk(_ type: String, _ body: Data, to file: inout Data) {
+        file.appendBigEndian(UInt32(body.count))
+        var typed = Data(type.utf8)
+        typed.append(body)
+        file.append(typed)
+        let crc = typed.withUnsafeBytes { crc32(0, $0.bindMemory(to: Bytef.self).baseAddress, uInt($0.count)) }
+        file.appendBigEndian(UInt32(crc))
+    }
+
+    static func deflate(_ bytes: [UInt8]) -> Data {
+        var bound = compressBound(uLong(bytes.count))
+        var out = [UInt8](repeating: 0, count: Int(bound))
+        let status = bytes.withUnsafeBufferPointer { source in
+            compress2(&out, &bound, source.baseAddress, uLong(bytes.count), Z_BEST_COMPRESSION)
+        }
+        // compress2 only fails for a too-small output (impossible with compressBound) or no memory.
+        precondition(status == Z_OK, "zlib compress2 failed with status \(status)")
+        return Data(out[0..<Int(bound)])
+    }
+}
+
+extension Data {
+    mutating func appendBigEndian(_ value: UInt32) {
+        append(contentsOf: [UInt8(value >> 24), UInt8((value >> 16) & 0xFF), UInt8((value >> 8) & 0xFF), UInt8(value & 0xFF)])
+    }
+}

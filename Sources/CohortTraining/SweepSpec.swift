@@ -1,0 +1,120 @@
+import Foundation
+
+/// One `cohort train` flag of a sweep and the values it takes, e.g. `lr` over 0.001, 0.01.
+public struct GridAxis: Equatable, Sendable {
+    /// The flag's long name without dashes (`lr`, `batch-size`).
+    public let flag: String
+    public let values: [String]
+
+    public init(flag: String, values: [String]) throws {
+        let name = flag.replacingOccurrences(of: "_", with: "-")
+        guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" }), !name.hasPrefix("-") else {
+            throw SettingsError("grid: '\(flag)' is not a flag name (write it without dashes, e.g. lr or batch-size)")
+        }
+        guard !SweepSpec.reservedFlags.contains(name) else {
+            throw SettingsError("grid: --\(name) is set by the sweep itself and cannot be swept")
+        }
+        guard !values.isEmpty else { throw SettingsError("grid: \(name) has no values") }
+        if let empty = values.firstIndex(where: { $0.trimmingCharacters(in: .whitespaces).isEmpty }) {
+            throw SettingsError("grid: value \(empty + 1) of \(name) is empty")
+        }
+        guard Set(values).count == values.count else { throw SettingsError("grid: \(name) lists a value twice") }
+        self.flag = name
+        self.values = values.map { $0.trimmingCharacters(in: .whitespaces) }
+    }
+
+    /// `KEY=V1,V2,...`, as given to `cohort sweep --grid`.
+    public init(parsing text: String) throws {
+        guard let equals = text.firstIndex(of: "=") else {
+            throw SettingsError("--grid \(text): expected FLAG=VALUE,VALUE,... (e.g. lr=0.001,0.01)")
+        }
+        let values = text[text.index(after: equals)...].split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        guard !(values.count == 1 && values[0].isEmpty) else { throw SettingsError("--grid \(text): no values after '='") }
+        try self.init(flag: String(text[..<equals]), values: values)
+    }
+}
+
+/// A sweep: `cohort train` flags shared by every run, and a grid whose product gives the
+/// runs (the first axis varies slowest). Each run has `ranks` ranks.
+public struct SweepSpec: Equatable, Sendable {
+    public var name: String
+    public var ranks: Int
+    /// Arguments for every run, e.g. `["--model", "cnn", "--dataset", "cifar10"]`.
+    public var fixed: [String]
+    public var axes: [GridAxis]
+
+    /// Flags the sweep sets for each run.
+    static let reservedFlags: Set<String> = ["out", "help", "version"]
+
+    public init(name: String, ranks: Int, fixed: [String], axes: [GridAxis]) throws {
+        guard ranks > 0 else { throw SettingsError("--ranks must be positive, got \(ranks)") }
+        let flags = axes.map(\.flag)
+        if let twice = flags.first(where: { f in flags.filter { $0 == f }.count > 1 }) {
+            throw SettingsError("grid: \(twice) is given twice")
+        }
+        if let clash = flags.first(where: { fixed.contains("--\($0)") }) {
+            throw SettingsError("grid: --\(clash) is both swept and fixed; keep one")
+        }
+        if let reserved = fixed.first(where: { SweepSpec.reservedFlags.contains(String($0.drop { $0 == "-" })) }) {
+            throw SettingsError("\(reserved) is set by the sweep itself (each run goes under the sweep directory)")
+        }
+        self.name = name; self.ranks = ranks; self.fixed = fixed; self.axes = axes
+    }
+
+    /// Every grid point, in order.
+    public var points: [SweepPoint] {
+        var combinations: [[String]] = [[]]
+        for axis in axes { combinations = combinations.flatMap { prefix in axis.values.map { prefix + [$0] } } }
+        let width = String(combinations.count - 1).count
+        return combinations.enumerated().map { index, values in
+            let settings = zip(axes.map(\.flag), values).map { ($0, $1) }
+            let label = settings.map { "\($0)-\(SweepPoint.sanitized($1))" }.joined(separator: "_")
+            let number = String(repeating: "0", count: width - String(index).count) + String(index)
+            return SweepPoint(index: index, settings: settings, name: label.isEmpty ? number : "\(number)_\(label)")
+        }
+    }
+
+    /// The `cohort train` arguments of `point`, writing its run to `directory`.
+    public func arguments(for point: SweepPoint, runDirectory directory: String) -> [String] {
+        var arguments = ["train"] + fixed
+        for (flag, value) in point.settings {
+            switch value.lowercased() {
+            case "true": arguments.append("--\(flag)")
+            case "false": break
+            default: arguments += ["--\(flag)", value]
+            }
+        }
+        return arguments + ["--out", directory]
+    }
+
+    /// What `sweep.json` records; a sweep directory is resumed only by the same specification.
+    public var json: JSON {
+        .object([("name", .string(name)), ("ranks", .number(Double(ranks))),
+                 ("fixed", .array(fixed.map { .string($0) })),
+                 ("grid", .object(axes.map { ($0.flag, .array($0.values.map { .string($0) })) }))])
+    }
+
+    public init(json: JSON) throws {
+        guard let name = json["name"]?.string, let ranks = json["ranks"]?.number,
+              let fixed = json["fixed"]?.array?.compactMap(\.string), case .object(let grid)? = json["grid"] else {
+            throw RunError("not a sweep specification")
+        }
+        try self.init(name: name, ranks: Int(ranks), fixed: fixed,
+                      axes: grid.map { try GridAxis(flag: $0.0, values: $0.1.array?.compactMap(\.string) ?? []) })
+    }
+}
+
+/// One run of a sweep: its place in the grid and its flag values.
+public struct SweepPoint: Sendable {
+    public let index: Int
+    public let settings: [(flag: String, value: String)]
+    /// Directory name under the sweep's `runs/`: the index, then each flag and value.
+    public let name: String
+
+    /// `lr=0.01 optimizer=adam`.
+    public var label: String { settings.isEmpty ? "(no grid)" : settings.map { "\($0.flag)=\($0.value)" }.joined(separator: " ") }
+
+    static func sanitized(_ value: String) -> String {
+        String(value.map { $0.isLetter || $0.isNumber || $0 == "." || $0 == "+" || $0 == "-" ? $0 : "-" })
+    }
+}
