@@ -88,19 +88,26 @@ public struct SweepSpec: Equatable, Sendable {
     }
 
     /// What `sweep.json` records; a sweep directory is resumed only by the same specification.
+    /// The grid is a list, not an object: the order of the axes fixes the order of the points.
     public var json: JSON {
         .object([("name", .string(name)), ("ranks", .number(Double(ranks))),
                  ("fixed", .array(fixed.map { .string($0) })),
-                 ("grid", .object(axes.map { ($0.flag, .array($0.values.map { .string($0) })) }))])
+                 ("grid", .array(axes.map { .object([("flag", .string($0.flag)),
+                                                     ("values", .array($0.values.map { .string($0) }))]) }))])
     }
 
     public init(json: JSON) throws {
         guard let name = json["name"]?.string, let ranks = json["ranks"]?.number,
-              let fixed = json["fixed"]?.array?.compactMap(\.string), case .object(let grid)? = json["grid"] else {
+              let fixed = json["fixed"]?.array?.compactMap(\.string), let grid = json["grid"]?.array else {
             throw RunError("not a sweep specification")
         }
-        try self.init(name: name, ranks: Int(ranks), fixed: fixed,
-                      axes: grid.map { try GridAxis(flag: $0.0, values: $0.1.array?.compactMap(\.string) ?? []) })
+        let axes = try grid.map { axis in
+            guard let flag = axis["flag"]?.string, let values = axis["values"]?.array?.compactMap(\.string) else {
+                throw RunError("not a sweep specification (grid)")
+            }
+            return try GridAxis(flag: flag, values: values)
+        }
+        try self.init(name: name, ranks: Int(ranks), fixed: fixed, axes: axes)
     }
 }
 

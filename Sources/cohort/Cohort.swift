@@ -197,7 +197,7 @@ struct Bench: ParsableCommand {
             var suite = BenchmarkSuite(settings: settings, rankCounts: rankCounts, outputDirectory: out,
                                        workerArguments: worker)
             suite.sgemmSeconds = sgemmSeconds
-            try suite.run { print($0) }
+            try suite.run { say($0) }
             return
         }
         // A worker: one configuration, on every rank of this MPI job (or alone).
@@ -206,6 +206,12 @@ struct Bench: ParsableCommand {
             if communicator.rank == 0 { try writeAtomically(measurement.json.serialized(pretty: true) + "\n", to: result) }
         }
     }
+}
+
+/// A line on standard output, written at once: a sweep's children write to the same
+/// output, and buffered lines would come out of order (or late, when piped to a file).
+func say(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
 }
 
 /// Errors of the commands that run in one process (sweep, report, visualize): one line;
@@ -289,18 +295,18 @@ struct Sweep: ParsableCommand {
             let directory = out ?? "runs/sweeps/\(spec.name)"
             let runner = SweepRunner(spec: spec, directory: directory) { try Sweep.checkPoint($0, ranks: spec.ranks) }
             _ = try runner.checkPoints()
-            print("sweep \(spec.name): \(spec.points.count) point(s) x \(spec.ranks) rank(s) -> \(directory)")
-            let failed = try runner.run { print($0) }
+            say("sweep \(spec.name): \(spec.points.count) point(s) x \(spec.ranks) rank(s) -> \(directory)")
+            let failed = try runner.run { say($0) }
             let report = try SweepReport(directory: directory)
             if !noVisualize, let best = report.best {
                 do {
                     let trained = try TrainedModel(path: best.directory)
-                    _ = try Visualizer.run(trained, settings: VisualizeSettings(), directory: "\(best.directory)/visualize") { print($0) }
+                    _ = try Visualizer.run(trained, settings: VisualizeSettings(), directory: "\(best.directory)/visualize") { say($0) }
                 } catch {
-                    print("sweep: could not visualise the best run (\(error)); the report goes without it")
+                    say("sweep: could not visualise the best run (\(error)); the report goes without it")
                 }
             }
-            print("sweep: report written to \(try report.write())")
+            say("sweep: report written to \(try report.write())")
             if !failed.isEmpty {
                 throw RunError("\(failed.count) point(s) failed: " + failed.map(\.label).joined(separator: "; ")
                                + ". Run the same command again to retry them.")
@@ -318,7 +324,7 @@ struct Report: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            print("report written to \(try SweepReport(directory: sweepDirectory).write())")
+            say("report written to \(try SweepReport(directory: sweepDirectory).write())")
         }
     }
 }
@@ -369,8 +375,8 @@ struct Visualize: ParsableCommand {
             let path = runDirectory ?? checkpoint!
             let trained = try TrainedModel(path: path, dataDirectory: dataDir, testLimit: limit)
             let directory = out ?? "\(trained.runDirectory)/visualize"
-            _ = try Visualizer.run(trained, settings: settings, directory: directory) { print($0) }
-            print("visualize: written to \(directory) (visualize.md, visualize.json and the pictures)")
+            _ = try Visualizer.run(trained, settings: settings, directory: directory) { say($0) }
+            say("visualize: written to \(directory) (visualize.md, visualize.json and the pictures)")
         }
     }
 }

@@ -26,8 +26,10 @@ import Testing
         let flags = try SweepSpec(name: "s", ranks: 1, fixed: [], axes: [try GridAxis(parsing: "nesterov=true,false")])
         #expect(flags.points.map { flags.arguments(for: $0, runDirectory: "D") } == [["train", "--nesterov", "--out", "D"],
                                                                                     ["train", "--out", "D"]])
-        // The specification round-trips through sweep.json.
-        #expect(try SweepSpec(json: JSON(parsing: Data(spec.json.serialized().utf8))) == spec)
+        // The specification round-trips through sweep.json, axes in their order (not sorted).
+        let unsorted = try SweepSpec(name: "s", ranks: 1, fixed: [], axes: [try GridAxis(parsing: "optimizer=adam,sgd"),
+                                                                            try GridAxis(parsing: "lr=0.1,0.01")])
+        for s in [spec, unsorted] { #expect(try SweepSpec(json: JSON(parsing: Data(s.json.serialized().utf8))) == s) }
     }
 
     @Test(arguments: [("lr", "FLAG=VALUE"), ("lr=", "no values"), ("lr=0.1,,0.2", "value 2 of lr is empty"),
@@ -115,7 +117,8 @@ import Testing
 
     @Test func anInterruptedSweepResumesAndTheReportMatchesTheRuns() throws {
         let directory = "\(scratch.path)/resume"
-        let grid = ["lr=0.01,0.001", "optimizer=adam,adagrad"]
+        // Axes out of alphabetical order: the points keep the grid's order across runs.
+        let grid = ["optimizer=adam,adagrad", "lr=0.01,0.001"]
         let first = try sweep(directory, grid: grid, extra: ["--no-visualize"])
         #expect(first.status == 0, "\(first.stderr)")
         let runs = try FileManager.default.contentsOfDirectory(atPath: "\(directory)/runs").sorted()
@@ -127,7 +130,7 @@ import Testing
         let second = try sweep(directory, grid: grid, extra: ["--no-visualize"])
         #expect(second.status == 0, "\(second.stderr)")
         #expect(second.stdout.contains("3 of 4 point(s) finished earlier, skipped"))
-        #expect(second.stdout.contains("point 3/4: lr=0.001 optimizer=adam"))
+        #expect(second.stdout.contains("point 3/4: optimizer=adagrad lr=0.01"))
         #expect(!second.stdout.contains("point 1/4: "))
         #expect(FileManager.default.fileExists(atPath: "\(killed)/summary.json"))
         #expect(try Data(contentsOf: URL(fileURLWithPath: "\(directory)/runs/\(runs[0])/summary.json")) == kept)
