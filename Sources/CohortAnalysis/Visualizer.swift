@@ -68,9 +68,9 @@ public struct Visualization {
         }
         if !deconvnet.isEmpty {
             lines += ["\(heading) Deconvnet (Zeiler & Fergus)", "",
-                      "For each feature map shown, the 9 test images that activate it most (lower row) and the projection "
-                      + "of that strongest activation back to pixel space (upper row): unpooling with the forward pass's "
-                      + "switches, rectification, transposed filters. Grey is 0.", ""]
+                      "For each feature map shown, the 9 test images that activate it most (lower row, cut to the part "
+                      + "the unit sees) and the projection of that strongest activation back to pixel space (upper row): "
+                      + "unpooling with the forward pass's switches, rectification, transposed filters. Grey is 0.", ""]
             for d in deconvnet {
                 lines += ["**\(d.layer)**, feature maps \(d.maps.map(String.init).joined(separator: ", ")):", "",
                           "![deconvnet \(d.layer)](\(prefix)\(d.image))", ""]
@@ -174,7 +174,8 @@ public enum Visualizer {
     }
 
     /// The deconvnet picture of conv layer `convIndex`: for each of the `maps` maps whose 9th
-    /// strongest image activates them most, a row of projections above a row of the images.
+    /// strongest image activates them most, a row of projections above a row of the images,
+    /// both cut to the part of the image the unit sees (as Zeiler & Fergus show them).
     static func deconvnetPicture(_ network: Network, data: ImageDataset, convIndex: Int, maps: Int) -> (RGBImage, [Int]) {
         let feature = Deconvnet.featureLayer(after: convIndex, in: network)
         let top = Deconvnet.topSamples(network, data: data, featureLayer: feature)
@@ -185,19 +186,72 @@ public enum Visualizer {
         let input = UnsafeMutablePointer<Float>.allocate(capacity: data.sampleSize)
         defer { input.deallocate() }
         var label: Int32 = 0
-        var rows: [[RGBImage]] = []
+        var projections: [[(pixels: [Float], sample: Int, box: Box)]] = []
         for map in chosen {
-            var projections: [RGBImage] = [], images: [RGBImage] = []
-            for (sample, _) in top[map] {
+            projections.append(top[map].map { sample, _ in
                 data.fill(indices: [sample], x: input, y: &label)
-                let projection = Deconvnet.project(network, input: input, featureLayer: feature, map: map)
-                projections.append(Pictures.centred(planes: projection.pixels, channels: data.channels,
-                                                    height: data.height, width: data.width))
-                images.append(sampleImage(data, sample))
-            }
-            rows += [projections, images]
+                let pixels = Deconvnet.project(network, input: input, featureLayer: feature, map: map).pixels
+                return (pixels, sample, Box(nonzeroOf: pixels, channels: data.channels, height: data.height, width: data.width))
+            })
         }
-        return (Pictures.grid(rows, scale: 3), Array(chosen))
+        // One window size for the layer: the largest field any projection reaches.
+        let all = projections.flatMap { $0 }.map(\.box)
+        let (h, w) = (all.map(\.height).max() ?? data.height, all.map(\.width).max() ?? data.width)
+        var rows: [[RGBImage]] = []
+        for row in projections {
+            var upper: [RGBImage] = [], lower: [RGBImage] = []
+            for (pixels, sample, box) in row {
+                let window = box.centred(height: h, width: w, within: (data.height, data.width))
+                upper.append(Pictures.centred(planes: window.crop(pixels, channels: data.channels, width: data.width),
+                                              channels: data.channels, height: h, width: w))
+                let image = data.pixels[(sample * data.sampleSize)..<((sample + 1) * data.sampleSize)].map(Float.init)
+                lower.append(Pictures.image(planes: window.crop(image, channels: data.channels, width: data.width),
+                                            channels: data.channels, height: h, width: w, low: 0, high: 255))
+            }
+            rows += [upper, lower]
+        }
+        return (Pictures.grid(rows, scale: max(2, 64 / max(h, w))), Array(chosen))
+    }
+
+    /// A rectangle of an image: rows `y..<y+height`, columns `x..<x+width`.
+    struct Box {
+        var y: Int, x: Int, height: Int, width: Int
+
+        /// The smallest box holding every nonzero value of `[C, H, W]` (the whole image if none).
+        init(nonzeroOf values: [Float], channels: Int, height: Int, width: Int) {
+            var (top, left, bottom, right) = (height, width, -1, -1)
+            for c in 0..<channels {
+                for yy in 0..<height {
+                    for xx in 0..<width where values[(c * height + yy) * width + xx] != 0 {
+                        top = min(top, yy); bottom = max(bottom, yy); left = min(left, xx); right = max(right, xx)
+                    }
+                }
+            }
+            if bottom < 0 { (top, left, bottom, right) = (0, 0, height - 1, width - 1) }
+            self.init(y: top, x: left, height: bottom - top + 1, width: right - left + 1)
+        }
+
+        init(y: Int, x: Int, height: Int, width: Int) { self.y = y; self.x = x; self.height = height; self.width = width }
+
+        /// A `height`×`width` box with the same centre, moved inside the image if needed.
+        func centred(height h: Int, width w: Int, within size: (height: Int, width: Int)) -> Box {
+            let cy = y + height / 2, cx = x + width / 2
+            return Box(y: max(0, min(size.height - h, cy - h / 2)), x: max(0, min(size.width - w, cx - w / 2)), height: h, width: w)
+        }
+
+        /// The box's part of `[C, H, W]` values, as `[C, height, width]`.
+        func crop(_ values: [Float], channels: Int, width imageWidth: Int) -> [Float] {
+            let imageHeight = values.count / (channels * imageWidth)
+            var out: [Float] = []
+            out.reserveCapacity(channels * height * width)
+            for c in 0..<channels {
+                for yy in y..<(y + height) {
+                    let row = (c * imageHeight + yy) * imageWidth
+                    out += values[(row + x)..<(row + x + width)]
+                }
+            }
+            return out
+        }
     }
 
     static func sampleImage(_ data: ImageDataset, _ index: Int) -> RGBImage {
