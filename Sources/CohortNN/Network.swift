@@ -8,6 +8,8 @@ public struct NamedTensor: Sendable {
     /// Offset, in floats, into the flat parameter (and gradient) buffer.
     public let offset: Int
     public var count: Int { shape.elementCount }
+
+    public init(name: String, shape: [Int], offset: Int) { self.name = name; self.shape = shape; self.offset = offset }
 }
 
 /// A chain of layers whose parameters all live in one flat buffer and whose

@@ -6,7 +6,7 @@ import CohortTensor
 public final class Adagrad: Optimizer {
     public var learningRate: Float
     public let learningRateDecay: Float, weightDecay: Float, epsilon: Float
-    public private(set) var stepCount = 0
+    public var stepCount = 0
     private let count: Int
     private let sumOfSquares: FloatBuffer
 
@@ -17,6 +17,8 @@ public final class Adagrad: Optimizer {
         sumOfSquares = FloatBuffer(count: count)
         if initialAccumulator != 0 { sumOfSquares.pointer.update(repeating: initialAccumulator, count: count) }
     }
+
+    public var stateTensors: [(name: String, buffer: FloatBuffer)] { [("sum", sumOfSquares)] }
 
     public func step(parameters p: UnsafeMutablePointer<Float>, gradients g: UnsafePointer<Float>) {
         stepCount += 1

@@ -10,7 +10,7 @@ import Foundation
 public final class Adam: Optimizer {
     public var learningRate: Float
     public let beta1: Float, beta2: Float, epsilon: Float, weightDecay: Float, decoupled: Bool
-    public private(set) var stepCount = 0
+    public var stepCount = 0
     private let count: Int
     private let firstMoment: FloatBuffer, secondMoment: FloatBuffer
 
@@ -20,6 +20,10 @@ public final class Adam: Optimizer {
         self.epsilon = epsilon; self.weightDecay = weightDecay; self.decoupled = decoupled
         firstMoment = FloatBuffer(count: count)
         secondMoment = FloatBuffer(count: count)
+    }
+
+    public var stateTensors: [(name: String, buffer: FloatBuffer)] {
+        [("exp_avg", firstMoment), ("exp_avg_sq", secondMoment)]
     }
 
     public func step(parameters p: UnsafeMutablePointer<Float>, gradients g: UnsafePointer<Float>) {

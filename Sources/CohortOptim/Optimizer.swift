@@ -6,8 +6,11 @@ import CohortTensor
 public protocol Optimizer: AnyObject {
     /// Learning rate used by the next `step` (schedules may change it between steps).
     var learningRate: Float { get set }
-    /// Number of steps taken so far (PyTorch's `state['step']`).
-    var stepCount: Int { get }
+    /// Number of steps taken so far (PyTorch's `state['step']`); set when restoring a checkpoint.
+    var stepCount: Int { get set }
+    /// The state carried from step to step, by name (PyTorch's names where it has them),
+    /// each as long as the parameters: what a checkpoint saves and restores.
+    var stateTensors: [(name: String, buffer: FloatBuffer)] { get }
     func step(parameters: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>)
 }
 

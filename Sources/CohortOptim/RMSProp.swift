@@ -7,7 +7,7 @@ import CohortTensor
 public final class RMSProp: Optimizer {
     public var learningRate: Float
     public let alpha: Float, epsilon: Float, weightDecay: Float, momentum: Float
-    public private(set) var stepCount = 0
+    public var stepCount = 0
     private let count: Int
     private let squareAverage: FloatBuffer, momentumBuffer: FloatBuffer
 
@@ -17,6 +17,10 @@ public final class RMSProp: Optimizer {
         self.momentum = momentum; self.weightDecay = weightDecay
         squareAverage = FloatBuffer(count: count)
         momentumBuffer = FloatBuffer(count: momentum != 0 ? count : 0)
+    }
+
+    public var stateTensors: [(name: String, buffer: FloatBuffer)] {
+        [("square_avg", squareAverage)] + (momentum != 0 ? [("momentum_buffer", momentumBuffer)] : [])
     }
 
     public func step(parameters p: UnsafeMutablePointer<Float>, gradients g: UnsafePointer<Float>) {

@@ -6,7 +6,7 @@ import CohortTensor
 public final class SGD: Optimizer {
     public var learningRate: Float
     public let momentum: Float, dampening: Float, weightDecay: Float, nesterov: Bool
-    public private(set) var stepCount = 0
+    public var stepCount = 0
     private let count: Int
     private let momentumBuffer: FloatBuffer
 
@@ -16,6 +16,10 @@ public final class SGD: Optimizer {
         self.count = count; self.learningRate = learningRate; self.momentum = momentum
         self.dampening = dampening; self.weightDecay = weightDecay; self.nesterov = nesterov
         momentumBuffer = FloatBuffer(count: momentum != 0 ? count : 0)
+    }
+
+    public var stateTensors: [(name: String, buffer: FloatBuffer)] {
+        momentum != 0 ? [("momentum_buffer", momentumBuffer)] : []
     }
 
     public func step(parameters p: UnsafeMutablePointer<Float>, gradients g: UnsafePointer<Float>) {

@@ -104,32 +104,17 @@ public struct SettingsError: Error, CustomStringConvertible {
 }
 
 extension JSON {
-    /// Parses JSON text (objects keep the file's key order only as far as Foundation does:
-    /// readers look keys up, they do not rely on order).
+    /// Parses JSON text, keeping the order of object keys and reading numbers exactly as
+    /// `Double(String)` does (so a double written by `serialized()` reads back bit for bit).
     public init(parsing data: Data) throws {
-        let object: Any
-        do { object = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) } catch {
-            throw RunError("not valid JSON (\(error.localizedDescription))")
-        }
-        self = JSON(foundation: object)
+        var parser = JSONParser(bytes: [UInt8](data))
+        self = try parser.document()
     }
 
     /// Reads and parses the JSON file at `path`, naming it in any error.
     public init(contentsOfFile path: String) throws {
         guard let data = FileManager.default.contents(atPath: path) else { throw RunError("\(path): cannot read") }
         do { try self.init(parsing: data) } catch let error as RunError { throw RunError("\(path): \(error)") }
-    }
-
-    private init(foundation value: Any) {
-        switch value {
-        // Foundation hands JSON booleans over as NSNumbers of type "c" (char).
-        case let n as NSNumber where String(cString: n.objCType) == "c": self = .bool(n.boolValue)
-        case let n as NSNumber: self = .number(n.doubleValue)
-        case let s as String: self = .string(s)
-        case let a as [Any]: self = .array(a.map(JSON.init(foundation:)))
-        case let d as [String: Any]: self = .object(d.keys.sorted().map { ($0, JSON(foundation: d[$0]!)) })
-        default: self = .null
-        }
     }
 
     public subscript(key: String) -> JSON? {
@@ -141,4 +126,139 @@ extension JSON {
     public var string: String? { if case .string(let s) = self { return s } else { return nil } }
     public var bool: Bool? { if case .bool(let b) = self { return b } else { return nil } }
     public var array: [JSON]? { if case .array(let a) = self { return a } else { return nil } }
+}
+
+/// A strict recursive-descent JSON reader (RFC 8259), for `JSON(parsing:)`.
+struct JSONParser {
+    let bytes: [UInt8]
+    var at = 0
+
+    init(bytes: [UInt8]) { self.bytes = bytes }
+
+    func failure(_ what: String) -> RunError { RunError("not valid JSON: \(what) at byte \(at)") }
+
+    mutating func document() throws -> JSON {
+        let value = try self.value(depth: 0)
+        skipSpace()
+        guard at == bytes.count else { throw failure("text after the value") }
+        return value
+    }
+
+    mutating func skipSpace() {
+        while at < bytes.count, [0x20, 0x0A, 0x0D, 0x09].contains(bytes[at]) { at += 1 }
+    }
+
+    mutating func value(depth: Int) throws -> JSON {
+        guard depth < 512 else { throw failure("nesting too deep") }
+        skipSpace()
+        guard at < bytes.count else { throw failure("unexpected end") }
+        switch bytes[at] {
+        case UInt8(ascii: "{"):
+            at += 1
+            var pairs: [(String, JSON)] = []
+            skipSpace()
+            if at < bytes.count, bytes[at] == UInt8(ascii: "}") { at += 1; return .object(pairs) }
+            while true {
+                skipSpace()
+                let key = try string()
+                skipSpace()
+                try expect(":")
+                pairs.append((key, try value(depth: depth + 1)))
+                skipSpace()
+                if try expectEither(",", "}") == "}" { return .object(pairs) }
+            }
+        case UInt8(ascii: "["):
+            at += 1
+            var items: [JSON] = []
+            skipSpace()
+            if at < bytes.count, bytes[at] == UInt8(ascii: "]") { at += 1; return .array(items) }
+            while true {
+                items.append(try value(depth: depth + 1))
+                skipSpace()
+                if try expectEither(",", "]") == "]" { return .array(items) }
+            }
+        case UInt8(ascii: "\""): return .string(try string())
+        case UInt8(ascii: "t"): try literal("true"); return .bool(true)
+        case UInt8(ascii: "f"): try literal("false"); return .bool(false)
+        case UInt8(ascii: "n"): try literal("null"); return .null
+        default: return .number(try number())
+        }
+    }
+
+    mutating func expect(_ c: Character) throws {
+        guard at < bytes.count, bytes[at] == c.asciiValue! else { throw failure("expected '\(c)'") }
+        at += 1
+    }
+
+    mutating func expectEither(_ a: Character, _ b: Character) throws -> Character {
+        guard at < bytes.count else { throw failure("unexpected end") }
+        if bytes[at] == a.asciiValue! { at += 1; return a }
+        if bytes[at] == b.asciiValue! { at += 1; return b }
+        throw failure("expected '\(a)' or '\(b)'")
+    }
+
+    mutating func literal(_ word: String) throws {
+        let w = Array(word.utf8)
+        guard at + w.count <= bytes.count, Array(bytes[at..<(at + w.count)]) == w else { throw failure("bad literal") }
+        at += w.count
+    }
+
+    mutating func number() throws -> Double {
+        let start = at
+        while at < bytes.count, "+-0123456789.eE".utf8.contains(bytes[at]) { at += 1 }
+        guard at > start, let text = String(bytes: bytes[start..<at], encoding: .ascii), let value = Double(text),
+              value.isFinite else {
+            throw failure("bad number")
+        }
+        return value
+    }
+
+    mutating func string() throws -> String {
+        try expect("\"")
+        var out: [UInt8] = []
+        while true {
+            guard at < bytes.count else { throw failure("unterminated string") }
+            let c = bytes[at]
+            at += 1
+            switch c {
+            case UInt8(ascii: "\""):
+                guard let text = String(bytes: out, encoding: .utf8) else { throw failure("string is not UTF-8") }
+                return text
+            case UInt8(ascii: "\\"):
+                guard at < bytes.count else { throw failure("unterminated escape") }
+                let e = bytes[at]
+                at += 1
+                switch e {
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): out.append(e)
+                case UInt8(ascii: "n"): out.append(0x0A)
+                case UInt8(ascii: "r"): out.append(0x0D)
+                case UInt8(ascii: "t"): out.append(0x09)
+                case UInt8(ascii: "b"): out.append(0x08)
+                case UInt8(ascii: "f"): out.append(0x0C)
+                case UInt8(ascii: "u"):
+                    var scalar = try hex4()
+                    if (0xD800..<0xDC00).contains(scalar) {  // a surrogate pair
+                        try expect("\\"); try expect("u")
+                        let low = try hex4()
+                        guard (0xDC00..<0xE000).contains(low) else { throw failure("bad surrogate pair") }
+                        scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+                    }
+                    guard let u = Unicode.Scalar(scalar) else { throw failure("bad \\u escape") }
+                    out += Array(String(Character(u)).utf8)
+                default: throw failure("bad escape")
+                }
+            default:
+                guard c >= 0x20 else { throw failure("control character in a string") }
+                out.append(c)
+            }
+        }
+    }
+
+    mutating func hex4() throws -> UInt32 {
+        guard at + 4 <= bytes.count, let v = UInt32(String(decoding: bytes[at..<(at + 4)], as: UTF8.self), radix: 16) else {
+            throw failure("bad \\u escape")
+        }
+        at += 4
+        return v
+    }
 }

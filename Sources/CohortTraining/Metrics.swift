@@ -31,12 +31,26 @@ public struct EpochMetrics: Sendable {
     static func number(_ v: Double) -> String { v.isFinite ? "\(v)" : "nan" }
 }
 
+extension EpochMetrics {
+    /// Reads back `json` (a checkpoint's history); a missing or null figure is NaN.
+    init(json: JSON) throws {
+        func value(_ key: String) -> Double { json[key]?.number ?? .nan }
+        guard let epoch = json["epoch"]?.number else { throw RunError("an epoch's figures lack its number") }
+        self.init(epoch: Int(epoch), trainLoss: value("train_loss"), trainAccuracy: value("train_acc"),
+                  testLoss: value("test_loss"), testAccuracy: value("test_acc"), seconds: value("seconds"),
+                  samplesPerSecond: value("samples_per_s"), commSeconds: value("comm_seconds"),
+                  evalSeconds: value("eval_seconds"), worldSize: Int(json["world_size"]?.number ?? 0))
+    }
+}
+
 /// Best and final figures of a run: `summary.json`.
 public struct RunSummary: Sendable {
     public var epochs: [EpochMetrics]
     public var worldSize: Int
     /// FNV-1a of the final parameters' bytes, the same on every rank (checked).
     public var parameterChecksum: UInt64?
+    /// Steps skipped for non-finite values (`--on-nan skip`).
+    public var skippedSteps = 0
 
     public init(epochs: [EpochMetrics], worldSize: Int) {
         self.epochs = epochs
@@ -71,6 +85,7 @@ public struct RunSummary: Sendable {
             ("comm_seconds", .number(epochs.map(\.commSeconds).reduce(0, +))),
             ("train_seconds", .number(epochs.map(\.seconds).reduce(0, +))),
             ("parameter_checksum", parameterChecksum.map { .string(String(format: "%016llx", $0)) } ?? .null),
+            ("skipped_steps", .number(Double(skippedSteps))),
         ])
     }
 }

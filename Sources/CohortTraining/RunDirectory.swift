@@ -9,8 +9,10 @@ import Foundation
 public struct RunDirectory {
     public let path: String
 
-    /// Creates the directory (and parents) or fails with a message naming it.
-    public init(path: String) throws {
+    /// Creates the directory (and parents) or fails with a message naming it. With
+    /// `settings`, a directory that already holds a run is checked first: one with other
+    /// settings is never overwritten, and one with checkpoints only continues with `resume`.
+    public init(path: String, settings: JSON? = nil, resume: Bool = false) throws {
         self.path = path
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
@@ -21,11 +23,30 @@ public struct RunDirectory {
             }
         }
         guard access(path, W_OK) == 0 else { throw RunError("--out \(path): directory is not writable") }
+        if let settings { try Self.checkReuse(path: path, settings: settings, resume: resume) }
         // A previous run's summary would claim that this one finished.
         try? FileManager.default.removeItem(atPath: file("summary.json"))
     }
 
     public func file(_ name: String) -> String { "\(path)/\(name)" }
+
+    static func checkReuse(path: String, settings: JSON, resume: Bool) throws {
+        let configPath = "\(path)/config.json"
+        guard FileManager.default.fileExists(atPath: configPath) else {
+            if resume { throw RunError("--resume \(path): no run there (config.json is missing)") }
+            return
+        }
+        let recorded = try TrainingConfig(runConfig: JSON(contentsOfFile: configPath)).settingsJSON
+        guard recorded == settings else {
+            throw RunError("--out \(path) holds a run with other settings (\(recorded.serialized())); this run has "
+                           + "\(settings.serialized()). Choose another --out, or give the same settings"
+                           + (resume ? "" : " (and --resume to continue it)"))
+        }
+        if !resume, !((try? Checkpoint.list(run: path)) ?? []).isEmpty {
+            throw RunError("--out \(path) has checkpoints of a run with these settings: add --resume to continue it, "
+                           + "or remove \(Checkpoint.directory(run: path)) to start afresh")
+        }
+    }
 
     func writeConfig(_ json: JSON) throws {
         try writeAtomically(json.serialized(pretty: true) + "\n", to: file("config.json"))

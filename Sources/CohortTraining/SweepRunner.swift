@@ -51,7 +51,10 @@ public struct SweepRunner {
             let eta = secondsPerEpoch.map { ", ETA for the rest \(Self.duration($0 * Double(remainingEpochs)))" } ?? ""
             log("sweep: point \(index + 1)/\(points.count): \(point.label) (\(spec.ranks) rank(s))\(eta)")
             let start = monotonicSeconds()
-            let process = try startCohort(ranks: spec.ranks, arguments: spec.arguments(for: point, runDirectory: runDirectory(point)))
+            // A point stopped part-way (a failure, a signal) continues from its checkpoint.
+            var arguments = spec.arguments(for: point, runDirectory: runDirectory(point))
+            if !((try? Checkpoint.list(run: runDirectory(point))) ?? []).isEmpty { arguments += ["--resume", runDirectory(point)] }
+            let process = try startCohort(ranks: spec.ranks, arguments: arguments)
             process.waitUntilExit()
             let seconds = monotonicSeconds() - start
             spentSeconds += seconds; spentEpochs += epochs[index]

@@ -60,8 +60,6 @@ public final class Trainer {
                                     classes: train.classes, localBatch: localBatch, replicas: plan.replicas)
         let network = replicas.primary
         network.initializeParameters(seed: config.seed)
-        // Ranks start identical whatever they computed: rank 0's parameters win.
-        try comm.broadcast(network.parameters.pointer, count: network.parameterCount, root: 0)
         let optimizer = config.optimizer.make(count: network.parameterCount, learningRate: Float(config.learningRate),
                                               momentum: Float(config.momentum), nesterov: config.nesterov,
                                               weightDecay: config.weightDecay.map(Float.init))
@@ -71,65 +69,143 @@ public final class Trainer {
         let reducer = GradientReducer(network: network, communicator: comm,
                                       bucketBytes: Int(config.bucketMB * 1_048_576), overlap: config.overlap)
         let layerFinished = reducer.layerFinished  // made once: a step allocates nothing
-
-        let runDirectory = isRoot ? try RunDirectory(path: config.outputDirectory) : nil
-        try runDirectory?.writeConfig(config.json(worldSize: world, plan: plan))
-        let modelMetadata = [("format", "pt"), ("model", config.model.rawValue), ("dataset", config.dataset.rawValue)]
-        if config.saveInitial { try runDirectory?.writeModel(network, metadata: modelMetadata, name: "initial.safetensors") }
         let progress = ProgressReporter(epochs: config.epochs, enabled: showProgress && isRoot)
+
+        // Rank 0 owns the run directory: it checks that the directory may be (re)used and,
+        // with --resume, reads the newest good checkpoint. Every rank then starts from rank 0's state.
+        var runDirectory: RunDirectory?
+        var loaded: Checkpoint.Loaded?
+        if isRoot {
+            let directory = try RunDirectory(path: config.outputDirectory, settings: config.settingsJSON, resume: config.resume)
+            if config.resume {
+                loaded = try Checkpoint.latest(run: directory.path) { progress.line("cohort: \($0)") }
+                try loaded.map { try checkResumable($0) }
+            }
+            try directory.writeConfig(config.json(worldSize: world, plan: plan))
+            runDirectory = directory
+        }
+        if let loaded {
+            for t in network.tensors {
+                (network.parameters.pointer + t.offset).update(from: loaded.parameters[t.name]!.values, count: t.count)
+            }
+            for (name, buffer) in optimizer.stateTensors {
+                buffer.pointer.update(from: loaded.optimizerState[name]!.values, count: network.parameterCount)
+            }
+        }
+        // Ranks start identical whatever they computed: rank 0's parameters (and optimizer state) win.
+        try comm.broadcast(network.parameters.pointer, count: network.parameterCount, root: 0)
+        var position = try shareResumePosition(loaded)
+        if config.resume {
+            for (_, buffer) in optimizer.stateTensors { try comm.broadcast(buffer.pointer, count: network.parameterCount, root: 0) }
+            optimizer.stepCount = position.optimizerSteps
+        }
+        let modelMetadata = [("format", "pt"), ("model", config.model.rawValue), ("dataset", config.dataset.rawValue)]
+        if config.saveInitial && !config.resume {
+            try runDirectory?.writeModel(network, metadata: modelMetadata, name: "initial.safetensors")
+        }
         progress.line("cohort: \(config.model.rawValue) on \(config.dataset.rawValue) (\(train.count) train, "
                       + "\(test.count) test), \(world) rank(s) x \(plan.threads) thread(s)"
                       + (plan.replicas > 1 ? " in \(plan.replicas) replicas" : "") + ", batch \(globalBatch), "
                       + "\(config.optimizer.rawValue) lr \(config.learningRate), \(config.epochs) epoch(s), "
                       + "\(network.parameterCount) parameters -> \(config.outputDirectory)")
+        if let loaded {
+            progress.line("cohort: resumed from \(loaded.path) (epoch \(position.epoch + 1), step \(position.step) of \(steps))")
+        }
 
-        var history: [EpochMetrics] = []
+        let stop = StopRequest.install()
+        // Per step, every rank adds [stop requested, non-finite values seen] to this and acts on the sums.
+        let stepFlags = FloatBuffer(count: 2)
         let runStart = monotonicSeconds()
         let scale = 1 / Float(globalBatch)
-        for epoch in 1...config.epochs {
-            sampler.startEpoch(epoch - 1)
-            var lossSum = 0.0, correct = 0, commSeconds = 0.0
+        /// Rank 0 writes where the run stands (collective: every rank's partial sums are gathered).
+        func checkpoint(epoch: Int, step: Int, lossSum: Double, correct: Int) throws -> String? {
+            var slots = [Double](repeating: 0, count: 2 * world)
+            slots[2 * comm.rank] = lossSum
+            slots[2 * comm.rank + 1] = Double(correct)
+            position.partialSums = try comm.allreduceSum(slots)
+            position.epoch = epoch; position.step = step; position.optimizerSteps = optimizer.stepCount
+            guard let runDirectory else { return nil }
+            return try Checkpoint.write(run: runDirectory.path, network: network, optimizer: optimizer, position: position,
+                                        stepsPerEpoch: steps, settings: config.settingsJSON)
+        }
+
+        for epoch in position.epoch..<config.epochs {
+            sampler.startEpoch(epoch)
+            let firstStep = epoch == position.epoch ? position.step : 0
+            // A resumed epoch continues this rank's sums (or, on another world size, rank 0 carries the total).
+            var lossSum = 0.0, correct = 0, commSeconds = 0.0, skippedInEpoch = 0
+            if firstStep > 0 { (lossSum, correct) = resumedSums(position.partialSums, rank: comm.rank, world: world) }
             let start = monotonicSeconds()
-            for step in 0..<steps {
+            for step in firstStep..<steps {
                 let result = try replicas.step(data: train, indices: sampler.indices(step: step), scale: scale,
                                                gradientsReady: layerFinished)
                 commSeconds += try reducer.finish()
-                optimizer.step(parameters: network.parameters.pointer, gradients: network.gradients.pointer)
-                lossSum += result.lossSum
-                correct += result.correct
+                stepFlags.pointer[0] = stop.isRequested ? 1 : 0
+                stepFlags.pointer[1] = result.lossSum.isFinite && allFinite(network.gradients) ? 0 : 1
+                try comm.allreduceSum(stepFlags.pointer, count: 2)
+                if stepFlags.pointer[1] > 0 {
+                    guard config.onNonFinite == .skip else {
+                        throw TrainingStopped("non-finite loss or gradients at epoch \(epoch + 1), step \(step + 1) "
+                                              + "(lr \(config.learningRate)); the run stops here, its last checkpoint is kept "
+                                              + "in \(Checkpoint.directory(run: config.outputDirectory)) (--on-nan skip would skip such steps)")
+                    }
+                    position.skippedSteps += 1
+                    skippedInEpoch += 1
+                    progress.line("cohort: skipped epoch \(epoch + 1), step \(step + 1): non-finite loss or gradients")
+                } else {
+                    optimizer.step(parameters: network.parameters.pointer, gradients: network.gradients.pointer)
+                    lossSum += result.lossSum
+                    correct += result.correct
+                }
+                let globalStep = epoch * steps + step + 1
+                if config.checkEvery > 0 && globalStep % config.checkEvery == 0 {
+                    try checkRanksAgree(network, epoch: epoch, step: step)
+                }
+                if stepFlags.pointer[0] > 0 {
+                    let path = try checkpoint(epoch: epoch, step: step + 1, lossSum: lossSum, correct: correct)
+                    progress.line("cohort: stopped by a signal at epoch \(epoch + 1), step \(step + 1); checkpoint "
+                                  + "\(path ?? "written by rank 0"); continue with --resume \(config.outputDirectory)")
+                    return RunSummary(epochs: position.history, worldSize: world)
+                }
+                if let k = config.checkpointSteps, globalStep % k == 0, step + 1 < steps {
+                    _ = try checkpoint(epoch: epoch, step: step + 1, lossSum: lossSum, correct: correct)
+                }
                 if isRoot {
-                    let elapsed = monotonicSeconds() - start
-                    progress.step(epoch: epoch, step: step + 1, of: steps,
-                                  samplesPerSecond: Double((step + 1) * globalBatch) / max(elapsed, 1e-9),
-                                  loss: lossSum / Double((step + 1) * localBatch),
+                    let elapsed = monotonicSeconds() - start, done = step + 1 - firstStep
+                    progress.step(epoch: epoch + 1, step: step + 1, of: steps,
+                                  samplesPerSecond: Double(done * globalBatch) / max(elapsed, 1e-9),
+                                  loss: lossSum / Double(max(1, step + 1 - skippedInEpoch) * localBatch),
                                   elapsedInRun: monotonicSeconds() - runStart,
-                                  totalSteps: steps * config.epochs, stepsDone: (epoch - 1) * steps + step + 1)
+                                  totalSteps: steps * (config.epochs - position.epoch), stepsDone: globalStep - position.epoch * steps)
                 }
             }
             let seconds = monotonicSeconds() - start
             let totals = try comm.allreduceSum([lossSum, Double(correct)])
-            let samples = Double(steps * globalBatch)
-            guard isRoot, let runDirectory else { continue }
-
-            let evalStart = monotonicSeconds()
-            let (testLoss, testAccuracy) = replicas.evaluate(on: test)
-            let metrics = EpochMetrics(epoch: epoch, trainLoss: totals[0] / samples, trainAccuracy: totals[1] / samples,
-                                       testLoss: testLoss, testAccuracy: testAccuracy, seconds: seconds,
-                                       samplesPerSecond: samples / seconds, commSeconds: commSeconds,
-                                       evalSeconds: monotonicSeconds() - evalStart, worldSize: world)
-            history.append(metrics)
-            try runDirectory.writeEpochs(history, title: "\(config.model.rawValue) on \(config.dataset.rawValue)")
-            progress.line(String(format: "epoch %d/%d  train loss %.4f acc %.2f%%  test loss %.4f acc %.2f%%  "
-                                 + "%.1f s  %.0f samples/s", epoch, config.epochs, metrics.trainLoss,
-                                 100 * metrics.trainAccuracy, testLoss, 100 * testAccuracy, seconds,
-                                 metrics.samplesPerSecond))
+            let samples = Double((steps - skippedInEpoch) * globalBatch)
+            if isRoot, let runDirectory {
+                let evalStart = monotonicSeconds()
+                let (testLoss, testAccuracy) = replicas.evaluate(on: test)
+                let timed = Double((steps - firstStep) * globalBatch)
+                let metrics = EpochMetrics(epoch: epoch + 1, trainLoss: totals[0] / samples, trainAccuracy: totals[1] / samples,
+                                           testLoss: testLoss, testAccuracy: testAccuracy, seconds: seconds,
+                                           samplesPerSecond: timed / seconds, commSeconds: commSeconds,
+                                           evalSeconds: monotonicSeconds() - evalStart, worldSize: world)
+                position.history.append(metrics)
+                try runDirectory.writeEpochs(position.history, title: "\(config.model.rawValue) on \(config.dataset.rawValue)")
+                progress.line(String(format: "epoch %d/%d  train loss %.4f acc %.2f%%  test loss %.4f acc %.2f%%  "
+                                     + "%.1f s  %.0f samples/s", epoch + 1, config.epochs, metrics.trainLoss,
+                                     100 * metrics.trainAccuracy, testLoss, 100 * testAccuracy, seconds,
+                                     metrics.samplesPerSecond))
+            }
+            _ = try checkpoint(epoch: epoch + 1, step: 0, lossSum: 0, correct: 0)
         }
         let checksums = try parameterChecksums(network)
         guard Set(checksums).count == 1 else {
             throw RunError("ranks ended with different parameters (checksums \(checksums.map { String($0, radix: 16) }))")
         }
-        var summary = RunSummary(epochs: history, worldSize: world)
+        var summary = RunSummary(epochs: position.history, worldSize: world)
         summary.parameterChecksum = checksums[0]
+        summary.skippedSteps = position.skippedSteps
         if isRoot, let runDirectory {
             try runDirectory.writeModel(network, metadata: modelMetadata)
             try runDirectory.writeSummary(summary)
@@ -137,6 +213,58 @@ public final class Trainer {
                                  100 * summary.bestTestAccuracy, summary.samplesPerSecond, runDirectory.path))
         }
         return summary
+    }
+
+    /// A checkpoint continues this run only if it was made with the same settings.
+    func checkResumable(_ loaded: Checkpoint.Loaded) throws {
+        guard loaded.settings == config.settingsJSON else {
+            throw RunError("\(loaded.path) was made with other settings (\(loaded.settings.serialized())) than this run "
+                           + "(\(config.settingsJSON.serialized()))")
+        }
+        guard loaded.position.epoch <= config.epochs else {
+            throw RunError("\(loaded.path) is at epoch \(loaded.position.epoch), past --epochs \(config.epochs)")
+        }
+    }
+
+    /// Rank 0's resume position, given to every rank (a fresh run starts at epoch 0, step 0).
+    /// Doubles travel through a sum to which the other ranks add zeros: exact.
+    func shareResumePosition(_ loaded: Checkpoint.Loaded?) throws -> TrainingPosition {
+        let comm = communicator
+        guard config.resume else {
+            return TrainingPosition(epoch: 0, step: 0, optimizerSteps: 0, skippedSteps: 0, partialSums: [], history: [])
+        }
+        let length = try comm.allreduceSum([Double(loaded?.position.partialSums.count ?? 0)])[0]
+        var values = [Double](repeating: 0, count: 4 + Int(length))
+        if let p = loaded?.position {
+            values[0] = Double(p.epoch); values[1] = Double(p.step)
+            values[2] = Double(p.optimizerSteps); values[3] = Double(p.skippedSteps)
+            for (i, v) in p.partialSums.enumerated() { values[4 + i] = v }
+        }
+        let shared = try comm.allreduceSum(values)
+        return TrainingPosition(epoch: Int(shared[0]), step: Int(shared[1]), optimizerSteps: Int(shared[2]),
+                                skippedSteps: Int(shared[3]), partialSums: Array(shared[4...]),
+                                history: loaded?.position.history ?? [])
+    }
+
+    /// This rank's share of a resumed epoch's sums: its own on the same world size, else
+    /// rank 0 carries the total (the figures then differ only in float rounding).
+    func resumedSums(_ sums: [Double], rank: Int, world: Int) -> (Double, Int) {
+        if sums.count == 2 * world { return (sums[2 * rank], Int(sums[2 * rank + 1])) }
+        guard rank == 0 else { return (0, 0) }
+        let loss = stride(from: 0, to: sums.count, by: 2).map { sums[$0] }.reduce(0, +)
+        let correct = stride(from: 1, to: sums.count, by: 2).map { sums[$0] }.reduce(0, +)
+        return (loss, Int(correct))
+    }
+
+    /// Ranks that hold different parameters have drifted apart (a bug, or a bit flip).
+    func checkRanksAgree(_ network: Network, epoch: Int, step: Int) throws {
+        let checksums = try parameterChecksums(network)
+        guard Set(checksums).count == 1 else {
+            let odd = checksums.indices.filter { checksums[$0] != checksums[0] }
+            throw TrainingStopped("ranks drifted apart at epoch \(epoch + 1), step \(step + 1): the parameters of rank(s) "
+                                  + "\(odd.map(String.init).joined(separator: ", ")) differ from rank 0's "
+                                  + "(checksums \(checksums.map { String($0, radix: 16) }.joined(separator: " ")))")
+        }
     }
 
     /// Every rank's checksum of its parameters, in rank order, known to all ranks.
@@ -149,4 +277,44 @@ public final class Trainer {
         let all = try communicator.allreduceSum(slots)
         return (0..<communicator.size).map { UInt64(all[2 * $0]) << 32 | UInt64(all[2 * $0 + 1]) }
     }
+}
+
+/// Whether every value of `buffer` is finite: no exponent field of all ones (NaN, infinity).
+/// Integer tests, so the loop vectorises.
+func allFinite(_ buffer: FloatBuffer) -> Bool {
+    let bits = UnsafeRawPointer(buffer.pointer).assumingMemoryBound(to: UInt32.self)
+    var bad: UInt32 = 0
+    for i in 0..<buffer.count { bad |= (bits[i] & 0x7F80_0000) == 0x7F80_0000 ? 1 : 0 }
+    return bad == 0
+}
+
+/// SIGINT and SIGTERM turned into a request to stop at the next step boundary (a second
+/// signal then ends the process at once, as usual).
+struct StopRequest {
+    var isRequested: Bool { stopSignalFlag.pointee != 0 }
+
+    static func install() -> StopRequest {
+        stopSignalFlag.pointee = 0  // touches the global before any handler may read it
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig) { received in
+                stopSignalFlag.pointee = 1
+                signal(received, SIG_DFL)
+            }
+        }
+        return StopRequest()
+    }
+}
+
+/// Written only by the signal handler (one aligned word); read at step boundaries.
+nonisolated(unsafe) let stopSignalFlag: UnsafeMutablePointer<sig_atomic_t> = {
+    let p = UnsafeMutablePointer<sig_atomic_t>.allocate(capacity: 1)
+    p.initialize(to: 0)
+    return p
+}()
+
+/// A run ended on purpose by a condition every rank sees at the same step (non-finite
+/// values, drifted ranks): each rank reports it and they exit together.
+public struct TrainingStopped: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }

@@ -34,6 +34,14 @@ public struct TrainingConfig: Sendable {
     public var replicas: Int?
     /// Also write the parameters as initialised, before the first step (`initial.safetensors`).
     public var saveInitial = false
+    /// Continue the run in `outputDirectory` from its newest good checkpoint.
+    public var resume = false
+    /// Also checkpoint every K global steps (a checkpoint ends every epoch regardless).
+    public var checkpointSteps: Int?
+    /// What a non-finite loss or gradient does: stop the run, or skip that step.
+    public var onNonFinite: NonFinitePolicy = .stop
+    /// Compare a checksum of the parameters across ranks every K steps (0: only at the end).
+    public var checkEvery = 100
 
     public init() {}
 
@@ -52,11 +60,53 @@ public struct TrainingConfig: Sendable {
         if let l = testLimit, l <= 0 { throw SettingsError("--test-limit must be positive, got \(l)") }
         if let t = threads, t <= 0 { throw SettingsError("--threads must be positive, got \(t)") }
         guard bucketMB.isFinite, bucketMB > 0 else { throw SettingsError("--bucket-mb must be positive, got \(bucketMB)") }
+        if let k = checkpointSteps, k <= 0 { throw SettingsError("--checkpoint-steps must be positive, got \(k)") }
+        guard checkEvery >= 0 else { throw SettingsError("--check-every must be >= 0, got \(checkEvery)") }
         try ThreadPlan.checkBatchSplit(batchSize: batchSize, worldSize: worldSize, replicas: replicas)
     }
 
     /// The shape synthetic images take for this model: CIFAR-like for the CNN, MNIST-like for recurrent models.
     public var syntheticShape: [Int] { model.standardImageShape }
+
+    /// The settings that decide what the run computes (the model, the data, the optimizer,
+    /// the global batch, the seed), without how it is run (ranks, threads, buckets, where
+    /// it writes) and without the number of epochs (which a resumed run may extend).
+    /// Two runs with the same settings take the same steps.
+    public var settingsJSON: JSON {
+        func optional(_ v: Int?) -> JSON { v.map { .number(Double($0)) } ?? .null }
+        return .object([
+            ("model", .string(model.rawValue)), ("dataset", .string(dataset.rawValue)),
+            ("optimizer", .string(optimizer.rawValue)), ("lr", .number(learningRate)), ("momentum", .number(momentum)),
+            ("nesterov", .bool(nesterov)), ("weight_decay", weightDecay.map { .number($0) } ?? .null),
+            ("batch_size", .number(Double(batchSize))), ("hidden", .number(Double(hidden))),
+            ("seed", .number(Double(seed))), ("limit", optional(limit)), ("test_limit", optional(testLimit)),
+            ("on_nan", .string(onNonFinite.rawValue)),
+        ])
+    }
+
+    /// The settings of a run directory's `config.json` (what `--resume` continues).
+    public init(runConfig json: JSON) throws {
+        func number(_ key: String) throws -> Double {
+            guard let v = json[key]?.number else { throw RunError("config.json: no \(key)") }
+            return v
+        }
+        func optionalInt(_ key: String) -> Int? { json[key]?.number.map { Int($0) } }
+        guard let model = json["model"]?.string.flatMap(ModelKind.init(rawValue:)),
+              let dataset = json["dataset"]?.string.flatMap(DatasetKind.init(rawValue:)),
+              let optimizer = json["optimizer"]?.string.flatMap(OptimizerKind.init(rawValue:)) else {
+            throw RunError("config.json: model, dataset or optimizer missing or unknown")
+        }
+        self.init()
+        self.model = model; self.dataset = dataset; self.optimizer = optimizer
+        dataDirectory = json["data_dir"]?.string
+        learningRate = try number("lr"); momentum = try number("momentum"); nesterov = json["nesterov"]?.bool ?? false
+        weightDecay = json["weight_decay"]?.number
+        epochs = Int(try number("epochs")); batchSize = Int(try number("batch_size")); hidden = Int(try number("hidden"))
+        seed = UInt64(try number("seed")); limit = optionalInt("limit"); testLimit = optionalInt("test_limit")
+        onNonFinite = json["on_nan"]?.string.flatMap(NonFinitePolicy.init(rawValue:)) ?? .stop
+        checkpointSteps = optionalInt("checkpoint_steps")
+        checkEvery = optionalInt("check_every") ?? 100
+    }
 
     func json(worldSize: Int, plan: ThreadPlan) -> JSON {
         func optional(_ v: Int?) -> JSON { v.map { .number(Double($0)) } ?? .null }
@@ -82,6 +132,9 @@ public struct TrainingConfig: Sendable {
             ("bucket_mb", .number(bucketMB)),
             ("overlap", .bool(overlap)),
             ("save_initial", .bool(saveInitial)),
+            ("checkpoint_steps", checkpointSteps.map { .number(Double($0)) } ?? .null),
+            ("on_nan", .string(onNonFinite.rawValue)),
+            ("check_every", .number(Double(checkEvery))),
 
             ("versions", .object([("cohort", .string(cohortVersion)), ("format", 1)])),
         ])
@@ -89,3 +142,11 @@ public struct TrainingConfig: Sendable {
 }
 
 public let cohortVersion = "0.1.0"
+
+/// What a step with a non-finite loss or gradient does (`--on-nan`).
+public enum NonFinitePolicy: String, CaseIterable, Sendable {
+    /// End the run with a message naming the epoch and step; the last checkpoint stays.
+    case stop
+    /// Leave the parameters and optimizer state as they were and go on with the next step.
+    case skip
+}

@@ -20,18 +20,20 @@ struct Cohort: ParsableCommand {
 /// Runs `body` as one rank of the job (MPI when launched by mpirun, else alone). An
 /// error on one rank ends the whole job: other ranks may be waiting in a collective.
 ///
-/// A bad setting is found by every rank alike: each prints it, and they leave together
-/// (barrier, finalize, exit 1), so the message comes from every rank and none is killed
-/// before it has spoken.
+/// A bad setting, or a stop every rank decides at the same step (non-finite values, ranks
+/// that drifted apart), is found by every rank alike: each prints it, and they leave
+/// together (barrier, finalize), so none is killed before it has spoken. Their exit codes
+/// tell a launcher not to restart: 64 for settings (as ArgumentParser's own), 3 for a stop.
 func runOnEveryRank(_ body: (Communicator) throws -> Void) throws {
     let communicator = try makeCommunicator()
     do {
         try body(communicator)
-    } catch let error as SettingsError where communicator.size > 1 {
-        FileHandle.standardError.write(Data("Error: rank \(communicator.rank): \(error)\n".utf8))
+    } catch where error is SettingsError || error is TrainingStopped {
+        let prefix = communicator.size > 1 ? "rank \(communicator.rank): " : ""
+        FileHandle.standardError.write(Data("Error: \(prefix)\(error)\n".utf8))
         try? communicator.barrier()
         communicator.finalize()
-        Foundation.exit(1)
+        Foundation.exit(error is SettingsError ? ExitCode.validationFailure.rawValue : 3)
     } catch {
         guard communicator.size > 1 else { throw error }
         FileHandle.standardError.write(Data("Error: rank \(communicator.rank): \(error)\n".utf8))
@@ -44,21 +46,25 @@ extension ModelKind: ExpressibleByArgument {}
 extension DatasetKind: ExpressibleByArgument {}
 extension OptimizerKind: ExpressibleByArgument {}
 
-/// The model flags shared by `train` and `bench`.
+/// The model flags shared by `train` and `bench`. Optional, so that a resumed run can
+/// tell a flag given from a default (the defaults are in the help).
 struct ModelOptions: ParsableArguments {
-    @Option(help: "Model: the report's CNN, or one recurrent layer over the image rows.")
-    var model: ModelKind = .cnn
-    @Option(help: "Hidden size of rnn, lstm and gru.")
-    var hidden: Int = 128
+    @Option(help: "Model: the report's CNN, or one recurrent layer over the image rows (default: cnn).")
+    var model: ModelKind?
+    @Option(help: "Hidden size of rnn, lstm and gru (default: 128).")
+    var hidden: Int?
+
+    var modelKind: ModelKind { model ?? .cnn }
+    var hiddenSize: Int { hidden ?? 128 }
 
     /// The same options as command-line arguments (to start workers with them).
-    var arguments: [String] { ["--model", model.rawValue, "--hidden", "\(hidden)"] }
+    var arguments: [String] { ["--model", modelKind.rawValue, "--hidden", "\(hiddenSize)"] }
 }
 
 /// How a step is split over ranks and threads, shared by `train` and `bench`.
 struct ParallelOptions: ParsableArguments {
-    @Option(help: "Global batch size, split evenly over the ranks.")
-    var batchSize: Int = 64
+    @Option(help: "Global batch size, split evenly over the ranks (default: 64).")
+    var batchSize: Int?
     @Option(help: "Threads per rank, shared by its replicas (default: cores / ranks on the node).")
     var threads: Int?
     @Option(help: "Gradient bucket size in MiB for the allreduce.")
@@ -69,61 +75,107 @@ struct ParallelOptions: ParsableArguments {
                                + "(default: one per thread, when they can share the batch equally)."))
     var replicas: Int?
 
+    var globalBatch: Int { batchSize ?? 64 }
+
     /// The same options as command-line arguments (to start workers with them).
     var arguments: [String] {
-        ["--batch-size", "\(batchSize)", "--bucket-mb", "\(bucketMb)"] + (threads.map { ["--threads", "\($0)"] } ?? [])
+        ["--batch-size", "\(globalBatch)", "--bucket-mb", "\(bucketMb)"] + (threads.map { ["--threads", "\($0)"] } ?? [])
             + (replicas.map { ["--replicas", "\($0)"] } ?? [])
             + (noOverlap ? ["--no-overlap"] : [])
     }
 }
 
+extension NonFinitePolicy: ExpressibleByArgument {}
+
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Train a model and write a run directory (metrics, curves, model.safetensors).",
+        abstract: "Train a model and write a run directory (metrics, curves, checkpoints, model.safetensors).",
         discussion: """
         Without mpirun this is one process; under `mpirun -np N` every rank trains on 1/N of \
         each global batch. Data is read from --data-dir, else $COHORT_DATA/NAME, else ./data/NAME, \
-        else /usr/share/datasets/NAME.
+        else /usr/share/datasets/NAME. A checkpoint is written at the end of every epoch (and \
+        every --checkpoint-steps steps); SIGINT or SIGTERM stops the run at the next step with a \
+        checkpoint, and `cohort train --resume DIR` continues it with the settings in DIR/config.json.
         """)
 
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var parallel: ParallelOptions
-    @Option(help: "Dataset to train and test on.")
-    var dataset: DatasetKind = .synthetic
+    @Option(help: "Dataset to train and test on (default: synthetic).")
+    var dataset: DatasetKind?
     @Option(help: "Directory with the dataset's files.")
     var dataDir: String?
-    @Option(help: "Optimizer, with PyTorch's defaults.")
-    var optimizer: OptimizerKind = .adagrad
-    @Option(help: "Learning rate.")
-    var lr: Double = 0.01
-    @Option(help: "Momentum (sgd, rmsprop).")
-    var momentum: Double = 0
+    @Option(help: "Optimizer, with PyTorch's defaults (default: adagrad).")
+    var optimizer: OptimizerKind?
+    @Option(help: "Learning rate (default: 0.01).")
+    var lr: Double?
+    @Option(help: "Momentum (sgd, rmsprop; default: 0).")
+    var momentum: Double?
     @Flag(help: "Nesterov momentum (sgd).")
     var nesterov = false
     @Option(help: "Weight decay (default 0; 0.01 for adamw).")
     var weightDecay: Double?
-    @Option(help: "Epochs.")
-    var epochs: Int = 1
-    @Option(help: "Seed for initialisation, shuffling and synthetic data.")
-    var seed: UInt64 = 0
+    @Option(help: "Epochs (default: 1).")
+    var epochs: Int?
+    @Option(help: "Seed for initialisation, shuffling and synthetic data (default: 0).")
+    var seed: UInt64?
     @Option(help: "Use only the first N training samples.")
     var limit: Int?
     @Option(help: "Evaluate on only the first N test samples.")
     var testLimit: Int?
     @Option(help: "Run directory to write.")
-    var out: String
+    var out: String?
+    @Option(help: "Continue the run in this directory from its newest good checkpoint.")
+    var resume: String?
+    @Option(help: "Also write a checkpoint every N steps (one ends every epoch regardless).")
+    var checkpointSteps: Int?
+    @Option(help: "On a non-finite loss or gradient: stop the run, or skip that step (default: stop).")
+    var onNan: NonFinitePolicy?
+    @Option(help: "Compare a checksum of the parameters across ranks every N steps; 0: only at the end (default: 100).")
+    var checkEvery: Int?
     @Flag(help: "Also write the initial parameters, before the first step, as initial.safetensors.")
     var saveInitial = false
     @Flag(help: "Print nothing but errors.")
     var quiet = false
 
-    var trainingConfig: TrainingConfig {
-        var c = TrainingConfig()
-        c.model = modelOptions.model; c.hidden = modelOptions.hidden; c.dataset = dataset; c.dataDirectory = dataDir; c.optimizer = optimizer
-        c.learningRate = lr; c.momentum = momentum; c.nesterov = nesterov; c.weightDecay = weightDecay; c.epochs = epochs
-        c.saveInitial = saveInitial; c.seed = seed; c.limit = limit; c.testLimit = testLimit; c.outputDirectory = out
-        c.batchSize = parallel.batchSize; c.threads = parallel.threads
-        c.bucketMB = parallel.bucketMb; c.overlap = !parallel.noOverlap; c.replicas = parallel.replicas
+    /// The run's settings: from the flags, or with --resume from the run's config.json,
+    /// which flags may then only repeat (or, for --epochs, extend).
+    func trainingConfig() throws -> TrainingConfig {
+        var c: TrainingConfig
+        if let resume {
+            c = try TrainingConfig(runConfig: JSON(contentsOfFile: "\(resume)/config.json"))
+            if let out, out != resume { throw SettingsError("--out \(out) and --resume \(resume) name different runs") }
+            func keep<T: Equatable>(_ flag: String, _ given: T?, _ recorded: T?) throws {
+                if let given, given != recorded {
+                    throw SettingsError("--\(flag) \(given): the run in \(resume) has "
+                                        + "\(recorded.map { "\($0)" } ?? "none"), and a resumed run keeps its settings")
+                }
+            }
+            try keep("model", modelOptions.model, c.model); try keep("hidden", modelOptions.hidden, c.hidden)
+            try keep("dataset", dataset, c.dataset); try keep("optimizer", optimizer, c.optimizer)
+            try keep("lr", lr, c.learningRate); try keep("momentum", momentum, c.momentum)
+            try keep("nesterov", nesterov ? true : nil, c.nesterov); try keep("weight-decay", weightDecay, c.weightDecay)
+            try keep("seed", seed, c.seed); try keep("batch-size", parallel.batchSize, c.batchSize)
+            try keep("limit", limit, c.limit); try keep("test-limit", testLimit, c.testLimit)
+            try keep("on-nan", onNan, c.onNonFinite)
+            c.resume = true
+            c.outputDirectory = resume
+            if let epochs { c.epochs = epochs }
+            if let dataDir { c.dataDirectory = dataDir }
+            if let checkpointSteps { c.checkpointSteps = checkpointSteps }
+            if let checkEvery { c.checkEvery = checkEvery }
+        } else {
+            guard let out else { throw SettingsError("--out DIR is required (or --resume DIR to continue a run)") }
+            c = TrainingConfig()
+            c.model = modelOptions.modelKind; c.hidden = modelOptions.hiddenSize
+            c.dataset = dataset ?? .synthetic; c.dataDirectory = dataDir; c.optimizer = optimizer ?? .adagrad
+            c.learningRate = lr ?? 0.01; c.momentum = momentum ?? 0; c.nesterov = nesterov; c.weightDecay = weightDecay
+            c.epochs = epochs ?? 1; c.seed = seed ?? 0; c.limit = limit; c.testLimit = testLimit
+            c.batchSize = parallel.globalBatch; c.outputDirectory = out
+            c.checkpointSteps = checkpointSteps; c.onNonFinite = onNan ?? .stop; c.checkEvery = checkEvery ?? 100
+        }
+        c.saveInitial = saveInitial
+        c.threads = parallel.threads; c.bucketMB = parallel.bucketMb; c.overlap = !parallel.noOverlap
+        c.replicas = parallel.replicas
         return c
     }
 
@@ -131,15 +183,18 @@ struct Train: ParsableCommand {
     /// started (`Trainer.run`), so that every rank can report it.
     func validate() throws {
         do {
-            try trainingConfig.validate()
+            try trainingConfig().validate()
         } catch let error as SettingsError {
             throw ValidationError(error.description)
+        } catch let error as RunError {
+            throw ValidationError("--resume: \(error.description)")
         }
     }
 
     func run() throws {
+        let config = try trainingConfig()
         try runOnEveryRank { communicator in
-            try Trainer(config: trainingConfig, communicator: communicator, showProgress: !quiet).run()
+            try Trainer(config: config, communicator: communicator, showProgress: !quiet).run()
         }
     }
 }
@@ -170,8 +225,8 @@ struct Bench: ParsableCommand {
 
     var settings: BenchSettings {
         var s = BenchSettings()
-        s.model = modelOptions.model; s.hidden = modelOptions.hidden; s.steps = steps; s.warmupSteps = warmup
-        s.batchSize = parallel.batchSize; s.threads = parallel.threads
+        s.model = modelOptions.modelKind; s.hidden = modelOptions.hiddenSize; s.steps = steps; s.warmupSteps = warmup
+        s.batchSize = parallel.globalBatch; s.threads = parallel.threads
         s.bucketMB = parallel.bucketMb; s.overlap = !parallel.noOverlap; s.replicas = parallel.replicas
         return s
     }
@@ -276,7 +331,7 @@ struct Sweep: ParsableCommand {
         do { train = try Train.parse(Array(arguments.dropFirst())) } catch {
             throw SettingsError(Train.message(for: error))
         }
-        let config = train.trainingConfig
+        let config = try train.trainingConfig()
         try config.validate(worldSize: ranks)
         if config.dataset != .synthetic {
             do { _ = try DatasetSource.directory(for: config.dataset, dataDirectory: config.dataDirectory) } catch {
