@@ -8,11 +8,13 @@ final class ProgressReporter {
     private let live: Bool
     private var lastDraw = 0.0
     private let epochs: Int
+    private let isRoot: Bool
 
-    init(epochs: Int, enabled: Bool) {
+    init(epochs: Int, enabled: Bool, isRoot: Bool = true) {
         self.epochs = epochs
-        self.enabled = enabled
-        live = enabled && isatty(STDERR_FILENO) != 0
+        self.enabled = enabled && isRoot
+        self.isRoot = isRoot
+        live = enabled && isRoot && isatty(STDERR_FILENO) != 0
     }
 
     /// Called after each step; redraws at most 5 times a second.
@@ -28,6 +30,14 @@ final class ProgressReporter {
         let line = String(format: "epoch %d/%d [%@] %d/%d  %.0f samples/s  loss %.4f  ETA %@",
                           epoch, epochs, bar, step, steps, samplesPerSecond, loss, formatDuration(eta))
         FileHandle.standardError.write(Data(("\r\u{1B}[K" + line).utf8))
+    }
+
+    /// What an operator must see even with --quiet (a damaged checkpoint passed over, a
+    /// stop by a signal, skipped steps): on standard error, from rank 0.
+    func notice(_ text: String) {
+        guard isRoot else { return }
+        if live { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        FileHandle.standardError.write(Data((text + "\n").utf8))
     }
 
     /// A permanent line (the end of an epoch, a message).

@@ -2,6 +2,7 @@ import CohortData
 import CohortDistributed
 import CohortNN
 import CohortOptim
+import CohortReporting
 import CohortTensor
 import Foundation
 
@@ -69,7 +70,7 @@ public final class Trainer {
         let reducer = GradientReducer(network: network, communicator: comm,
                                       bucketBytes: Int(config.bucketMB * 1_048_576), overlap: config.overlap)
         let layerFinished = reducer.layerFinished  // made once: a step allocates nothing
-        let progress = ProgressReporter(epochs: config.epochs, enabled: showProgress && isRoot)
+        let progress = ProgressReporter(epochs: config.epochs, enabled: showProgress, isRoot: isRoot)
 
         // Rank 0 owns the run directory: it checks that the directory may be (re)used and,
         // with --resume, reads the newest good checkpoint. Every rank then starts from rank 0's state.
@@ -78,7 +79,7 @@ public final class Trainer {
         if isRoot {
             let directory = try RunDirectory(path: config.outputDirectory, settings: config.settingsJSON, resume: config.resume)
             if config.resume {
-                loaded = try Checkpoint.latest(run: directory.path) { progress.line("cohort: \($0)") }
+                loaded = try Checkpoint.latest(run: directory.path) { progress.notice("cohort: \($0)") }
                 try loaded.map { try checkResumable($0) }
             }
             try directory.writeConfig(config.json(worldSize: world, plan: plan))
@@ -112,7 +113,19 @@ public final class Trainer {
             progress.line("cohort: resumed from \(loaded.path) (epoch \(position.epoch + 1), step \(position.step) of \(steps))")
         }
 
+        // TensorBoard scalars per epoch, beside metrics.csv (a resumed run adds its own file).
+        let tensorBoard = try runDirectory.map { directory -> TensorBoardWriter in
+            do { return try TensorBoardWriter(directory: directory.path) } catch {
+                throw RunError("\(directory.path): cannot create the TensorBoard event file (\(error.localizedDescription))")
+            }
+        }
         let stop = StopRequest.install()
+        // Fault injection for the tests of the drift check: COHORT_FAULT_DRIFT=RANK:STEP makes
+        // rank RANK nudge one parameter after global step STEP, as a bit flip would.
+        let drift = ProcessInfo.processInfo.environment["COHORT_FAULT_DRIFT"].flatMap { spec -> (rank: Int, step: Int)? in
+            let parts = spec.split(separator: ":").compactMap { Int($0) }
+            return parts.count == 2 ? (parts[0], parts[1]) : nil
+        }
         // Per step, every rank adds [stop requested, non-finite values seen] to this and acts on the sums.
         let stepFlags = FloatBuffer(count: 2)
         let runStart = monotonicSeconds()
@@ -145,25 +158,29 @@ public final class Trainer {
                 try comm.allreduceSum(stepFlags.pointer, count: 2)
                 if stepFlags.pointer[1] > 0 {
                     guard config.onNonFinite == .skip else {
+                        let last = (try? Checkpoint.list(run: config.outputDirectory))?.first
                         throw TrainingStopped("non-finite loss or gradients at epoch \(epoch + 1), step \(step + 1) "
-                                              + "(lr \(config.learningRate)); the run stops here, its last checkpoint is kept "
-                                              + "in \(Checkpoint.directory(run: config.outputDirectory)) (--on-nan skip would skip such steps)")
+                                              + "(lr \(config.learningRate)); the run stops here, "
+                                              + (last.map { "its last good checkpoint is \(Checkpoint.directory(run: config.outputDirectory))/\($0)" }
+                                                 ?? "before its first checkpoint")
+                                              + " (--on-nan skip would skip such steps)")
                     }
                     position.skippedSteps += 1
                     skippedInEpoch += 1
-                    progress.line("cohort: skipped epoch \(epoch + 1), step \(step + 1): non-finite loss or gradients")
+                    progress.notice("cohort: skipped epoch \(epoch + 1), step \(step + 1): non-finite loss or gradients")
                 } else {
                     optimizer.step(parameters: network.parameters.pointer, gradients: network.gradients.pointer)
                     lossSum += result.lossSum
                     correct += result.correct
                 }
                 let globalStep = epoch * steps + step + 1
+                if let drift, drift.rank == comm.rank, drift.step == globalStep { network.parameters.pointer[0] += 1e-3 }
                 if config.checkEvery > 0 && globalStep % config.checkEvery == 0 {
                     try checkRanksAgree(network, epoch: epoch, step: step)
                 }
                 if stepFlags.pointer[0] > 0 {
                     let path = try checkpoint(epoch: epoch, step: step + 1, lossSum: lossSum, correct: correct)
-                    progress.line("cohort: stopped by a signal at epoch \(epoch + 1), step \(step + 1); checkpoint "
+                    progress.notice("cohort: stopped by a signal at epoch \(epoch + 1), step \(step + 1); checkpoint "
                                   + "\(path ?? "written by rank 0"); continue with --resume \(config.outputDirectory)")
                     return RunSummary(epochs: position.history, worldSize: world)
                 }
@@ -191,6 +208,11 @@ public final class Trainer {
                                            samplesPerSecond: timed / seconds, commSeconds: commSeconds,
                                            evalSeconds: monotonicSeconds() - evalStart, worldSize: world)
                 position.history.append(metrics)
+                try tensorBoard?.add(step: epoch + 1, scalars: [
+                    ("loss/train", metrics.trainLoss), ("loss/test", metrics.testLoss),
+                    ("accuracy/train", metrics.trainAccuracy), ("accuracy/test", metrics.testAccuracy),
+                    ("throughput/samples_per_s", metrics.samplesPerSecond), ("lr", config.learningRate),
+                ])
                 try runDirectory.writeEpochs(position.history, title: "\(config.model.rawValue) on \(config.dataset.rawValue)")
                 progress.line(String(format: "epoch %d/%d  train loss %.4f acc %.2f%%  test loss %.4f acc %.2f%%  "
                                      + "%.1f s  %.0f samples/s", epoch + 1, config.epochs, metrics.trainLoss,

@@ -1,0 +1,399 @@
+import CohortDistributed
+import CohortReporting
+@testable import CohortTraining
+import Foundation
+import Testing
+
+/// What real clusters do to a run: a rank killed, a signal, a damaged checkpoint, values
+/// that stop being finite, ranks that drift apart; and the TensorBoard file users open.
+@Suite(.serialized) struct ReliabilityTests {
+    let scratch = ScratchDirectory("cohort-reliability")
+    static let environment = DataParallelTests.environment
+
+    /// A CNN run on synthetic data long enough to be interrupted (8 epochs of 20 steps),
+    /// with a checkpoint every 7 steps.
+    func arguments(_ out: String, extra: [String] = []) -> [String] {
+        ["train", "--model", "cnn", "--dataset", "synthetic", "--limit", "640", "--test-limit", "64", "--batch-size", "32",
+         "--epochs", "8", "--optimizer", "adam", "--lr", "0.001", "--checkpoint-steps", "7", "--quiet", "--out", out] + extra
+    }
+
+    func mpirun(_ ranks: Int, _ arguments: [String]) throws -> [String] {
+        let mpirun = try #require(MPIRun.executable, "mpirun is not installed (apt-get install openmpi-bin)")
+        return [mpirun] + MPIRun.arguments(ranks: ranks) + [CommandLineTests.binary] + arguments
+    }
+
+    /// The uninterrupted run every interrupted one must end equal to (made once per test).
+    func reference(ranks: Int = 2) throws -> String {
+        let out = "\(scratch.path)/reference"
+        let command = try mpirun(ranks, arguments(out))
+        let result = try runProcess(command[0], Array(command.dropFirst()), environment: Self.environment)
+        #expect(result.status == 0, "\(result.stderr)")
+        return out
+    }
+
+    func sameParameters(_ a: String, _ b: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let x = try Data(contentsOf: URL(fileURLWithPath: "\(a)/model.safetensors"))
+        let y = try Data(contentsOf: URL(fileURLWithPath: "\(b)/model.safetensors"))
+        #expect(x == y, "\(a) and \(b) end with different parameters", sourceLocation: sourceLocation)
+    }
+
+    @Test func aKilledRankEndsTheJobAndResumeFinishesTheSame() throws {
+        let reference = try reference()
+        let out = "\(scratch.path)/killed"
+        let job = try BackgroundProcess(try mpirun(2, arguments(out)), environment: Self.environment)
+        // Mid-epoch: once the first checkpoint exists, kill rank 1 outright.
+        try waitFor("a checkpoint") { !((try? Checkpoint.list(run: out)) ?? []).isEmpty }
+        let rank1 = try #require(job.descendant(withEnvironment: "OMPI_COMM_WORLD_RANK=1"), "rank 1 not found")
+        let processes = job.liveDescendants()
+        #expect(processes.count >= 2, "the ranks (and any orted) below mpirun: \(processes)")
+        kill(rank1, SIGKILL)
+        let start = Date()
+        let status = job.wait(timeout: 30)
+        #expect(status != nil, "the job was still running 30 s after rank 1 died")
+        #expect(Date().timeIntervalSince(start) < 30)
+        #expect(status != 0)
+        #expect(job.stderr.contains("rank 1"), "the message names the rank: \(job.stderr)")
+        #expect(processes.filter(isAlive).isEmpty, "processes of the job are left")
+        #expect(!FileManager.default.fileExists(atPath: "\(out)/summary.json"))
+
+        let resumed = try mpirun(2, ["train", "--resume", out, "--quiet"])
+        let result = try runProcess(resumed[0], Array(resumed.dropFirst()), environment: Self.environment)
+        #expect(result.status == 0, "\(result.stderr)")
+        try sameParameters(out, reference)
+        #expect(try String(contentsOfFile: "\(out)/metrics.csv", encoding: .utf8).split(separator: "\n").count == 9)
+    }
+
+    @Test func sigtermCheckpointsAndResumeFinishesTheSame() throws {
+        let reference = try reference()
+        // SIGTERM to mpirun (forwarded to every rank), and SIGTERM to rank 1 alone.
+        for target in ["mpirun", "rank 1"] {
+            let out = "\(scratch.path)/term-\(target.replacingOccurrences(of: " ", with: ""))"
+            let job = try BackgroundProcess(try mpirun(2, arguments(out, extra: ["--checkpoint-steps", "1000"])),
+                                            environment: Self.environment)
+            try waitFor("the first epoch") { FileManager.default.fileExists(atPath: "\(out)/metrics.csv") }
+            let pid = target == "mpirun" ? job.pid : try #require(job.descendant(withEnvironment: "OMPI_COMM_WORLD_RANK=1"))
+            let processes = job.liveDescendants()
+            kill(pid, SIGTERM)
+            let status = job.wait(timeout: 10)
+            #expect(status != nil, "\(target): still running 10 s after SIGTERM")
+            // The ranks exit 0. mpirun, when it was signalled itself, may still report 1 for the
+            // job (it marks a signalled job as aborted unless every rank has exited first).
+            #expect(status == 0 || (target == "mpirun" && status == 1), "\(target): exit \(String(describing: status)) \(job.stderr)")
+            #expect(processes.filter(isAlive).isEmpty, "\(target): processes of the job are left")
+            // (A signalled mpirun stops relaying the ranks' output, so the notice is checked
+            // only when a rank got the signal.)
+            if target != "mpirun" { #expect(job.stderr.contains("stopped by a signal at epoch"), "\(target): \(job.stderr)") }
+            // The newest checkpoint is the one written at the signal: mid-epoch (20 steps an epoch).
+            let newest = try Checkpoint.load("\(Checkpoint.directory(run: out))/\(try #require(try Checkpoint.list(run: out).first))")
+            #expect(newest.position.step > 0, "\(target): no checkpoint at the signal")
+            let resumed = try mpirun(2, ["train", "--resume", out, "--quiet"])
+            let result = try runProcess(resumed[0], Array(resumed.dropFirst()), environment: Self.environment)
+            #expect(result.status == 0, "\(result.stderr)")
+            try sameParameters(out, reference)
+        }
+    }
+
+    @Test func damagedCheckpointsAreRefusedAndTheOneBeforeIsUsed() throws {
+        // One process, 2 epochs: checkpoints at steps 35 and 40 are kept (epoch ends at 20, 40).
+        let run = "\(scratch.path)/damaged"
+        let short = arguments(run).map { $0 == "8" ? "2" : $0 }
+        #expect(try CommandLineTests.run(short).status == 0)
+        let names = try Checkpoint.list(run: run)
+        #expect(names == ["step-000000040", "step-000000035"])
+        let newest = "\(Checkpoint.directory(run: run))/\(names[0])", older = "\(Checkpoint.directory(run: run))/\(names[1])"
+        #expect(try Checkpoint.load(newest).position.epoch == 2)
+
+        // One flipped byte in the parameters: the checksum finds it.
+        var model = try Data(contentsOf: URL(fileURLWithPath: "\(newest)/model.safetensors"))
+        model[model.count - 5] ^= 0x10
+        try model.write(to: URL(fileURLWithPath: "\(newest)/model.safetensors"))
+        #expect(throws: RunError.self) { try Checkpoint.load(newest) }
+        var warnings: [String] = []
+        let fallback = try Checkpoint.latest(run: run) { warnings.append($0) }
+        #expect(fallback.path == older && fallback.position.epoch == 1 && fallback.position.step == 15)
+        #expect(warnings.count == 1 && warnings[0].contains("does not match its checksum"), "\(warnings)")
+
+        // Cut short, and a flipped byte in state.json: refused too.
+        let optimizer = try Data(contentsOf: URL(fileURLWithPath: "\(older)/optimizer.safetensors"))
+        try optimizer.prefix(optimizer.count / 2).write(to: URL(fileURLWithPath: "\(older)/optimizer.safetensors"))
+        #expect(throws: RunError.self) { try Checkpoint.load(older) }
+        #expect {
+            try Checkpoint.latest(run: run) { _ in }
+        } throws: { error in
+            "\(error)".contains("every checkpoint is damaged")
+        }
+        try optimizer.write(to: URL(fileURLWithPath: "\(older)/optimizer.safetensors"))
+        var state = try Data(contentsOf: URL(fileURLWithPath: "\(older)/state.json"))
+        let at = try #require(state.firstIndex(of: UInt8(ascii: "5")))  // a digit of "step": 15
+        state[at] = UInt8(ascii: "4")
+        try state.write(to: URL(fileURLWithPath: "\(older)/state.json"))
+        #expect(throws: RunError.self) { try Checkpoint.load(older) }
+    }
+
+    @Test func aResumeFromTheCheckpointBeforeADamagedOneEndsTheSame() throws {
+        let reference = "\(scratch.path)/one-rank", run = "\(scratch.path)/fallback"
+        let short = { (out: String) in self.arguments(out).map { $0 == "8" ? "3" : $0 } }
+        #expect(try CommandLineTests.run(short(reference)).status == 0)
+        // Stop after 2 epochs, damage the newest checkpoint, resume to 3 epochs.
+        #expect(try CommandLineTests.run(short(run).map { $0 == "3" ? "2" : $0 }).status == 0)
+        let newest = "\(Checkpoint.directory(run: run))/\(try Checkpoint.list(run: run)[0])"
+        try Data("{}".utf8).write(to: URL(fileURLWithPath: "\(newest)/state.json"))
+        let result = try CommandLineTests.run(["train", "--resume", run, "--epochs", "3", "--quiet"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stderr.contains("step-000000040 is unusable (state.json does not match its checksum)"),
+                "the fallback is reported: \(result.stderr)")
+        try sameParameters(run, reference)
+        // Losses and accuracies per epoch are the same as the uninterrupted run's.
+        let columns = { (path: String) throws -> [String] in
+            try String(contentsOfFile: "\(path)/metrics.csv", encoding: .utf8).split(separator: "\n")
+                .map { $0.split(separator: ",").prefix(5).joined(separator: ",") }
+        }
+        #expect(try columns(run) == columns(reference))
+    }
+
+    @Test func nonFiniteValuesStopTheRunOrAreSkipped() throws {
+        let out = "\(scratch.path)/nan"
+        let blowUp = ["train", "--model", "cnn", "--dataset", "synthetic", "--limit", "320", "--test-limit", "32",
+                      "--batch-size", "32", "--optimizer", "sgd", "--lr", "1e30", "--quiet"]
+        let stopped = try CommandLineTests.run(blowUp + ["--out", out])
+        #expect(stopped.status == 3)
+        #expect(stopped.stderr.contains("non-finite loss or gradients at epoch 1, step 2"), "\(stopped.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: "\(out)/summary.json"))
+        let skipped = try CommandLineTests.run(blowUp + ["--out", "\(out)-skip", "--on-nan", "skip"])
+        #expect(skipped.status == 0, "\(skipped.stderr)")
+        let summary = try JSON(contentsOfFile: "\(out)-skip/summary.json")
+        #expect(summary["skipped_steps"]?.number == 9, "every step after the first: \(summary.serialized())")
+    }
+
+    @Test func ranksThatDriftApartStopTheRun() throws {
+        let out = "\(scratch.path)/drift"
+        let command = try mpirun(2, arguments(out, extra: ["--check-every", "3"]))
+        let result = try runProcess(command[0], Array(command.dropFirst()),
+                                    environment: Self.environment.merging(["COHORT_FAULT_DRIFT": "1:5"]) { $1 })
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("ranks drifted apart at epoch 1, step 6: the parameters of rank(s) 1 differ"),
+                "\(result.stderr)")
+    }
+
+    @Test func anExistingRunIsNotOverwrittenByAnother() throws {
+        let out = "\(scratch.path)/existing"
+        #expect(try CommandLineTests.run(arguments(out).map { $0 == "8" ? "1" : $0 }).status == 0)
+        let before = try Data(contentsOf: URL(fileURLWithPath: "\(out)/model.safetensors"))
+        // Other settings: refused, nothing touched.
+        let other = try CommandLineTests.run(arguments(out).map { $0 == "0.001" ? "0.002" : $0 })
+        #expect(other.status != 0 && other.stderr.contains("holds a run with other settings"), "\(other.stderr)")
+        // The same settings: the checkpoints would be lost, so only --resume continues.
+        let same = try CommandLineTests.run(arguments(out).map { $0 == "8" ? "1" : $0 })
+        #expect(same.status != 0 && same.stderr.contains("add --resume"), "\(same.stderr)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: "\(out)/model.safetensors")) == before)
+        // A resumed run keeps its settings.
+        let changed = try CommandLineTests.run(["train", "--resume", out, "--lr", "0.5"])
+        #expect(changed.status != 0 && changed.stderr.contains("a resumed run keeps its settings"), "\(changed.stderr)")
+        let missing = try CommandLineTests.run(["train", "--resume", "\(scratch.path)/nothing"])
+        #expect(missing.status != 0 && missing.stderr.contains("config.json"), "\(missing.stderr)")
+    }
+
+    /// The event file, read with an independent reader: every record's CRC-32C checks,
+    /// and the scalars per epoch are metrics.csv's (to float precision).
+    @Test func tensorBoardEventsHoldTheMetrics() throws {
+        let out = "\(scratch.path)/tensorboard"
+        #expect(try CommandLineTests.run(arguments(out).map { $0 == "8" ? "3" : $0 }).status == 0)
+        let file = try #require(try FileManager.default.contentsOfDirectory(atPath: out).first { $0.hasPrefix("events.out.tfevents.") })
+        let events = try readEvents(Data(contentsOf: URL(fileURLWithPath: "\(out)/\(file)")))
+        #expect(events.first?.fileVersion == "brain.Event:2")
+        let rows = try String(contentsOfFile: "\(out)/metrics.csv", encoding: .utf8).split(separator: "\n").dropFirst()
+            .map { $0.split(separator: ",").map { Double($0)! } }
+        let scalarEvents = events.dropFirst()
+        #expect(scalarEvents.map(\.step) == [1, 2, 3])
+        for (event, row) in zip(scalarEvents, rows) {
+            for (tag, column) in [("loss/train", 1), ("accuracy/train", 2), ("loss/test", 3), ("accuracy/test", 4),
+                                  ("throughput/samples_per_s", 6)] {
+                let value = try #require(event.scalars[tag], "\(tag) missing")
+                #expect(value == Float(row[column]), "\(tag) at epoch \(event.step)")
+            }
+            #expect(event.scalars["lr"] == 0.001)
+        }
+    }
+
+    @Test func crc32cKnownAnswers() {
+        // RFC 3720, appendix B.4: 32 bytes of zeros, and the string "123456789".
+        #expect(CRC32C.checksum([UInt8](repeating: 0, count: 32)) == 0x8A91_36AA)
+        #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)
+    }
+}
+
+/// A decoded TensorBoard event: its step, and a file version or scalars.
+struct DecodedEvent {
+    var step = 0
+    var fileVersion: String?
+    var scalars: [String: Float] = [:]
+}
+
+func readEvents(_ data: Data) throws -> [DecodedEvent] {
+    struct Bad: Error { let why: String }
+    let bytes = [UInt8](data)
+    var at = 0, events: [DecodedEvent] = []
+    func u32(_ i: Int) -> UInt32 { (0..<4).reduce(0) { $0 | UInt32(bytes[i + $1]) << (8 * UInt32($1)) } }
+    while at < bytes.count {
+        guard at + 12 <= bytes.count else { throw Bad(why: "truncated record header") }
+        let length = Int((0..<8).reduce(UInt64(0)) { $0 | UInt64(bytes[at + $1]) << (8 * UInt64($1)) })
+        guard u32(at + 8) == CRC32C.masked(Array(bytes[at..<(at + 8)])) else { throw Bad(why: "length CRC") }
+        let body = Array(bytes[(at + 12)..<(at + 12 + length)])
+        guard u32(at + 12 + length) == CRC32C.masked(body) else { throw Bad(why: "data CRC") }
+        events.append(try decodeEvent(body))
+        at += 16 + length
+    }
+    return events
+}
+
+/// Protocol-buffer fields of `bytes`: (field number, wire type, varint or fixed value, payload).
+func protoFields(_ bytes: [UInt8]) throws -> [(field: Int, wire: Int, value: UInt64, payload: [UInt8])] {
+    var at = 0, fields: [(Int, Int, UInt64, [UInt8])] = []
+    func varint() -> UInt64 {
+        var v: UInt64 = 0, shift: UInt64 = 0
+        while true { let b = bytes[at]; at += 1; v |= UInt64(b & 0x7F) << shift; if b < 0x80 { return v }; shift += 7 }
+    }
+    while at < bytes.count {
+        let key = varint(), wire = Int(key & 7), field = Int(key >> 3)
+        switch wire {
+        case 0: fields.append((field, wire, varint(), []))
+        case 1: fields.append((field, wire, (0..<8).reduce(0) { $0 | UInt64(bytes[at + $1]) << (8 * UInt64($1)) }, [])); at += 8
+        case 5: fields.append((field, wire, (0..<4).reduce(0) { $0 | UInt64(bytes[at + $1]) << (8 * UInt64($1)) }, [])); at += 4
+        case 2: let n = Int(varint()); fields.append((field, wire, 0, Array(bytes[at..<(at + n)]))); at += n
+        default: struct Bad: Error {}; throw Bad()
+        }
+    }
+    return fields
+}
+
+func decodeEvent(_ bytes: [UInt8]) throws -> DecodedEvent {
+    var event = DecodedEvent()
+    for f in try protoFields(bytes) {
+        switch f.field {
+        case 2: event.step = Int(f.value)
+        case 3: event.fileVersion = String(decoding: f.payload, as: UTF8.self)
+        case 5:
+            for value in try protoFields(f.payload) where value.field == 1 {
+                let parts = try protoFields(value.payload)
+                guard let tag = parts.first(where: { $0.field == 1 }), let simple = parts.first(where: { $0.field == 2 }) else { continue }
+                event.scalars[String(decoding: tag.payload, as: UTF8.self)] = Float(bitPattern: UInt32(simple.value))
+            }
+        default: break
+        }
+    }
+    return event
+}
+
+/// A child process started in the background, its output in files, with its descendants
+/// found through /proc (mpirun's ranks are its children's children or children).
+///
+/// Started with posix_spawn and an empty signal mask: the test runner's threads block
+/// signals, and a child started by Foundation's Process inherits that mask, so an mpirun
+/// started that way would never see the SIGTERM these tests send it.
+final class BackgroundProcess {
+    let pid: Int32
+    let outPath: String, errPath: String
+    private var status: Int32?
+
+    init(_ command: [String], environment: [String: String] = [:]) throws {
+        let base = NSTemporaryDirectory() + "cohort-bg-\(UUID().uuidString)"
+        outPath = base + ".out"; errPath = base + ".err"
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t(), all = sigset_t()
+        sigemptyset(&empty); sigfillset(&all)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        let env = ProcessInfo.processInfo.environment.merging(environment) { $1 }.map { "\($0)=\($1)" }
+        var child: pid_t = 0
+        let argv = command.map { strdup($0) } + [nil], envp = env.map { strdup($0) } + [nil]
+        defer { (argv + envp).forEach { free($0) } }
+        let result = posix_spawn(&child, command[0], &actions, &attributes, argv, envp)
+        guard result == 0 else {
+            struct SpawnFailed: Error { let code: Int32 }
+            throw SpawnFailed(code: result)
+        }
+        pid = child
+    }
+
+    deinit {
+        if wait(timeout: 0) == nil { kill(pid, SIGKILL); _ = wait(timeout: 10) }
+        try? FileManager.default.removeItem(atPath: outPath)
+        try? FileManager.default.removeItem(atPath: errPath)
+    }
+
+    /// The exit status (128 + signal when killed), or nil if it still runs after `timeout` seconds.
+    func wait(timeout: Double) -> Int32? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while status == nil {
+            var raw: Int32 = 0
+            if waitpid(pid, &raw, WNOHANG) == pid {
+                let signal = raw & 0x7F
+                status = signal == 0 ? (raw >> 8) & 0xFF : 128 + signal
+            } else if Date() >= deadline {
+                return nil
+            } else {
+                usleep(50_000)
+            }
+        }
+        return status
+    }
+
+    var stdout: String { String(decoding: FileManager.default.contents(atPath: outPath) ?? Data(), as: UTF8.self) }
+    var stderr: String { String(decoding: FileManager.default.contents(atPath: errPath) ?? Data(), as: UTF8.self) }
+
+    /// Every live process below this one.
+    func liveDescendants() -> [Int32] {
+        var parents: [Int32: Int32] = [:]
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let p = Int32(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { continue }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            // After the command: state, then the parent's pid; zombies have exited already.
+            if fields.count > 1, fields[0] != "Z", let parent = Int32(fields[1]) { parents[p] = parent }
+        }
+        var found: [Int32] = [], frontier: Set<Int32> = [pid]
+        while !frontier.isEmpty {
+            let next = Set(parents.filter { frontier.contains($0.value) }.map(\.key))
+            found += next
+            frontier = next
+        }
+        return found
+    }
+
+    /// A descendant whose environment contains `variable` (e.g. OMPI_COMM_WORLD_RANK=1).
+    func descendant(withEnvironment variable: String) -> Int32? {
+        liveDescendants().first { p in
+            guard let data = FileManager.default.contents(atPath: "/proc/\(p)/environ") else { return false }
+            return data.split(separator: 0).contains { String(decoding: $0, as: UTF8.self) == variable }
+        }
+    }
+}
+
+/// Whether `pid` is a live process (not gone, not a zombie awaiting its parent).
+func isAlive(_ pid: Int32) -> Bool {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else {
+        return false
+    }
+    return stat[stat.index(after: close)...].split(separator: " ").first != "Z"
+}
+
+/// Polls `condition` every 50 ms for up to `timeout` seconds.
+func waitFor(_ what: String, timeout: Double = 120, _ condition: () -> Bool) throws {
+    let deadline = Date().addingTimeInterval(timeout)
+    while !condition() {
+        guard Date() < deadline else {
+            struct TimedOut: Error, CustomStringConvertible { let description: String }
+            throw TimedOut(description: "waited \(timeout) s for \(what)")
+        }
+        usleep(50_000)
+    }
+}
