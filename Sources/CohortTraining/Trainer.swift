@@ -80,7 +80,7 @@ public final class Trainer {
             let directory = try RunDirectory(path: config.outputDirectory, settings: config.settingsJSON, resume: config.resume)
             if config.resume {
                 loaded = try Checkpoint.latest(run: directory.path) { progress.notice("cohort: \($0)") }
-                try loaded.map { try checkResumable($0) }
+                try loaded.map { try checkResumable($0, network: network, optimizer: optimizer) }
             }
             try directory.writeConfig(config.json(worldSize: world, plan: plan))
             runDirectory = directory
@@ -237,8 +237,15 @@ public final class Trainer {
         return summary
     }
 
-    /// A checkpoint continues this run only if it was made with the same settings.
-    func checkResumable(_ loaded: Checkpoint.Loaded) throws {
+    /// A checkpoint continues this run only if it was made with the same settings, and
+    /// holds every tensor of this model and optimizer in its shape.
+    func checkResumable(_ loaded: Checkpoint.Loaded, network: Network, optimizer: Optimizer) throws {
+        for t in network.tensors where loaded.parameters[t.name]?.shape != t.shape {
+            throw RunError("\(loaded.path): no tensor \(t.name) of shape \(t.shape) for this model")
+        }
+        for (name, _) in optimizer.stateTensors where loaded.optimizerState[name]?.values.count != network.parameterCount {
+            throw RunError("\(loaded.path): no optimizer state \(name) for \(network.parameterCount) parameters")
+        }
         guard loaded.settings == config.settingsJSON else {
             throw RunError("\(loaded.path) was made with other settings (\(loaded.settings.serialized())) than this run "
                            + "(\(config.settingsJSON.serialized()))")
