@@ -151,6 +151,55 @@ import Testing
         #expect(try columns(run) == columns(reference))
     }
 
+    /// Stopped mid-epoch on 1 rank (2 replicas), resumed on 2 ranks with the same global
+    /// batch: the same parameters as an uninterrupted 1-rank run, up to float rounding.
+    /// (SGD with a small step, as in DataParallelTests, so rounding is not amplified.)
+    @Test func resumeOnAnotherWorldSize() throws {
+        let sgd = { (out: String, epochs: Int) -> [String] in
+            ["train", "--model", "cnn", "--dataset", "synthetic", "--limit", "640", "--test-limit", "64", "--batch-size", "32",
+             "--epochs", "\(epochs)", "--optimizer", "sgd", "--lr", "0.002", "--momentum", "0.9", "--checkpoint-steps", "7",
+             "--quiet", "--out", out]
+        }
+        let reference = "\(scratch.path)/sgd-reference", run = "\(scratch.path)/sgd-resized"
+        #expect(try CommandLineTests.run(sgd(reference, 2)).status == 0)
+        #expect(try CommandLineTests.run(sgd(run, 1)).status == 0)
+        // Keep only the mid-epoch checkpoint (step 14 of 20), as if the run had stopped there.
+        try FileManager.default.removeItem(atPath: "\(Checkpoint.directory(run: run))/step-000000020")
+        #expect(try Checkpoint.list(run: run) == ["step-000000014"])
+        let resumed = try mpirun(2, ["train", "--resume", run, "--epochs", "2", "--quiet"])
+        let result = try runProcess(resumed[0], Array(resumed.dropFirst()), environment: Self.environment)
+        #expect(result.status == 0, "\(result.stderr)")
+        try DataParallelTests().expectSameParameters(run, reference)
+        let summary = try JSON(contentsOfFile: "\(run)/summary.json")
+        #expect(summary["world_size"]?.number == 2 && summary["epochs"]?.number == 2)
+    }
+
+    /// `launch/train --restarts 1`: a rank killed mid-run, the job started again from its
+    /// checkpoint, the same end as an uninterrupted run; SIGTERM to the script: exit 0.
+    @Test func launchTrainRestartsAfterAFailureAndStopsOnASignal() throws {
+        let reference = try reference()
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("launch/train").path
+        let environment = Self.environment.merging(["COHORT_BINARY": CommandLineTests.binary]) { $1 }
+        let out = "\(scratch.path)/restarted"
+        let job = try BackgroundProcess(["/bin/bash", script, "-n", "2", "--restarts", "1"] + Array(arguments(out).dropFirst()),
+                                        environment: environment)
+        try waitFor("a checkpoint") { !((try? Checkpoint.list(run: out)) ?? []).isEmpty }
+        let rank1 = try #require(job.descendant(withEnvironment: "OMPI_COMM_WORLD_RANK=1"), "rank 1 not found")
+        kill(rank1, SIGKILL)
+        #expect(job.wait(timeout: 300) == 0, "\(job.stderr)")
+        #expect(job.stderr.contains("restart 1 of 1"), "\(job.stderr)")
+        try sameParameters(out, reference)
+
+        let stopped = "\(scratch.path)/stopped"
+        let second = try BackgroundProcess(["/bin/bash", script, "-n", "2"] + Array(arguments(stopped).dropFirst()),
+                                           environment: environment)
+        try waitFor("the first epoch") { FileManager.default.fileExists(atPath: "\(stopped)/metrics.csv") }
+        kill(second.pid, SIGTERM)
+        #expect(second.wait(timeout: 10) == 0, "\(second.stderr)")
+        #expect(second.stderr.contains("stopped by a signal at epoch"), "\(second.stderr)")
+    }
+
     @Test func nonFiniteValuesStopTheRunOrAreSkipped() throws {
         let out = "\(scratch.path)/nan"
         let blowUp = ["train", "--model", "cnn", "--dataset", "synthetic", "--limit", "320", "--test-limit", "32",
