@@ -38,6 +38,7 @@ public struct TrainedModel {
                                                               Int(config["test_limit"]?.number ?? 2_000)))
         if let limit = testLimit ?? config["test_limit"]?.number.map(Int.init) { splits.test = splits.test.prefix(limit) }
         let network = Models.make(model, imageShape: splits.test.imageShape, hidden: Int(hidden),
+                                  width: Int(config["width"]?.number ?? 1),
                                   classes: splits.test.classes, maxBatch: maxBatch)
         try SafeTensors.load(weights, into: network)
         self.model = model; self.network = network; self.test = splits.test; self.runDirectory = directory

@@ -44,12 +44,15 @@ public enum Models {
 
     /// The model `kind` for per-sample images `[C, H, W]`. Recurrent models read the
     /// H rows of a one-channel image as H steps of W features (callers check `C == 1`).
-    public static func make(_ kind: ModelKind, imageShape: Shape, hidden: Int, classes: Int = 10,
+    /// `width` multiplies the CNN's filters (32·width, 64·width): a larger model for
+    /// scaling studies, where the report's is small enough that communication barely shows.
+    public static func make(_ kind: ModelKind, imageShape: Shape, hidden: Int, width: Int = 1, classes: Int = 10,
                             maxBatch: Int, sharing: FloatBuffer? = nil) -> Network {
         let (c, h, w) = (imageShape[0], imageShape[1], imageShape[2])
         switch kind {
         case .cnn:
-            return cnn(channels: c, size: h, classes: classes, maxBatch: maxBatch, sharing: sharing)
+            return cnn(channels: c, size: h, classes: classes, filters: (32 * width, 64 * width), maxBatch: maxBatch,
+                       sharing: sharing)
         case .rnn, .lstm, .gru:
             precondition(c == 1, "recurrent models read one-channel images")
             return sequence(CellKind(rawValue: kind.rawValue)!, steps: h, inputSize: w, hidden: hidden,

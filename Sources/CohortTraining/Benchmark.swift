@@ -10,6 +10,8 @@ import Foundation
 public struct BenchSettings: Sendable {
     public var model: ModelKind = .cnn
     public var hidden = 128
+    /// Multiplier of the CNN's filters (see `Models.make`).
+    public var width = 1
     /// Global batch, split over the ranks as in training.
     public var batchSize = 64
     public var steps = 30
@@ -24,8 +26,8 @@ public struct BenchSettings: Sendable {
     public init() {}
 
     public func validate(worldSize: Int = 1) throws {
-        guard batchSize > 0, hidden > 0, steps > 0, warmupSteps >= 0 else {
-            throw SettingsError("--batch-size, --hidden and --steps must be positive, --warmup not negative")
+        guard batchSize > 0, hidden > 0, width > 0, steps > 0, warmupSteps >= 0 else {
+            throw SettingsError("--batch-size, --hidden, --width and --steps must be positive, --warmup not negative")
         }
         if let t = threads, t <= 0 { throw SettingsError("--threads must be positive, got \(t)") }
         guard bucketMB.isFinite, bucketMB > 0 else { throw SettingsError("--bucket-mb must be positive, got \(bucketMB)") }
@@ -100,6 +102,7 @@ public final class BenchmarkRunner {
         BLASThreads.set(plan.blasThreads)
         let data = Synthetic.make(shape: settings.imageShape, count: settings.batchSize * 4, seed: 0, split: 0)
         let replicas = ReplicaGroup(model: settings.model, imageShape: settings.imageShape, hidden: settings.hidden,
+                                    width: settings.width,
                                     classes: 10, localBatch: localBatch, replicas: plan.replicas)
         let network = replicas.primary
         network.initializeParameters(seed: 0)

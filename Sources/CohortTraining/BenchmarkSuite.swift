@@ -13,6 +13,9 @@ public struct BenchmarkSuite {
     public var sgemmSeconds = 0.5
     /// Extra arguments that reproduce `settings` in a worker (`cohort bench ...`).
     public var workerArguments: [String]
+    /// Hosts to spread N ranks over (the first N slots of the hostfile), else this machine.
+    public var hostfile: Hostfile?
+    public var iface: String?
 
     public init(settings: BenchSettings, rankCounts: [Int], outputDirectory: String, workerArguments: [String]) {
         self.settings = settings; self.rankCounts = rankCounts
@@ -49,6 +52,7 @@ public struct BenchmarkSuite {
         }
         let report: JSON = .object([
             ("model", .string(settings.model.rawValue)), ("hidden", .number(Double(settings.hidden))),
+            ("width", .number(Double(settings.width))),
             ("global_batch", .number(Double(settings.batchSize))), ("steps", .number(Double(settings.steps))),
             ("warmup_steps", .number(Double(settings.warmupSteps))), ("cores", .number(Double(cores))),
             ("machine_sgemm_gflops", .number(sgemm)), ("configurations", .array(rows)),
@@ -68,7 +72,20 @@ public struct BenchmarkSuite {
     func measure(ranks: Int, directory: RunDirectory) throws -> BenchMeasurement {
         let resultPath = directory.file("ranks-\(ranks).json")
         try? FileManager.default.removeItem(atPath: resultPath)
-        let process = try startCohort(ranks: ranks, arguments: ["bench"] + workerArguments + ["--result", resultPath])
+        let placement: Placement
+        if let hostfile {
+            guard let group = hostfile.groups(of: ranks).first else {
+                throw SettingsError("--ranks \(ranks): the hostfile has only \(hostfile.hosts.map(\.slots).reduce(0, +)) slots")
+            }
+            placement = .hosts(group, iface: iface)
+        } else {
+            placement = .local
+        }
+        let command = try placement.command(ranks: ranks, arguments: ["bench"] + workerArguments + ["--result", resultPath])
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: command[0])
+        process.arguments = Array(command.dropFirst())
+        try process.run()
         process.waitUntilExit()
         guard process.terminationStatus == 0, let data = FileManager.default.contents(atPath: resultPath),
               let json = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {

@@ -1,18 +1,26 @@
 import CohortTensor
 import Foundation
 
-/// Runs the points of a sweep one after another, each as its own `cohort train` job with
-/// `spec.ranks` ranks (under `mpirun` when more than one), into `DIR/runs/<point>/`.
+/// Runs the points of a sweep, each as its own `cohort train` job with `spec.ranks`
+/// ranks, into `DIR/runs/<point>/`: one after another on this machine (under `mpirun` when
+/// more than one rank), through a launcher such as `srun`, or, given a hostfile, several
+/// at once on disjoint groups of its slots, the rest queued until a group is free.
 ///
 /// `DIR/sweep.json` records the specification. Started again on the same directory with
 /// the same specification, the sweep skips every point whose run finished (its
-/// `summary.json` exists, which `cohort train` writes last) and runs the others afresh;
-/// a different specification is refused rather than mixed in.
+/// `summary.json` exists, which `cohort train` writes last), resumes a point that has
+/// checkpoints, and runs the others afresh; a different specification is refused rather
+/// than mixed in.
 public struct SweepRunner {
     public let spec: SweepSpec
     public let directory: String
     /// Checks one point's `cohort train` arguments before anything runs, and returns its epochs.
     let check: ([String]) throws -> Int
+    /// Where runs go: `.local`, `.launcher`, or one group of hosts per concurrent run.
+    public var placements: [Placement] = [.local]
+    /// Extra `cohort train` arguments for every run that are not part of the grid's identity
+    /// (e.g. `--threads`).
+    public var runArguments: [String] = []
 
     public init(spec: SweepSpec, directory: String, check: @escaping ([String]) throws -> Int) {
         self.spec = spec; self.directory = directory; self.check = check
@@ -33,42 +41,69 @@ public struct SweepRunner {
         }
     }
 
-    /// Runs every unfinished point; returns the points that failed (the others finished).
-    public func run(log: (String) -> Void) throws -> [SweepPoint] {
+    /// Runs every unfinished point of `only` (default: all); returns the points that failed.
+    public func run(only: [Int]? = nil, log: (String) -> Void) throws -> [SweepPoint] {
         let points = spec.points
         let epochs = try checkPoints()
         try prepareDirectory()
-        let pending = points.indices.filter { !Self.isFinished(runDirectory: runDirectory(points[$0])) }
-        if pending.count < points.count {
-            log("sweep: \(points.count - pending.count) of \(points.count) point(s) finished earlier, skipped")
+        let chosen = only ?? Array(points.indices)
+        let pending = chosen.filter { !Self.isFinished(runDirectory: runDirectory(points[$0])) }
+        if pending.count < chosen.count {
+            log("sweep: \(chosen.count - pending.count) of \(chosen.count) point(s) finished earlier, skipped")
         }
+        var queue = pending[...]
+        var running: [(index: Int, process: Process, slot: Int, start: Double)] = []
+        var free = Array(placements.indices)
         var failed: [SweepPoint] = []
-        var secondsPerEpoch: Double?
         var spentSeconds = 0.0, spentEpochs = 0
-        for (position, index) in pending.enumerated() {
-            let point = points[index]
-            let remainingEpochs = pending[position...].map { epochs[$0] }.reduce(0, +)
-            let eta = secondsPerEpoch.map { ", ETA for the rest \(Self.duration($0 * Double(remainingEpochs)))" } ?? ""
-            log("sweep: point \(index + 1)/\(points.count): \(point.label) (\(spec.ranks) rank(s))\(eta)")
-            let start = monotonicSeconds()
-            // A point stopped part-way (a failure, a signal) continues from its checkpoint.
-            var arguments = spec.arguments(for: point, runDirectory: runDirectory(point))
-            if !((try? Checkpoint.list(run: runDirectory(point))) ?? []).isEmpty { arguments += ["--resume", runDirectory(point)] }
-            let process = try startCohort(ranks: spec.ranks, arguments: arguments)
-            process.waitUntilExit()
-            let seconds = monotonicSeconds() - start
-            spentSeconds += seconds; spentEpochs += epochs[index]
-            secondsPerEpoch = spentSeconds / Double(max(1, spentEpochs))
-            if process.terminationStatus == 0 && Self.isFinished(runDirectory: runDirectory(point)) {
-                let best = (try? JSON(contentsOfFile: "\(runDirectory(point))/summary.json"))?["best"]?["test_acc"]?.number
-                log("sweep: point \(index + 1)/\(points.count) finished in \(Self.duration(seconds))"
-                    + (best.map { String(format: ", best test accuracy %.4f", $0) } ?? ""))
-            } else {
-                log("sweep: point \(index + 1)/\(points.count) failed (exit \(process.terminationStatus)); going on with the rest")
-                failed.append(point)
+        while !queue.isEmpty || !running.isEmpty {
+            while let slot = free.first, let index = queue.first {
+                queue.removeFirst(); free.removeFirst()
+                let point = points[index]
+                let remaining = ([index] + queue).map { epochs[$0] }.reduce(0, +)
+                let eta = spentEpochs > 0
+                    ? ", ETA for the rest \(Self.duration(spentSeconds / Double(spentEpochs) * Double(remaining) / Double(placements.count)))"
+                    : ""
+                let place = placements.count > 1 ? " on group \(slot + 1) of \(placements.count)" : ""
+                log("sweep: point \(index + 1)/\(points.count): \(point.label) (\(spec.ranks) rank(s)\(place))\(eta)")
+                // A point stopped part-way (a failure, a signal) continues from its checkpoint.
+                var arguments = spec.arguments(for: point, runDirectory: runDirectory(point)) + runArguments
+                if !((try? Checkpoint.list(run: runDirectory(point))) ?? []).isEmpty { arguments += ["--resume", runDirectory(point)] }
+                let process = try start(placements[slot].command(ranks: spec.ranks, arguments: arguments))
+                running.append((index, process, slot, monotonicSeconds()))
             }
+            // Wait for any run to end; take the ended ones out once (others may end meanwhile).
+            while running.allSatisfy({ $0.process.isRunning }) { usleep(100_000) }
+            let ended = running.indices.filter { !running[$0].process.isRunning }
+            for job in ended.map({ running[$0] }) {
+                let point = points[job.index], seconds = monotonicSeconds() - job.start
+                spentSeconds += seconds; spentEpochs += epochs[job.index]
+                if job.process.terminationStatus == 0 && Self.isFinished(runDirectory: runDirectory(point)) {
+                    let best = (try? JSON(contentsOfFile: "\(runDirectory(point))/summary.json"))?["best"]?["test_acc"]?.number
+                    log("sweep: point \(job.index + 1)/\(points.count) finished in \(Self.duration(seconds))"
+                        + (best.map { String(format: ", best test accuracy %.4f", $0) } ?? ""))
+                } else {
+                    log("sweep: point \(job.index + 1)/\(points.count) failed (exit \(job.process.terminationStatus)); "
+                        + "going on with the rest")
+                    failed.append(point)
+                }
+                free.append(job.slot)
+            }
+            for i in ended.reversed() { running.remove(at: i) }
+            free.sort()
         }
         return failed
+    }
+
+    /// Starts `command`, sharing this process's output.
+    private func start(_ command: [String]) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: command[0])
+        process.arguments = Array(command.dropFirst())
+        do { try process.run() } catch {
+            throw RunError("cannot start \(command[0]): \(error.localizedDescription)")
+        }
+        return process
     }
 
     private func prepareDirectory() throws {

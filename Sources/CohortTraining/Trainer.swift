@@ -57,7 +57,7 @@ public final class Trainer {
 
         let data = try loadData()
         let train = data.train, test = data.test
-        let replicas = ReplicaGroup(model: config.model, imageShape: train.imageShape, hidden: config.hidden,
+        let replicas = ReplicaGroup(model: config.model, imageShape: train.imageShape, hidden: config.hidden, width: config.width,
                                     classes: train.classes, localBatch: localBatch, replicas: plan.replicas)
         let network = replicas.primary
         network.initializeParameters(seed: config.seed)

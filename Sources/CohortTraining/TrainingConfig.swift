@@ -17,6 +17,8 @@ public struct TrainingConfig: Sendable {
     /// Global batch B, cut into equal slices over the ranks.
     public var batchSize = 64
     public var hidden = 128
+    /// Multiplier of the CNN's filters (1: the report's 32 and 64).
+    public var width = 1
     public var seed: UInt64 = 0
     /// Use only the first N training samples.
     public var limit: Int?
@@ -51,6 +53,8 @@ public struct TrainingConfig: Sendable {
         guard epochs > 0 else { throw SettingsError("--epochs must be positive, got \(epochs)") }
         guard batchSize > 0 else { throw SettingsError("--batch-size must be positive, got \(batchSize)") }
         guard hidden > 0 else { throw SettingsError("--hidden must be positive, got \(hidden)") }
+        guard width > 0, width <= 64 else { throw SettingsError("--width must be in 1...64, got \(width)") }
+        guard seed < 1 << 53 else { throw SettingsError("--seed must be below 2^53 (it is recorded in JSON), got \(seed)") }
         guard momentum.isFinite, momentum >= 0, momentum < 1 else { throw SettingsError("--momentum must be in [0, 1), got \(momentum)") }
         if nesterov && !(optimizer == .sgd && momentum > 0) {
             throw SettingsError("--nesterov needs --optimizer sgd with --momentum > 0")
@@ -79,7 +83,7 @@ public struct TrainingConfig: Sendable {
             ("optimizer", .string(optimizer.rawValue)), ("lr", .number(learningRate)), ("momentum", .number(momentum)),
             ("nesterov", .bool(nesterov)), ("weight_decay", weightDecay.map { .number($0) } ?? .null),
             ("batch_size", .number(Double(batchSize))), ("hidden", .number(Double(hidden))),
-            ("seed", .number(Double(seed))), ("limit", optional(limit)), ("test_limit", optional(testLimit)),
+            ("width", .number(Double(width))), ("seed", .number(Double(seed))), ("limit", optional(limit)), ("test_limit", optional(testLimit)),
             ("on_nan", .string(onNonFinite.rawValue)),
         ])
     }
@@ -102,6 +106,7 @@ public struct TrainingConfig: Sendable {
         learningRate = try number("lr"); momentum = try number("momentum"); nesterov = json["nesterov"]?.bool ?? false
         weightDecay = json["weight_decay"]?.number
         epochs = Int(try number("epochs")); batchSize = Int(try number("batch_size")); hidden = Int(try number("hidden"))
+        width = optionalInt("width") ?? 1
         seed = UInt64(try number("seed")); limit = optionalInt("limit"); testLimit = optionalInt("test_limit")
         onNonFinite = json["on_nan"]?.string.flatMap(NonFinitePolicy.init(rawValue:)) ?? .stop
         checkpointSteps = optionalInt("checkpoint_steps")
@@ -122,6 +127,7 @@ public struct TrainingConfig: Sendable {
             ("epochs", .number(Double(epochs))),
             ("batch_size", .number(Double(batchSize))),
             ("hidden", .number(Double(hidden))),
+            ("width", .number(Double(width))),
             ("seed", .number(Double(seed))),
             ("limit", optional(limit)),
             ("test_limit", optional(testLimit)),

@@ -53,12 +53,15 @@ struct ModelOptions: ParsableArguments {
     var model: ModelKind?
     @Option(help: "Hidden size of rnn, lstm and gru (default: 128).")
     var hidden: Int?
+    @Option(help: "Multiplier of the CNN's filters, 32·W and 64·W: a larger model for scaling studies (default: 1).")
+    var width: Int?
 
     var modelKind: ModelKind { model ?? .cnn }
     var hiddenSize: Int { hidden ?? 128 }
+    var widthFactor: Int { width ?? 1 }
 
     /// The same options as command-line arguments (to start workers with them).
-    var arguments: [String] { ["--model", modelKind.rawValue, "--hidden", "\(hiddenSize)"] }
+    var arguments: [String] { ["--model", modelKind.rawValue, "--hidden", "\(hiddenSize)", "--width", "\(widthFactor)"] }
 }
 
 /// How a step is split over ranks and threads, shared by `train` and `bench`.
@@ -151,6 +154,7 @@ struct Train: ParsableCommand {
                 }
             }
             try keep("model", modelOptions.model, c.model); try keep("hidden", modelOptions.hidden, c.hidden)
+            try keep("width", modelOptions.width, c.width)
             try keep("dataset", dataset, c.dataset); try keep("optimizer", optimizer, c.optimizer)
             try keep("lr", lr, c.learningRate); try keep("momentum", momentum, c.momentum)
             try keep("nesterov", nesterov ? true : nil, c.nesterov); try keep("weight-decay", weightDecay, c.weightDecay)
@@ -166,7 +170,7 @@ struct Train: ParsableCommand {
         } else {
             guard let out else { throw SettingsError("--out DIR is required (or --resume DIR to continue a run)") }
             c = TrainingConfig()
-            c.model = modelOptions.modelKind; c.hidden = modelOptions.hiddenSize
+            c.model = modelOptions.modelKind; c.hidden = modelOptions.hiddenSize; c.width = modelOptions.widthFactor
             c.dataset = dataset ?? .synthetic; c.dataDirectory = dataDir; c.optimizer = optimizer ?? .adagrad
             c.learningRate = lr ?? 0.01; c.momentum = momentum ?? 0; c.nesterov = nesterov; c.weightDecay = weightDecay
             c.epochs = epochs ?? 1; c.seed = seed ?? 0; c.limit = limit; c.testLimit = testLimit
@@ -220,12 +224,17 @@ struct Bench: ParsableCommand {
     var sgemmSeconds: Double = 0.5
     @Option(help: "Directory for bench.json and bench.svg.")
     var out: String = "runs/bench"
+    @Option(help: "Spread N ranks over the first N slots of this Open MPI hostfile (over TCP) instead of this machine.")
+    var hostfile: String?
+    @Option(help: "With --hostfile: keep MPI's TCP traffic on this interface or subnet.")
+    var iface: String?
     @Option(help: .hidden)
     var result: String?
 
     var settings: BenchSettings {
         var s = BenchSettings()
-        s.model = modelOptions.modelKind; s.hidden = modelOptions.hiddenSize; s.steps = steps; s.warmupSteps = warmup
+        s.model = modelOptions.modelKind; s.hidden = modelOptions.hiddenSize; s.width = modelOptions.widthFactor
+        s.steps = steps; s.warmupSteps = warmup
         s.batchSize = parallel.globalBatch; s.threads = parallel.threads
         s.bucketMB = parallel.bucketMb; s.overlap = !parallel.noOverlap; s.replicas = parallel.replicas
         return s
@@ -252,6 +261,10 @@ struct Bench: ParsableCommand {
             var suite = BenchmarkSuite(settings: settings, rankCounts: rankCounts, outputDirectory: out,
                                        workerArguments: worker)
             suite.sgemmSeconds = sgemmSeconds
+            suite.iface = iface
+            do { suite.hostfile = try hostfile.map { try Hostfile(path: $0) } } catch let error as SettingsError {
+                throw ValidationError(error.description)
+            }
             try suite.run { say($0) }
             return
         }
@@ -309,6 +322,19 @@ struct Sweep: ParsableCommand {
     var name: String?
     @Flag(help: "Do not visualise the best run at the end.")
     var noVisualize = false
+    @Option(help: "Run only grid point I (0-based; e.g. a Slurm array task), without the report.")
+    var point: Int?
+    @Flag(help: "Print the number of grid points and exit.")
+    var count = false
+    @Option(help: ArgumentHelp("Start each run with this command in front of the binary instead of mpirun "
+                               + "(e.g. 'srun --mpi=pmix' inside a Slurm allocation).", valueName: "command"))
+    var launcher: String?
+    @Option(help: "Spread runs over the slots of this Open MPI hostfile: disjoint groups of --ranks slots, one run each at a time.")
+    var hostfile: String?
+    @Option(help: "With --hostfile: keep MPI's TCP traffic on this interface or subnet.")
+    var iface: String?
+    @Option(help: "Threads per rank in every run (default: cores / ranks on the node).")
+    var threads: Int?
     @Argument(parsing: .postTerminator, help: "`cohort train` flags for every run, after `--`.")
     var trainFlags: [String] = []
 
@@ -322,7 +348,30 @@ struct Sweep: ParsableCommand {
 
     func validate() throws {
         if let ranks, ranks <= 0 { throw ValidationError("--ranks must be positive, got \(ranks)") }
-        do { _ = try makeSpec() } catch let error as SettingsError { throw ValidationError(error.description) }
+        if let threads, threads <= 0 { throw ValidationError("--threads must be positive, got \(threads)") }
+        guard [launcher != nil, hostfile != nil].filter({ $0 }).count <= 1 else {
+            throw ValidationError("give --launcher or --hostfile, not both")
+        }
+        if iface != nil && hostfile == nil { throw ValidationError("--iface goes with --hostfile") }
+        do {
+            let spec = try makeSpec()
+            if let point, !(0..<spec.points.count).contains(point) {
+                throw ValidationError("--point \(point): the grid has points 0...\(spec.points.count - 1)")
+            }
+        } catch let error as SettingsError { throw ValidationError(error.description) }
+    }
+
+    /// Where the runs go: this machine, a launcher, or groups of the hostfile's slots.
+    func placements(ranks: Int) throws -> [Placement] {
+        if let launcher {
+            let words = launcher.split(separator: " ").map(String.init)
+            guard !words.isEmpty else { throw SettingsError("--launcher is empty") }
+            return [.launcher(words)]
+        }
+        guard let hostfile else { return [.local] }
+        let groups = try Hostfile(path: hostfile).groups(of: ranks)
+        guard !groups.isEmpty else { throw SettingsError("--hostfile \(hostfile): fewer slots than --ranks \(ranks)") }
+        return groups.map { .hosts($0, iface: iface) }
     }
 
     /// One point's `cohort train` arguments, checked as `cohort train` would; returns its epochs.
@@ -347,11 +396,20 @@ struct Sweep: ParsableCommand {
         }
         try reportingErrors {
             let spec = try makeSpec()
+            if count { say("\(spec.points.count)"); return }
             let directory = out ?? "runs/sweeps/\(spec.name)"
-            let runner = SweepRunner(spec: spec, directory: directory) { try Sweep.checkPoint($0, ranks: spec.ranks) }
+            var runner = SweepRunner(spec: spec, directory: directory) { try Sweep.checkPoint($0, ranks: spec.ranks) }
+            runner.placements = try placements(ranks: spec.ranks)
+            runner.runArguments = threads.map { ["--threads", "\($0)"] } ?? []
             _ = try runner.checkPoints()
-            say("sweep \(spec.name): \(spec.points.count) point(s) x \(spec.ranks) rank(s) -> \(directory)")
-            let failed = try runner.run { say($0) }
+            say("sweep \(spec.name): \(spec.points.count) point(s) x \(spec.ranks) rank(s) -> \(directory)"
+                + (runner.placements.count > 1 ? ", \(runner.placements.count) at a time" : ""))
+            let failed = try runner.run(only: point.map { [$0] }) { say($0) }
+            if let point {
+                guard failed.isEmpty else { throw RunError("point \(point) (\(failed[0].label)) failed") }
+                say("sweep: point \(point) done; `cohort report \(directory)` once every point has run")
+                return
+            }
             let report = try SweepReport(directory: directory)
             if !noVisualize, let best = report.best {
                 do {
