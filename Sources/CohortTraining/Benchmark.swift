@@ -45,6 +45,8 @@ public struct BenchMeasurement: Sendable {
     /// Mean seconds per rank in each phase over the timed steps.
     public var phases: [(name: String, seconds: Double)]
     public var trainingFLOPsPerSample: Int
+    /// Bytes of each gradient bucket (one allreduce each per step).
+    public var bucketBytes: [Int] = []
 
     public var samplesPerSecond: Double { Double(steps * globalBatch) / seconds }
     public var effectiveGFLOPs: Double { Double(trainingFLOPsPerSample) * samplesPerSecond / 1e9 }
@@ -59,6 +61,7 @@ public struct BenchMeasurement: Sendable {
             ("phase_share", .object(phases.map { ($0.name, .number(total > 0 ? $0.seconds / total : 0)) })),
             ("model_gflop_per_sample", .number(Double(trainingFLOPsPerSample) / 1e9)),
             ("effective_gflops", .number(effectiveGFLOPs)),
+            ("bucket_bytes", .array(bucketBytes.map { .number(Double($0)) })),
         ])
     }
 
@@ -72,6 +75,7 @@ public struct BenchMeasurement: Sendable {
         self.ranks = ranks; threadsPerRank = threads; globalBatch = batch; self.steps = steps; self.seconds = seconds
         self.phases = BenchmarkRunner.phaseNames.map { ($0, phases[$0] ?? 0) }
         trainingFLOPsPerSample = Int((gflop * 1e9).rounded())
+        bucketBytes = (json["bucket_bytes"] as? [Int]) ?? []
     }
 
     init(ranks: Int, threadsPerRank: Int, globalBatch: Int, steps: Int, seconds: Double,
@@ -142,9 +146,34 @@ public final class BenchmarkRunner {
         }
         let seconds = monotonicSeconds() - start
         let meanPhases = try comm.allreduceSum(phase + [seconds]).map { $0 / Double(world) }
-        return BenchMeasurement(ranks: world, threadsPerRank: plan.threads, globalBatch: settings.batchSize,
-                                steps: settings.steps, seconds: seconds,
-                                phases: zip(Self.phaseNames, meanPhases).map { ($0, $1) },
-                                trainingFLOPsPerSample: network.trainingFLOPsPerSample)
+        var measurement = BenchMeasurement(ranks: world, threadsPerRank: plan.threads, globalBatch: settings.batchSize,
+                                           steps: settings.steps, seconds: seconds,
+                                           phases: zip(Self.phaseNames, meanPhases).map { ($0, $1) },
+                                           trainingFLOPsPerSample: network.trainingFLOPsPerSample)
+        measurement.bucketBytes = reducer.bucketBytes
+        return measurement
+    }
+
+    /// Times in-place allreduces of several sizes (the median of `repeats` after a warm-up),
+    /// on every rank; the alpha-beta model is fitted to them.
+    public static func timeAllreduce(communicator comm: Communicator, sizes: [Int] = [4, 65_536, 1 << 20, 4 << 20],
+                                     repeats: Int = 15) throws -> [(bytes: Double, seconds: Double)] {
+        let buffer = FloatBuffer(count: (sizes.max() ?? 4) / 4)
+        var result: [(Double, Double)] = []
+        for bytes in sizes {
+            let count = max(1, bytes / 4)
+            var times: [Double] = []
+            for i in 0..<(repeats + 3) {
+                try comm.barrier()
+                let t0 = monotonicSeconds()
+                try comm.allreduceSum(buffer.pointer, count: count)
+                if i >= 3 { times.append(monotonicSeconds() - t0) }
+            }
+            // Rank 0's view, agreed on: the slowest rank's median (every rank waits for it).
+            let median = times.sorted()[times.count / 2]
+            let slowest = try comm.allreduceSum((0..<comm.size).map { $0 == comm.rank ? median : 0 }).max() ?? median
+            result.append((Double(count * 4), slowest))
+        }
+        return result
     }
 }

@@ -6,6 +6,13 @@ import Foundation
 /// `cohort bench` outside MPI: measures the machine's sgemm rate, then runs the
 /// benchmark once per rank count (each under its own `mpirun`, 1 rank directly),
 /// and reports speedup, efficiency, phase shares and effective GFLOP/s.
+///
+/// With a hostfile the ranks go to its first N slots over TCP, Open MPI is told to use
+/// the ring allreduce, and the alpha-beta `ScalingModel` is checked against every
+/// configuration: α and β are fitted to allreduces timed on 2 ranks, and each
+/// configuration's predicted step is its own measured compute (everything but the
+/// allreduce wait; run with --no-overlap so that wait is the whole allreduce) plus the
+/// model's reduction time of its gradient buckets.
 public struct BenchmarkSuite {
     public var settings: BenchSettings
     public var rankCounts: [Int]
@@ -27,6 +34,14 @@ public struct BenchmarkSuite {
         let cores = ProcessInfo.processInfo.activeProcessorCount
         let sgemm = measureSGEMMGFLOPs(threads: cores, seconds: sgemmSeconds)
         log(String(format: "machine: %d cores, sgemm %.1f GFLOP/s (1024x1024, %d threads)", cores, sgemm, cores))
+        var model: ScalingModel?
+        if hostfile != nil, rankCounts.contains(where: { $0 > 1 }) {
+            let timings = try calibrate(directory: directory)
+            model = ScalingModel.fit(twoRankTimings: timings)
+            log(String(format: "links: latency %.1f us, bandwidth %.3f Gbit/s (allreduce timings on 2 ranks: %@)",
+                       model!.latency * 1e6, model!.bandwidth * 8 / 1e9,
+                       timings.map { String(format: "%.0f B %.3f ms", $0.bytes, $0.seconds * 1e3) }.joined(separator: ", ")))
+        }
         var results: [BenchMeasurement] = []
         for ranks in rankCounts {
             results.append(try measure(ranks: ranks, directory: directory))
@@ -36,7 +51,8 @@ public struct BenchmarkSuite {
         let baseline = results.first { $0.ranks == 1 } ?? results[0]
         let baseRate = baseline.samplesPerSecond / Double(baseline.ranks)
         var rows: [JSON] = []
-        var table = ["ranks  threads  samples/s  speedup  efficiency  forward backward allreduce optimizer data  GFLOP/s  of sgemm"]
+        var table = ["ranks  threads  samples/s  speedup  efficiency  forward backward allreduce optimizer data  GFLOP/s  of sgemm"
+                     + (model != nil ? "  model samples/s  model error" : "")]
         for r in results {
             let speedup = r.samplesPerSecond / baseRate
             let total = r.phases.reduce(0) { $0 + $1.seconds }
@@ -44,11 +60,24 @@ public struct BenchmarkSuite {
             guard case .object(var fields) = r.json else { continue }
             fields += [("speedup", .number(speedup)), ("efficiency", .number(speedup / Double(r.ranks))),
                        ("machine_sgemm_gflops", .number(sgemm)), ("fraction_of_sgemm", .number(r.effectiveGFLOPs / sgemm))]
+            var line = String(format: "%5d  %7d  %9.1f  %7.2f  %9.1f%%  %6.1f%% %7.1f%% %8.1f%% %8.1f%% %4.1f%%  %7.1f  %6.1f%%",
+                              r.ranks, r.threadsPerRank, r.samplesPerSecond, speedup, 100 * speedup / Double(r.ranks),
+                              100 * share("forward"), 100 * share("backward"), 100 * share("allreduce_wait"),
+                              100 * share("optimizer"), 100 * share("data"), r.effectiveGFLOPs, 100 * r.effectiveGFLOPs / sgemm)
+            if let model {
+                // Per step, per rank: everything measured except the allreduce wait, plus the model's reduction.
+                let perStep = { (name: String) in (r.phases.first { $0.name == name }?.seconds ?? 0) / Double(r.steps) }
+                let compute = r.seconds / Double(r.steps) - perStep("allreduce_wait")
+                let predicted = model.predict(ranks: r.ranks, computeSeconds: compute, batch: r.globalBatch, buckets: r.bucketBytes)
+                let error = predicted.samplesPerSecond / r.samplesPerSecond - 1
+                fields += [("predicted_samples_per_s", .number(predicted.samplesPerSecond)),
+                           ("predicted_allreduce_seconds_per_step", .number(predicted.stepSeconds - compute)),
+                           ("measured_allreduce_seconds_per_step", .number(perStep("allreduce_wait"))),
+                           ("model_error", .number(error))]
+                line += String(format: "  %15.1f  %+10.1f%%", predicted.samplesPerSecond, 100 * error)
+            }
             rows.append(.object(fields))
-            table.append(String(format: "%5d  %7d  %9.1f  %7.2f  %9.1f%%  %6.1f%% %7.1f%% %8.1f%% %8.1f%% %4.1f%%  %7.1f  %6.1f%%",
-                                r.ranks, r.threadsPerRank, r.samplesPerSecond, speedup, 100 * speedup / Double(r.ranks),
-                                100 * share("forward"), 100 * share("backward"), 100 * share("allreduce_wait"),
-                                100 * share("optimizer"), 100 * share("data"), r.effectiveGFLOPs, 100 * r.effectiveGFLOPs / sgemm))
+            table.append(line)
         }
         let report: JSON = .object([
             ("model", .string(settings.model.rawValue)), ("hidden", .number(Double(settings.hidden))),
@@ -56,6 +85,8 @@ public struct BenchmarkSuite {
             ("global_batch", .number(Double(settings.batchSize))), ("steps", .number(Double(settings.steps))),
             ("warmup_steps", .number(Double(settings.warmupSteps))), ("cores", .number(Double(cores))),
             ("machine_sgemm_gflops", .number(sgemm)), ("configurations", .array(rows)),
+            ("link_model", model.map { .object([("latency_s", .number($0.latency)), ("bandwidth_bytes_per_s", .number($0.bandwidth)),
+                                                ("algorithm", .string($0.algorithm.rawValue))]) } ?? .null),
         ])
         try writeAtomically(report.serialized(pretty: true) + "\n", to: directory.file("bench.json"))
         let chart = LineChart(title: "\(settings.model.rawValue), global batch \(settings.batchSize): samples/s",
@@ -68,10 +99,35 @@ public struct BenchmarkSuite {
         log("written: \(directory.file("bench.json")), \(directory.file("bench.svg"))")
     }
 
+    /// Allreduce timings on 2 ranks of the hostfile, for the link model.
+    func calibrate(directory: RunDirectory) throws -> [(bytes: Double, seconds: Double)] {
+        let path = directory.file("allreduce-2.json")
+        try? FileManager.default.removeItem(atPath: path)
+        try runWorker(ranks: 2, arguments: ["bench", "--calibrate-result", path])
+        guard let json = try? JSON(contentsOfFile: path), let items = json["timings"]?.array else {
+            throw RunError("the allreduce timing on 2 ranks wrote no result")
+        }
+        return items.compactMap { item in
+            guard let b = item["bytes"]?.number, let s = item["seconds"]?.number else { return nil }
+            return (b, s)
+        }
+    }
+
     /// One configuration in a child process (1 rank) or under mpirun (N ranks).
     func measure(ranks: Int, directory: RunDirectory) throws -> BenchMeasurement {
         let resultPath = directory.file("ranks-\(ranks).json")
         try? FileManager.default.removeItem(atPath: resultPath)
+        try runWorker(ranks: ranks, arguments: ["bench"] + workerArguments + ["--result", resultPath])
+        guard let data = FileManager.default.contents(atPath: resultPath),
+              let json = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw RunError("benchmark with \(ranks) rank(s) wrote no result")
+        }
+        return try BenchMeasurement(json: json)
+    }
+
+    /// Runs `cohort ARGUMENTS` on `ranks` ranks: this machine, or the hostfile's first slots
+    /// with the ring allreduce (the algorithm the link model describes).
+    func runWorker(ranks: Int, arguments: [String]) throws {
         let placement: Placement
         if let hostfile {
             guard let group = hostfile.groups(of: ranks).first else {
@@ -81,16 +137,22 @@ public struct BenchmarkSuite {
         } else {
             placement = .local
         }
-        let command = try placement.command(ranks: ranks, arguments: ["bench"] + workerArguments + ["--result", resultPath])
+        let command = try placement.command(ranks: ranks, arguments: arguments)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: command[0])
         process.arguments = Array(command.dropFirst())
+        if hostfile != nil {
+            // The ring allreduce (what the model describes), and ranks that yield their core while
+            // they wait: a test cluster's nodes may share cores, and a spinning rank slows its neighbour.
+            process.environment = ProcessInfo.processInfo.environment.merging([
+                "OMPI_MCA_coll_tuned_use_dynamic_rules": "1", "OMPI_MCA_coll_tuned_allreduce_algorithm": "4",
+                "OMPI_MCA_mpi_yield_when_idle": "1",
+            ]) { $1 }
+        }
         try process.run()
         process.waitUntilExit()
-        guard process.terminationStatus == 0, let data = FileManager.default.contents(atPath: resultPath),
-              let json = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-            throw RunError("benchmark with \(ranks) rank(s) failed (exit \(process.terminationStatus))")
+        guard process.terminationStatus == 0 else {
+            throw RunError("benchmark worker with \(ranks) rank(s) failed (exit \(process.terminationStatus))")
         }
-        return try BenchMeasurement(json: json)
     }
 }

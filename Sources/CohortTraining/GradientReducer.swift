@@ -22,6 +22,8 @@ final class GradientReducer {
     }
 
     let buckets: [Bucket]
+    /// Bytes of each bucket, in the order they are reduced.
+    var bucketBytes: [Int] { buckets.map { $0.range.count * MemoryLayout<Float>.size } }
     private let gradients: UnsafeMutablePointer<Float>
     private let communicator: Communicator
     private let overlap: Bool

@@ -14,7 +14,7 @@ struct Cohort: ParsableCommand {
         commandName: "cohort",
         abstract: "Data-parallel neural-network training over MPI.",
         version: cohortVersion,
-        subcommands: [Train.self, Bench.self, Sweep.self, Report.self, Visualize.self])
+        subcommands: [Train.self, Bench.self, Scale.self, Sweep.self, Report.self, Visualize.self])
 }
 
 /// Runs `body` as one rank of the job (MPI when launched by mpirun, else alone). An
@@ -230,6 +230,8 @@ struct Bench: ParsableCommand {
     var iface: String?
     @Option(help: .hidden)
     var result: String?
+    @Option(help: .hidden)
+    var calibrateResult: String?
 
     var settings: BenchSettings {
         var s = BenchSettings()
@@ -256,6 +258,17 @@ struct Bench: ParsableCommand {
     }
 
     func run() throws {
+        if let calibrateResult {
+            // A worker timing allreduces for the link model.
+            try runOnEveryRank { communicator in
+                let timings = try BenchmarkRunner.timeAllreduce(communicator: communicator)
+                let json: JSON = .object([("ranks", .number(Double(communicator.size))), ("timings", .array(timings.map {
+                    .object([("bytes", .number($0.bytes)), ("seconds", .number($0.seconds))])
+                }))])
+                if communicator.rank == 0 { try writeAtomically(json.serialized(pretty: true) + "\n", to: calibrateResult) }
+            }
+            return
+        }
         guard let result else {
             let worker = modelOptions.arguments + parallel.arguments + ["--steps", "\(steps)", "--warmup", "\(warmup)"]
             var suite = BenchmarkSuite(settings: settings, rankCounts: rankCounts, outputDirectory: out,
@@ -490,6 +503,54 @@ struct Visualize: ParsableCommand {
             let directory = out ?? "\(trained.runDirectory)/visualize"
             _ = try Visualizer.run(trained, settings: settings, directory: directory) { say($0) }
             say("visualize: written to \(directory) (visualize.md, visualize.json and the pictures)")
+        }
+    }
+}
+
+struct Scale: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Predict samples/s and efficiency on 1 to N nodes from a benchmark (the alpha-beta model).",
+        discussion: """
+        Takes the compute time per sample and the gradient buckets of the 1-rank configuration \
+        of a `cohort bench` result, and for every bandwidth prints the predicted samples/s, \
+        parallel efficiency and communication share for N = 1, 2, 4, ... --max-nodes, with one \
+        rank per node and --per-rank-batch samples each (weak scaling), the ring allreduce \
+        costing 2(N-1)/N·bytes/bandwidth + 2(N-1)·latency per bucket; then the smallest per-rank \
+        batch that keeps --efficiency at --max-nodes. Writes scale.json and scale.svg to --out.
+        """)
+
+    @Option(help: "bench.json of a `cohort bench` run with a 1-rank configuration.")
+    var bench: String
+    @Option(help: "Link bandwidths in Gbit/s, comma-separated.")
+    var bandwidth: String = "10,100"
+    @Option(help: "Latency of one message in microseconds.")
+    var latencyUs: Double = 10
+    @Option(help: "Samples per rank per step (default: the benchmark's global batch).")
+    var perRankBatch: Int?
+    @Option(help: "Largest number of nodes (a power of two).")
+    var maxNodes: Int = 512
+    @Option(help: "Efficiency the smallest-batch answer must keep.")
+    var efficiency: Double = 0.9
+    @Option(help: "Directory for scale.json and scale.svg.")
+    var out: String = "runs/scale"
+
+    var bandwidths: [Double] { bandwidth.split(separator: ",").compactMap { Double($0.trimmingCharacters(in: .whitespaces)) } }
+
+    func validate() throws {
+        guard !bandwidths.isEmpty, bandwidths.count == bandwidth.split(separator: ",").count, bandwidths.allSatisfy({ $0 > 0 }) else {
+            throw ValidationError("--bandwidth must be positive numbers (Gbit/s) separated by commas, got '\(bandwidth)'")
+        }
+        guard latencyUs >= 0, latencyUs.isFinite else { throw ValidationError("--latency-us must be >= 0") }
+        guard maxNodes >= 1, maxNodes <= 1 << 20 else { throw ValidationError("--max-nodes must be in 1...2^20") }
+        guard efficiency > 0, efficiency < 1 else { throw ValidationError("--efficiency must be between 0 and 1") }
+        if let perRankBatch, perRankBatch <= 0 { throw ValidationError("--per-rank-batch must be positive") }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let study = try ScalingStudy(benchPath: bench, bandwidthsGbit: bandwidths, latency: latencyUs * 1e-6,
+                                         perRankBatch: perRankBatch, maxNodes: maxNodes, efficiency: efficiency)
+            try study.run(outputDirectory: out) { say($0) }
         }
     }
 }
