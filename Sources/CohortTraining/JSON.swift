@@ -68,7 +68,9 @@ extension JSON: ExpressibleByStringLiteral, ExpressibleByFloatLiteral, Expressib
 /// flushed to disk, then renamed over the target, so a reader never sees half a file.
 public func writeAtomically(_ contents: Data, to path: String) throws {
     let directory = (path as NSString).deletingLastPathComponent
-    let temporary = "\(directory.isEmpty ? "." : directory)/.\((path as NSString).lastPathComponent).tmp-\(getpid())"
+    // Host and process in the name: writers on other nodes of a shared file system never meet.
+    let host = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "host"
+    let temporary = "\(directory.isEmpty ? "." : directory)/.\((path as NSString).lastPathComponent).tmp-\(host)-\(getpid())"
     guard FileManager.default.createFile(atPath: temporary, contents: nil) else {
         throw RunError("\(path): cannot write (\(String(cString: strerror(errno))))")
     }
