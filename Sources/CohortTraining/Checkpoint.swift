@@ -11,8 +11,12 @@ public struct TrainingPosition: Sendable {
     public var epoch: Int, step: Int
     /// Optimizer steps taken (Adam's bias correction depends on it).
     public var optimizerSteps: Int
-    /// Steps skipped for non-finite values (`--on-nan skip`).
+    /// Steps skipped for non-finite values (`--on-nan skip`): in the whole run, and in the
+    /// epoch in progress (whose figures leave them out).
     public var skippedSteps: Int
+    public var skippedInEpoch = 0
+    /// Steps in an epoch of the run (a resumed run must have the same).
+    public var stepsPerEpoch = 0
     /// Each rank's running training-loss sum and correct count in the epoch in progress,
     /// `[loss_0, correct_0, loss_1, correct_1, ...]`, so a resumed epoch reports the same figures.
     public var partialSums: [Double]
@@ -42,6 +46,10 @@ public enum Checkpoint {
                              stepsPerEpoch: Int, settings: JSON) throws -> String {
         let root = directory(run: run)
         let globalStep = position.epoch * stepsPerEpoch + position.step
+        // Temporary directories of a writer that died mid-way are of no use to anyone.
+        for stale in ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []) where stale.hasPrefix(".step-") {
+            try? FileManager.default.removeItem(atPath: "\(root)/\(stale)")
+        }
         let final = "\(root)/\(name(globalStep: globalStep))"
         let temporary = "\(root)/.\(name(globalStep: globalStep)).tmp-\(getpid())"
         let files = FileManager.default
@@ -96,7 +104,10 @@ public enum Checkpoint {
         for name in names {
             let path = "\(directory(run: run))/\(name)"
             do { return try load(path) } catch {
-                warn("checkpoint \(path) is unusable (\(error)); trying the one before it")
+                // Moved aside (kept for a look, no longer counted among the newest two).
+                let aside = "\(directory(run: run))/damaged-\(name)"
+                let moved = rename(path, aside) == 0
+                warn("checkpoint \(path) is unusable (\(error))\(moved ? ", moved to \(aside)" : ""); trying the one before it")
             }
         }
         throw RunError("\(directory(run: run)): every checkpoint is damaged (\(names.joined(separator: ", ")))")
@@ -124,9 +135,11 @@ public enum Checkpoint {
               let history = state["history"]?.array else {
             throw RunError("state.json lacks the run's position")
         }
-        let position = TrainingPosition(epoch: Int(epoch), step: Int(step), optimizerSteps: Int(optimizerSteps),
+        var position = TrainingPosition(epoch: Int(epoch), step: Int(step), optimizerSteps: Int(optimizerSteps),
                                         skippedSteps: Int(state["skipped_steps"]?.number ?? 0), partialSums: partial,
                                         history: try history.map(EpochMetrics.init(json:)))
+        position.skippedInEpoch = Int(state["skipped_in_epoch"]?.number ?? 0)
+        position.stepsPerEpoch = Int(state["steps_per_epoch"]?.number ?? 0)
         return Loaded(path: path, position: position, settings: settings, worldSize: Int(worldSize),
                       parameters: try SafeTensors.read("\(path)/model.safetensors"),
                       optimizerState: try SafeTensors.read("\(path)/optimizer.safetensors"))
@@ -149,6 +162,8 @@ public enum Checkpoint {
                  ("global_step", .number(Double(globalStep))),
                  ("optimizer_steps", .number(Double(position.optimizerSteps))),
                  ("skipped_steps", .number(Double(position.skippedSteps))),
+                 ("skipped_in_epoch", .number(Double(position.skippedInEpoch))),
+                 ("steps_per_epoch", .number(Double(position.stepsPerEpoch))),
                  ("world_size", .number(Double(position.partialSums.count / 2))),
                  ("partial_sums", .array(position.partialSums.map { .number($0) })),
                  ("settings", settings),

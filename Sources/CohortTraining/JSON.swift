@@ -205,11 +205,28 @@ struct JSONParser {
         at += w.count
     }
 
+    /// `-?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?`, as RFC 8259 has it, read by `Double(String)`.
     mutating func number() throws -> Double {
         let start = at
-        while at < bytes.count, "+-0123456789.eE".utf8.contains(bytes[at]) { at += 1 }
-        guard at > start, let text = String(bytes: bytes[start..<at], encoding: .ascii), let value = Double(text),
-              value.isFinite else {
+        func digits() -> Int {
+            let from = at
+            while at < bytes.count, (0x30...0x39).contains(bytes[at]) { at += 1 }
+            return at - from
+        }
+        if at < bytes.count, bytes[at] == UInt8(ascii: "-") { at += 1 }
+        let leadingZero = at < bytes.count && bytes[at] == UInt8(ascii: "0")
+        let whole = digits()
+        guard whole > 0, !(leadingZero && whole > 1) else { throw failure("bad number") }
+        if at < bytes.count, bytes[at] == UInt8(ascii: ".") {
+            at += 1
+            guard digits() > 0 else { throw failure("bad number") }
+        }
+        if at < bytes.count, bytes[at] == UInt8(ascii: "e") || bytes[at] == UInt8(ascii: "E") {
+            at += 1
+            if at < bytes.count, bytes[at] == UInt8(ascii: "+") || bytes[at] == UInt8(ascii: "-") { at += 1 }
+            guard digits() > 0 else { throw failure("bad number") }
+        }
+        guard let text = String(bytes: bytes[start..<at], encoding: .ascii), let value = Double(text), value.isFinite else {
             throw failure("bad number")
         }
         return value
@@ -257,7 +274,9 @@ struct JSONParser {
     }
 
     mutating func hex4() throws -> UInt32 {
-        guard at + 4 <= bytes.count, let v = UInt32(String(decoding: bytes[at..<(at + 4)], as: UTF8.self), radix: 16) else {
+        let isHex = { (b: UInt8) in (0x30...0x39).contains(b) || (0x41...0x46).contains(b) || (0x61...0x66).contains(b) }
+        guard at + 4 <= bytes.count, bytes[at..<(at + 4)].allSatisfy(isHex),
+              let v = UInt32(String(decoding: bytes[at..<(at + 4)], as: UTF8.self), radix: 16) else {
             throw failure("bad \\u escape")
         }
         at += 4

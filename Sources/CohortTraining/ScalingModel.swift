@@ -45,8 +45,8 @@ public struct ScalingModel: Sendable {
         return (step, Double(batch) / step, comm / step)
     }
 
-    /// Fits α and β to allreduce timings on 2 ranks (T = s/β + 2α for the ring and for
-    /// recursive doubling alike), by least squares on (bytes, seconds).
+    /// Fits α and β of the ring to allreduce timings on 2 ranks (T = s/β + 2α), by least
+    /// squares on (bytes, seconds); a negative intercept (noise) gives α = 0.
     public static func fit(twoRankTimings: [(bytes: Double, seconds: Double)]) -> ScalingModel {
         let n = Double(twoRankTimings.count)
         let mx = twoRankTimings.map(\.bytes).reduce(0, +) / n, my = twoRankTimings.map(\.seconds).reduce(0, +) / n
@@ -108,7 +108,13 @@ public struct ScalingStudy {
         // Everything the rank does in a step but wait for the allreduce, per sample.
         let wait = one["phase_seconds"]?["allreduce_wait"]?.number ?? 0
         let secondsPerSample = (seconds - wait) / steps / batch
-        func name(_ gbit: Double) -> String { (gbit == gbit.rounded() ? String(Int(gbit)) : "\(gbit)") + " Gbit/s" }
+        guard secondsPerSample.isFinite, secondsPerSample > 0 else {
+            throw RunError("\(benchPath): the 1-rank configuration gives no compute time per sample")
+        }
+        guard bandwidthsGbit.allSatisfy({ $0.isFinite && $0 > 0 }), latency.isFinite, latency >= 0 else {
+            throw SettingsError("bandwidths must be finite and positive, the latency finite and >= 0")
+        }
+        func name(_ gbit: Double) -> String { String(format: "%g Gbit/s", gbit) }
         let models = bandwidthsGbit.map { (name($0), ScalingModel(latency: latency, bandwidth: $0 * 1e9 / 8)) }
         table = ScalingTable(secondsPerSample: secondsPerSample, buckets: buckets.map { Int($0) },
                              perRankBatch: perRankBatch ?? Int(batch), models: models, maxNodes: maxNodes)

@@ -43,8 +43,8 @@ public struct SweepSpec: Equatable, Sendable {
     public var fixed: [String]
     public var axes: [GridAxis]
 
-    /// Flags the sweep sets for each run.
-    static let reservedFlags: Set<String> = ["out", "help", "version"]
+    /// Flags the sweep sets for each run (a grid or the fixed flags may not).
+    static let reservedFlags: Set<String> = ["out", "resume", "help", "version"]
 
     public init(name: String, ranks: Int, fixed: [String], axes: [GridAxis]) throws {
         guard ranks > 0 else { throw SettingsError("--ranks must be positive, got \(ranks)") }
@@ -55,7 +55,9 @@ public struct SweepSpec: Equatable, Sendable {
         if let clash = flags.first(where: { fixed.contains("--\($0)") }) {
             throw SettingsError("grid: --\(clash) is both swept and fixed; keep one")
         }
-        if let reserved = fixed.first(where: { SweepSpec.reservedFlags.contains(String($0.drop { $0 == "-" })) }) {
+        // `--out X` and `--out=X` alike.
+        let flagName = { (word: String) in String(word.drop { $0 == "-" }.prefix { $0 != "=" }) }
+        if let reserved = fixed.first(where: { $0.hasPrefix("-") && SweepSpec.reservedFlags.contains(flagName($0)) }) {
             throw SettingsError("\(reserved) is set by the sweep itself (each run goes under the sweep directory)")
         }
         self.name = name; self.ranks = ranks; self.fixed = fixed; self.axes = axes

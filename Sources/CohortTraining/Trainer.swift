@@ -77,10 +77,15 @@ public final class Trainer {
         var runDirectory: RunDirectory?
         var loaded: Checkpoint.Loaded?
         if isRoot {
-            let directory = try RunDirectory(path: config.outputDirectory, settings: config.settingsJSON, resume: config.resume)
-            if config.resume {
-                loaded = try Checkpoint.latest(run: directory.path) { progress.notice("cohort: \($0)") }
-                try loaded.map { try checkResumable($0, network: network, optimizer: optimizer) }
+            let directory: RunDirectory
+            do {
+                directory = try RunDirectory(path: config.outputDirectory, settings: config.settingsJSON, resume: config.resume)
+                if config.resume {
+                    loaded = try Checkpoint.latest(run: directory.path) { progress.notice("cohort: \($0)") }
+                    try loaded.map { try checkResumable($0, network: network, optimizer: optimizer, stepsPerEpoch: steps) }
+                }
+            } catch let error as RunError {
+                throw RunRefused(error.description)
             }
             try directory.writeConfig(config.json(worldSize: world, plan: plan))
             runDirectory = directory
@@ -131,12 +136,13 @@ public final class Trainer {
         let runStart = monotonicSeconds()
         let scale = 1 / Float(globalBatch)
         /// Rank 0 writes where the run stands (collective: every rank's partial sums are gathered).
-        func checkpoint(epoch: Int, step: Int, lossSum: Double, correct: Int) throws -> String? {
+        func checkpoint(epoch: Int, step: Int, lossSum: Double, correct: Int, skipped: Int) throws -> String? {
             var slots = [Double](repeating: 0, count: 2 * world)
             slots[2 * comm.rank] = lossSum
             slots[2 * comm.rank + 1] = Double(correct)
             position.partialSums = try comm.allreduceSum(slots)
             position.epoch = epoch; position.step = step; position.optimizerSteps = optimizer.stepCount
+            position.skippedInEpoch = skipped; position.stepsPerEpoch = steps
             guard let runDirectory else { return nil }
             return try Checkpoint.write(run: runDirectory.path, network: network, optimizer: optimizer, position: position,
                                         stepsPerEpoch: steps, settings: config.settingsJSON)
@@ -147,7 +153,10 @@ public final class Trainer {
             let firstStep = epoch == position.epoch ? position.step : 0
             // A resumed epoch continues this rank's sums (or, on another world size, rank 0 carries the total).
             var lossSum = 0.0, correct = 0, commSeconds = 0.0, skippedInEpoch = 0
-            if firstStep > 0 { (lossSum, correct) = resumedSums(position.partialSums, rank: comm.rank, world: world) }
+            if firstStep > 0 {
+                (lossSum, correct) = resumedSums(position.partialSums, rank: comm.rank, world: world)
+                skippedInEpoch = position.skippedInEpoch
+            }
             let start = monotonicSeconds()
             for step in firstStep..<steps {
                 let result = try replicas.step(data: train, indices: sampler.indices(step: step), scale: scale,
@@ -179,13 +188,14 @@ public final class Trainer {
                     try checkRanksAgree(network, epoch: epoch, step: step)
                 }
                 if stepFlags.pointer[0] > 0 {
-                    let path = try checkpoint(epoch: epoch, step: step + 1, lossSum: lossSum, correct: correct)
+                    let path = try checkpoint(epoch: epoch, step: step + 1, lossSum: lossSum, correct: correct,
+                                              skipped: skippedInEpoch)
                     progress.notice("cohort: stopped by a signal at epoch \(epoch + 1), step \(step + 1); checkpoint "
                                   + "\(path ?? "written by rank 0"); continue with --resume \(config.outputDirectory)")
                     return RunSummary(epochs: position.history, worldSize: world)
                 }
                 if let k = config.checkpointSteps, globalStep % k == 0, step + 1 < steps {
-                    _ = try checkpoint(epoch: epoch, step: step + 1, lossSum: lossSum, correct: correct)
+                    _ = try checkpoint(epoch: epoch, step: step + 1, lossSum: lossSum, correct: correct, skipped: skippedInEpoch)
                 }
                 if isRoot {
                     let elapsed = monotonicSeconds() - start, done = step + 1 - firstStep
@@ -219,7 +229,7 @@ public final class Trainer {
                                      100 * metrics.trainAccuracy, testLoss, 100 * testAccuracy, seconds,
                                      metrics.samplesPerSecond))
             }
-            _ = try checkpoint(epoch: epoch + 1, step: 0, lossSum: 0, correct: 0)
+            _ = try checkpoint(epoch: epoch + 1, step: 0, lossSum: 0, correct: 0, skipped: 0)
         }
         let checksums = try parameterChecksums(network)
         guard Set(checksums).count == 1 else {
@@ -239,7 +249,11 @@ public final class Trainer {
 
     /// A checkpoint continues this run only if it was made with the same settings, and
     /// holds every tensor of this model and optimizer in its shape.
-    func checkResumable(_ loaded: Checkpoint.Loaded, network: Network, optimizer: Optimizer) throws {
+    func checkResumable(_ loaded: Checkpoint.Loaded, network: Network, optimizer: Optimizer, stepsPerEpoch: Int) throws {
+        guard loaded.position.stepsPerEpoch == stepsPerEpoch else {
+            throw RunError("\(loaded.path) has \(loaded.position.stepsPerEpoch) steps per epoch, this run's data gives "
+                           + "\(stepsPerEpoch): not the same training set")
+        }
         for t in network.tensors where loaded.parameters[t.name]?.shape != t.shape {
             throw RunError("\(loaded.path): no tensor \(t.name) of shape \(t.shape) for this model")
         }
@@ -250,8 +264,9 @@ public final class Trainer {
             throw RunError("\(loaded.path) was made with other settings (\(loaded.settings.serialized())) than this run "
                            + "(\(config.settingsJSON.serialized()))")
         }
-        guard loaded.position.epoch <= config.epochs else {
-            throw RunError("\(loaded.path) is at epoch \(loaded.position.epoch), past --epochs \(config.epochs)")
+        let p = loaded.position
+        guard p.epoch < config.epochs || (p.epoch == config.epochs && p.step == 0) else {
+            throw RunError("\(loaded.path) is at epoch \(p.epoch + 1), step \(p.step): past --epochs \(config.epochs)")
         }
     }
 
@@ -262,17 +277,21 @@ public final class Trainer {
         guard config.resume else {
             return TrainingPosition(epoch: 0, step: 0, optimizerSteps: 0, skippedSteps: 0, partialSums: [], history: [])
         }
+        // [epoch, step, optimizer steps, skipped steps, skipped in epoch, steps per epoch, partial sums...]
         let length = try comm.allreduceSum([Double(loaded?.position.partialSums.count ?? 0)])[0]
-        var values = [Double](repeating: 0, count: 4 + Int(length))
+        var values = [Double](repeating: 0, count: 6 + Int(length))
         if let p = loaded?.position {
             values[0] = Double(p.epoch); values[1] = Double(p.step)
             values[2] = Double(p.optimizerSteps); values[3] = Double(p.skippedSteps)
-            for (i, v) in p.partialSums.enumerated() { values[4 + i] = v }
+            values[4] = Double(p.skippedInEpoch); values[5] = Double(p.stepsPerEpoch)
+            for (i, v) in p.partialSums.enumerated() { values[6 + i] = v }
         }
         let shared = try comm.allreduceSum(values)
-        return TrainingPosition(epoch: Int(shared[0]), step: Int(shared[1]), optimizerSteps: Int(shared[2]),
-                                skippedSteps: Int(shared[3]), partialSums: Array(shared[4...]),
-                                history: loaded?.position.history ?? [])
+        var position = TrainingPosition(epoch: Int(shared[0]), step: Int(shared[1]), optimizerSteps: Int(shared[2]),
+                                        skippedSteps: Int(shared[3]), partialSums: Array(shared[6...]),
+                                        history: loaded?.position.history ?? [])
+        position.skippedInEpoch = Int(shared[4]); position.stepsPerEpoch = Int(shared[5])
+        return position
     }
 
     /// This rank's share of a resumed epoch's sums: its own on the same world size, else
@@ -318,7 +337,7 @@ func allFinite(_ buffer: FloatBuffer) -> Bool {
 }
 
 /// SIGINT and SIGTERM turned into a request to stop at the next step boundary (a second
-/// signal then ends the process at once, as usual).
+/// signal of the same kind then ends the process at once, as usual).
 struct StopRequest {
     var isRequested: Bool { stopSignalFlag.pointee != 0 }
 
@@ -340,6 +359,13 @@ nonisolated(unsafe) let stopSignalFlag: UnsafeMutablePointer<sig_atomic_t> = {
     p.initialize(to: 0)
     return p
 }()
+
+/// A run that rank 0 will not start: its directory holds another run, or its checkpoints do
+/// not fit. Nothing a restart would change.
+public struct RunRefused: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
 
 /// A run ended on purpose by a condition every rank sees at the same step (non-finite
 /// values, drifted ranks): each rank reports it and they exit together.

@@ -94,7 +94,13 @@ public struct TrainingConfig: Sendable {
             guard let v = json[key]?.number else { throw RunError("config.json: no \(key)") }
             return v
         }
-        func optionalInt(_ key: String) -> Int? { json[key]?.number.map { Int($0) } }
+        /// A whole number in a sane range (a hand-edited file must not trap a conversion).
+        func whole(_ v: Double, _ key: String) throws -> Int {
+            guard v == v.rounded(), abs(v) < 1e15 else { throw RunError("config.json: \(key) \(v) is not a whole number") }
+            return Int(v)
+        }
+        func int(_ key: String) throws -> Int { try whole(try number(key), key) }
+        func optionalInt(_ key: String) throws -> Int? { try json[key]?.number.map { try whole($0, key) } }
         guard let model = json["model"]?.string.flatMap(ModelKind.init(rawValue:)),
               let dataset = json["dataset"]?.string.flatMap(DatasetKind.init(rawValue:)),
               let optimizer = json["optimizer"]?.string.flatMap(OptimizerKind.init(rawValue:)) else {
@@ -105,12 +111,14 @@ public struct TrainingConfig: Sendable {
         dataDirectory = json["data_dir"]?.string
         learningRate = try number("lr"); momentum = try number("momentum"); nesterov = json["nesterov"]?.bool ?? false
         weightDecay = json["weight_decay"]?.number
-        epochs = Int(try number("epochs")); batchSize = Int(try number("batch_size")); hidden = Int(try number("hidden"))
-        width = optionalInt("width") ?? 1
-        seed = UInt64(try number("seed")); limit = optionalInt("limit"); testLimit = optionalInt("test_limit")
+        epochs = try int("epochs"); batchSize = try int("batch_size"); hidden = try int("hidden")
+        width = try optionalInt("width") ?? 1
+        let seed = try int("seed")
+        guard seed >= 0 else { throw RunError("config.json: seed \(seed) is negative") }
+        self.seed = UInt64(seed); limit = try optionalInt("limit"); testLimit = try optionalInt("test_limit")
         onNonFinite = json["on_nan"]?.string.flatMap(NonFinitePolicy.init(rawValue:)) ?? .stop
-        checkpointSteps = optionalInt("checkpoint_steps")
-        checkEvery = optionalInt("check_every") ?? 100
+        checkpointSteps = try optionalInt("checkpoint_steps")
+        checkEvery = try optionalInt("check_every") ?? 100
     }
 
     func json(worldSize: Int, plan: ThreadPlan) -> JSON {

@@ -23,7 +23,8 @@ struct Cohort: ParsableCommand {
 /// A bad setting, or a stop every rank decides at the same step (non-finite values, ranks
 /// that drifted apart), is found by every rank alike: each prints it, and they leave
 /// together (barrier, finalize), so none is killed before it has spoken. Their exit codes
-/// tell a launcher not to restart: 64 for settings (as ArgumentParser's own), 3 for a stop.
+/// tell a launcher not to restart: 64 for settings (as ArgumentParser's own) and for a run
+/// refused (its directory or checkpoints do not fit), 3 for a stop.
 func runOnEveryRank(_ body: (Communicator) throws -> Void) throws {
     let communicator = try makeCommunicator()
     do {
@@ -35,9 +36,17 @@ func runOnEveryRank(_ body: (Communicator) throws -> Void) throws {
         communicator.finalize()
         Foundation.exit(error is SettingsError ? ExitCode.validationFailure.rawValue : 3)
     } catch {
-        guard communicator.size > 1 else { throw error }
+        // Found by rank 0 alone (the run directory, a checkpoint): the job is aborted, with
+        // 64 when the run was refused (nothing for a launcher to retry), else 1.
+        let code: Int32 = error is RunRefused ? ExitCode.validationFailure.rawValue : 1
+        guard communicator.size > 1 else {
+            guard error is RunRefused else { throw error }
+            FileHandle.standardError.write(Data("Error: \(error)\n".utf8))
+            communicator.finalize()
+            Foundation.exit(code)
+        }
         FileHandle.standardError.write(Data("Error: rank \(communicator.rank): \(error)\n".utf8))
-        communicator.abort(code: 1)
+        communicator.abort(code: code)
     }
     communicator.finalize()
 }
@@ -537,7 +546,8 @@ struct Scale: ParsableCommand {
     var bandwidths: [Double] { bandwidth.split(separator: ",").compactMap { Double($0.trimmingCharacters(in: .whitespaces)) } }
 
     func validate() throws {
-        guard !bandwidths.isEmpty, bandwidths.count == bandwidth.split(separator: ",").count, bandwidths.allSatisfy({ $0 > 0 }) else {
+        guard !bandwidths.isEmpty, bandwidths.count == bandwidth.split(separator: ",").count,
+              bandwidths.allSatisfy({ $0 > 0 && $0 < 1e9 }) else {
             throw ValidationError("--bandwidth must be positive numbers (Gbit/s) separated by commas, got '\(bandwidth)'")
         }
         guard latencyUs >= 0, latencyUs.isFinite else { throw ValidationError("--latency-us must be >= 0") }

@@ -108,7 +108,8 @@ import Testing
         #expect(back.map(\.bitPattern) == numbers.map(\.bitPattern), "doubles round-trip bit for bit")
         let ordered = try JSON(parsing: Data(#"{"b": 1, "a": [true, null, "x\"y\u00e9"], "c": {}}"#.utf8))
         #expect(ordered.serialized() == #"{"b":1,"a":[true,null,"x\"yé"],"c":{}}"#, "keys keep their order")
-        for bad in ["", "{", "[1,]", "{\"a\" 1}", "01x", "\"\\q\"", "[1] 2", "nul", "{\"a\":1,}", "\"\u{01}\""] {
+        for bad in ["", "{", "[1,]", "{\"a\" 1}", "01x", "\"\\q\"", "[1] 2", "nul", "{\"a\":1,}", "\"\u{01}\"",
+                    "+1", "01", ".5", "1.", "1e", "-", "\"\\u+abc\"", "1e999"] {
             #expect(throws: RunError.self, "\(bad)") { try JSON(parsing: Data(bad.utf8)) }
         }
     }

@@ -112,8 +112,12 @@ import Testing
         let fallback = try Checkpoint.latest(run: run) { warnings.append($0) }
         #expect(fallback.path == older && fallback.position.epoch == 1 && fallback.position.step == 15)
         #expect(warnings.count == 1 && warnings[0].contains("does not match its checksum"), "\(warnings)")
+        // The damaged one is moved aside, out of the newest two the run keeps.
+        let root = Checkpoint.directory(run: run)
+        #expect(FileManager.default.fileExists(atPath: "\(root)/damaged-step-000000040"))
+        #expect(try Checkpoint.list(run: run) == ["step-000000035"])
 
-        // Cut short, and a flipped byte in state.json: refused too.
+        // Cut short: refused too, and with nothing left, resume has nothing to start from.
         let optimizer = try Data(contentsOf: URL(fileURLWithPath: "\(older)/optimizer.safetensors"))
         try optimizer.prefix(optimizer.count / 2).write(to: URL(fileURLWithPath: "\(older)/optimizer.safetensors"))
         #expect(throws: RunError.self) { try Checkpoint.load(older) }
@@ -122,12 +126,15 @@ import Testing
         } throws: { error in
             "\(error)".contains("every checkpoint is damaged")
         }
-        try optimizer.write(to: URL(fileURLWithPath: "\(older)/optimizer.safetensors"))
-        var state = try Data(contentsOf: URL(fileURLWithPath: "\(older)/state.json"))
-        let at = try #require(state.firstIndex(of: UInt8(ascii: "5")))  // a digit of "step": 15
+        // A changed digit in state.json ("step": 15 -> 14): refused by the state's own checksum.
+        let aside = "\(root)/damaged-step-000000035"
+        try optimizer.write(to: URL(fileURLWithPath: "\(aside)/optimizer.safetensors"))
+        #expect(try Checkpoint.load(aside).position.step == 15)
+        var state = try Data(contentsOf: URL(fileURLWithPath: "\(aside)/state.json"))
+        let at = try #require(state.firstIndex(of: UInt8(ascii: "5")))
         state[at] = UInt8(ascii: "4")
-        try state.write(to: URL(fileURLWithPath: "\(older)/state.json"))
-        #expect(throws: RunError.self) { try Checkpoint.load(older) }
+        try state.write(to: URL(fileURLWithPath: "\(aside)/state.json"))
+        #expect(throws: RunError.self) { try Checkpoint.load(aside) }
     }
 
     @Test func aResumeFromTheCheckpointBeforeADamagedOneEndsTheSame() throws {
@@ -198,6 +205,20 @@ import Testing
         kill(second.pid, SIGTERM)
         #expect(second.wait(timeout: 10) == 0, "\(second.stderr)")
         #expect(second.stderr.contains("stopped by a signal at epoch"), "\(second.stderr)")
+    }
+
+    @Test func aResumeThatDoesNotFitIsRefused() throws {
+        let run = "\(scratch.path)/refused"
+        #expect(try CommandLineTests.run(arguments(run).map { $0 == "8" ? "2" : $0 }).status == 0)
+        // Fewer epochs than the checkpoint has already done: refused, exit 64 (nothing to retry).
+        let fewer = try CommandLineTests.run(["train", "--resume", run, "--epochs", "1", "--quiet"])
+        #expect(fewer.status == 64 && fewer.stderr.contains("past --epochs 1"), "\(fewer.status) \(fewer.stderr)")
+        // Another training set (here: fewer samples, so fewer steps per epoch) is refused as well.
+        let config = "\(run)/config.json"
+        let text = try String(contentsOfFile: config, encoding: .utf8).replacingOccurrences(of: "\"limit\": 640", with: "\"limit\": 320")
+        try text.write(toFile: config, atomically: true, encoding: .utf8)
+        let smaller = try CommandLineTests.run(["train", "--resume", run, "--epochs", "3", "--quiet"])
+        #expect(smaller.status == 64 && smaller.stderr.contains("20 steps per epoch, this run's data gives 10"), "\(smaller.stderr)")
     }
 
     @Test func nonFiniteValuesStopTheRunOrAreSkipped() throws {

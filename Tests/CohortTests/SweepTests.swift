@@ -48,6 +48,8 @@ import Testing
         #expect(throws: SettingsError.self) { try SweepSpec(name: "s", ranks: 1, fixed: [], axes: [lr, lr]) }
         #expect(throws: SettingsError.self) { try SweepSpec(name: "s", ranks: 1, fixed: ["--lr", "0.3"], axes: [lr]) }
         #expect(throws: SettingsError.self) { try SweepSpec(name: "s", ranks: 1, fixed: ["--out", "x"], axes: []) }
+        #expect(throws: SettingsError.self) { try SweepSpec(name: "s", ranks: 1, fixed: ["--out=x"], axes: []) }
+        #expect(throws: SettingsError.self) { try SweepSpec(name: "s", ranks: 1, fixed: ["--resume", "x"], axes: []) }
         #expect(throws: SettingsError.self) { try SweepSpec(name: "s", ranks: 0, fixed: [], axes: [lr]) }
     }
 
