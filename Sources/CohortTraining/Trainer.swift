@@ -148,9 +148,12 @@ public final class Trainer {
                                         stepsPerEpoch: steps, settings: config.settingsJSON)
         }
 
-        for epoch in position.epoch..<config.epochs {
+        // Where this process starts (checkpoints move `position` on as the run goes).
+        let (startEpoch, startStep) = (position.epoch, position.step)
+        let startGlobalStep = startEpoch * steps + startStep
+        for epoch in startEpoch..<config.epochs {
             sampler.startEpoch(epoch)
-            let firstStep = epoch == position.epoch ? position.step : 0
+            let firstStep = epoch == startEpoch ? startStep : 0
             // A resumed epoch continues this rank's sums (or, on another world size, rank 0 carries the total).
             var lossSum = 0.0, correct = 0, commSeconds = 0.0, skippedInEpoch = 0
             if firstStep > 0 {
@@ -203,7 +206,7 @@ public final class Trainer {
                                   samplesPerSecond: Double(done * globalBatch) / max(elapsed, 1e-9),
                                   loss: lossSum / Double(max(1, step + 1 - skippedInEpoch) * localBatch),
                                   elapsedInRun: monotonicSeconds() - runStart,
-                                  totalSteps: steps * (config.epochs - position.epoch), stepsDone: globalStep - position.epoch * steps)
+                                  totalSteps: steps * config.epochs - startGlobalStep, stepsDone: globalStep - startGlobalStep)
                 }
             }
             let seconds = monotonicSeconds() - start
