@@ -19,7 +19,10 @@ public enum Placement: Sendable {
             guard ranks > 1 else { return binary }
             return [try Self.mpirun(ranks)] + MPIRun.arguments(ranks: ranks) + binary
         case .launcher(let prefix):
-            return prefix + binary
+            guard let program = prefix.first, let path = Self.resolve(program) else {
+                throw RunError("launcher \(prefix.first ?? "(empty)"): not found on PATH")
+            }
+            return [path] + prefix.dropFirst() + binary
         case .hosts(let hosts, let iface):
             var args = [try Self.mpirun(ranks), "-np", "\(ranks)",
                         "--host", hosts.map { "\($0.host):\($0.slots)" }.joined(separator: ","),
@@ -28,6 +31,13 @@ public enum Placement: Sendable {
             if let iface { args += ["--mca", "btl_tcp_if_include", iface, "--mca", "oob_tcp_if_include", iface] }
             return args + binary
         }
+    }
+
+    /// `name` as a path: itself if it has a slash, else the first executable of that name on PATH.
+    static func resolve(_ name: String) -> String? {
+        if name.contains("/") { return FileManager.default.isExecutableFile(atPath: name) ? name : nil }
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        return path.split(separator: ":").map { "\($0)/\(name)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 
     static func mpirun(_ ranks: Int) throws -> String {

@@ -154,6 +154,21 @@ import Testing
         #expect(ranked == ranked.sorted(by: >) && ranked.count == 4)
     }
 
+    /// One point of the grid through a launcher found on PATH (as a Slurm array task runs
+    /// it with `srun`; here `env`, which just runs the command), and no report.
+    @Test func onePointThroughALauncher() throws {
+        let directory = "\(scratch.path)/point"
+        let result = try sweep(directory, grid: ["lr=0.01,0.001"], extra: ["--point", "1", "--launcher", "env"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("point 2/2: lr=0.001") && !result.stdout.contains("point 1/2"), "\(result.stdout)")
+        #expect(result.stdout.contains("point 1 done"))
+        let runs = try FileManager.default.contentsOfDirectory(atPath: "\(directory)/runs")
+        #expect(runs == ["1_lr-0.001"])
+        #expect(!FileManager.default.fileExists(atPath: "\(directory)/report.md"))
+        let missing = try sweep("\(scratch.path)/nolauncher", grid: ["lr=0.01"], extra: ["--launcher", "no-such-launcher"])
+        #expect(missing.status != 0 && missing.stderr.contains("not found on PATH"), "\(missing.stderr)")
+    }
+
     @Test func recurrentSweepsCompareTheCells() throws {
         let directory = "\(scratch.path)/cells"
         let result = try CommandLineTests.run(["sweep", "--out", directory, "--grid", "model=rnn,gru",
