@@ -51,21 +51,17 @@ public enum Occlusion {
         let variants = ImageDataset(name: data.name, channels: data.channels, height: data.height, width: data.width,
                                     pixels: pixels, labels: [UInt8](repeating: label, count: pixels.count / sampleSize),
                                     classes: data.classes, mean: data.mean, std: data.std)
-        var probabilities: [Float] = []
+        // p(true class) = exp(-cross-entropy), one sample at a time.
+        let classes = network.outputShape.elementCount
+        let loss = SoftmaxCrossEntropy(classes: classes, maxBatch: 1)
+        var target = Int32(label), probabilities: [Float] = []
         forEachBatch(of: variants, network: network) { _, n, x, _ in
             let logits = network.forward(x, batch: n)
-            let classes = network.outputShape.elementCount
-            for s in 0..<n { probabilities.append(softmax(logits + s * classes, count: classes)[Int(label)]) }
+            for s in 0..<n {
+                probabilities.append(Float(Foundation.exp(-loss.evaluate(logits: logits + s * classes, labels: &target, batch: 1).lossSum)))
+            }
         }
         return Map(probabilities: Array(probabilities.dropFirst()), rowStarts: rows, columnStarts: columns,
                    unoccluded: probabilities[0])
-    }
-
-    static func softmax(_ logits: UnsafePointer<Float>, count: Int) -> [Float] {
-        var top = logits[0]
-        for i in 1..<count { top = max(top, logits[i]) }
-        let e = (0..<count).map { Foundation.exp(Double(logits[$0] - top)) }
-        let total = e.reduce(0, +)
-        return e.map { Float($0 / total) }
     }
 }

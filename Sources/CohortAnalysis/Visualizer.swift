@@ -204,8 +204,7 @@ public enum Visualizer {
                 let window = box.centred(height: h, width: w, within: (data.height, data.width))
                 upper.append(Pictures.centred(planes: window.crop(pixels, channels: data.channels, width: data.width),
                                               channels: data.channels, height: h, width: w))
-                let image = data.pixels[(sample * data.sampleSize)..<((sample + 1) * data.sampleSize)].map(Float.init)
-                lower.append(Pictures.image(planes: window.crop(image, channels: data.channels, width: data.width),
+                lower.append(Pictures.image(planes: window.crop(samplePlanes(data, sample), channels: data.channels, width: data.width),
                                             channels: data.channels, height: h, width: w, low: 0, high: 255))
             }
             rows += [upper, lower]
@@ -254,10 +253,14 @@ public enum Visualizer {
         }
     }
 
+    /// Sample `index`'s bytes as `[C, H, W]` floats, 0...255.
+    static func samplePlanes(_ data: ImageDataset, _ index: Int) -> [Float] {
+        data.pixels[(index * data.sampleSize)..<((index + 1) * data.sampleSize)].map(Float.init)
+    }
+
     static func sampleImage(_ data: ImageDataset, _ index: Int) -> RGBImage {
-        let size = data.sampleSize
-        let values = data.pixels[(index * size)..<((index + 1) * size)].map(Float.init)
-        return Pictures.image(planes: values, channels: data.channels, height: data.height, width: data.width, low: 0, high: 255)
+        Pictures.image(planes: samplePlanes(data, index), channels: data.channels, height: data.height, width: data.width,
+                       low: 0, high: 255)
     }
 
     /// Nearest-neighbour resampling to `width`×`height`.

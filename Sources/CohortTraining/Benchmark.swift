@@ -154,10 +154,30 @@ public final class BenchmarkRunner {
         return measurement
     }
 
+    /// Times allreduces on every rank and has rank 0 write them to `path`, as `readAllreduceTimings` reads them.
+    public static func timeAllreduce(communicator: Communicator, writingTo path: String) throws {
+        let timings = try timeAllreduce(communicator: communicator)
+        guard communicator.rank == 0 else { return }
+        let json: JSON = .object([("ranks", .number(Double(communicator.size))), ("timings", .array(timings.map {
+            .object([("bytes", .number($0.bytes)), ("seconds", .number($0.seconds))])
+        }))])
+        try writeAtomically(json.serialized(pretty: true) + "\n", to: path)
+    }
+
+    static func readAllreduceTimings(_ path: String) throws -> [(bytes: Double, seconds: Double)] {
+        guard let json = try? JSON(contentsOfFile: path), let items = json["timings"]?.array else {
+            throw RunError("\(path): no allreduce timings")
+        }
+        return items.compactMap { item in
+            guard let b = item["bytes"]?.number, let s = item["seconds"]?.number else { return nil }
+            return (b, s)
+        }
+    }
+
     /// Times in-place allreduces of several sizes (the median of `repeats` after a warm-up),
     /// on every rank; the alpha-beta model is fitted to them.
-    public static func timeAllreduce(communicator comm: Communicator, sizes: [Int] = [4, 65_536, 1 << 20, 4 << 20],
-                                     repeats: Int = 15) throws -> [(bytes: Double, seconds: Double)] {
+    static func timeAllreduce(communicator comm: Communicator, sizes: [Int] = [4, 65_536, 1 << 20, 4 << 20],
+                              repeats: Int = 15) throws -> [(bytes: Double, seconds: Double)] {
         let buffer = FloatBuffer(count: (sizes.max() ?? 4) / 4)
         var result: [(Double, Double)] = []
         for bytes in sizes {

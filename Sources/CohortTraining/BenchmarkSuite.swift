@@ -104,13 +104,7 @@ public struct BenchmarkSuite {
         let path = directory.file("allreduce-2.json")
         try? FileManager.default.removeItem(atPath: path)
         try runWorker(ranks: 2, arguments: ["bench", "--calibrate-result", path])
-        guard let json = try? JSON(contentsOfFile: path), let items = json["timings"]?.array else {
-            throw RunError("the allreduce timing on 2 ranks wrote no result")
-        }
-        return items.compactMap { item in
-            guard let b = item["bytes"]?.number, let s = item["seconds"]?.number else { return nil }
-            return (b, s)
-        }
+        return try BenchmarkRunner.readAllreduceTimings(path)
     }
 
     /// One configuration in a child process (1 rank) or under mpirun (N ranks).
@@ -137,19 +131,13 @@ public struct BenchmarkSuite {
         } else {
             placement = .local
         }
-        let command = try placement.command(ranks: ranks, arguments: arguments)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: command[0])
-        process.arguments = Array(command.dropFirst())
-        if hostfile != nil {
-            // The ring allreduce (what the model describes), and ranks that yield their core while
-            // they wait: a test cluster's nodes may share cores, and a spinning rank slows its neighbour.
-            process.environment = ProcessInfo.processInfo.environment.merging([
-                "OMPI_MCA_coll_tuned_use_dynamic_rules": "1", "OMPI_MCA_coll_tuned_allreduce_algorithm": "4",
-                "OMPI_MCA_mpi_yield_when_idle": "1",
-            ]) { $1 }
-        }
-        try process.run()
+        // On hosts: the ring allreduce (what the model describes), and ranks that yield their core
+        // while they wait: a test cluster's nodes may share cores, and a spinning rank slows its neighbour.
+        let environment = hostfile == nil ? [:] : [
+            "OMPI_MCA_coll_tuned_use_dynamic_rules": "1", "OMPI_MCA_coll_tuned_allreduce_algorithm": "4",
+            "OMPI_MCA_mpi_yield_when_idle": "1",
+        ]
+        let process = try placement.start(ranks: ranks, arguments: arguments, environment: environment)
         process.waitUntilExit()
         guard process.terminationStatus == 0 else {
             throw RunError("benchmark worker with \(ranks) rank(s) failed (exit \(process.terminationStatus))")

@@ -43,9 +43,9 @@ public enum Checkpoint {
 
     /// Writes a checkpoint of `network`, `optimizer` and `position`, then keeps only the newest `keep`.
     public static func write(run: String, network: Network, optimizer: Optimizer, position: TrainingPosition,
-                             stepsPerEpoch: Int, settings: JSON) throws -> String {
+                             settings: JSON) throws -> String {
         let root = directory(run: run)
-        let globalStep = position.epoch * stepsPerEpoch + position.step
+        let globalStep = position.epoch * position.stepsPerEpoch + position.step
         // Temporary directories of a writer that died mid-way are of no use to anyone.
         for stale in ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []) where stale.hasPrefix(".step-") {
             try? FileManager.default.removeItem(atPath: "\(root)/\(stale)")

@@ -40,6 +40,20 @@ public enum Placement: Sendable {
         return path.split(separator: ":").map { "\($0)/\(name)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 
+    /// Starts `cohort ARGUMENTS` on `ranks` ranks, sharing this process's output, with
+    /// `environment` added to this process's.
+    func start(ranks: Int, arguments: [String], environment: [String: String] = [:]) throws -> Process {
+        let command = try command(ranks: ranks, arguments: arguments)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: command[0])
+        process.arguments = Array(command.dropFirst())
+        if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
+        do { try process.run() } catch {
+            throw RunError("cannot start \(command[0]): \(error.localizedDescription)")
+        }
+        return process
+    }
+
     static func mpirun(_ ranks: Int) throws -> String {
         guard let path = MPIRun.executable else {
             throw RunError("\(ranks) ranks need mpirun, which is not on PATH (apt-get install openmpi-bin libopenmpi-dev)")

@@ -32,8 +32,8 @@ public struct SweepRunner {
         FileManager.default.fileExists(atPath: "\(runDirectory)/summary.json")
     }
 
-    /// Checks every point's flags, as `run` does before the first run starts; returns their epochs.
-    public func checkPoints() throws -> [Int] {
+    /// Checks every point's flags before the first run starts; returns their epochs.
+    func checkPoints() throws -> [Int] {
         try spec.points.map { point in
             do { return try check(spec.arguments(for: point, runDirectory: runDirectory(point))) } catch {
                 throw SettingsError("grid point \(point.label): \(error)")
@@ -45,6 +45,8 @@ public struct SweepRunner {
     public func run(only: [Int]? = nil, log: (String) -> Void) throws -> [SweepPoint] {
         let points = spec.points
         let epochs = try checkPoints()
+        log("sweep \(spec.name): \(points.count) point(s) x \(spec.ranks) rank(s) -> \(directory)"
+            + (placements.count > 1 ? ", \(placements.count) at a time" : ""))
         try prepareDirectory()
         let chosen = only ?? Array(points.indices)
         let pending = chosen.filter { !Self.isFinished(runDirectory: runDirectory(points[$0])) }
@@ -62,14 +64,14 @@ public struct SweepRunner {
                 let point = points[index]
                 let remaining = ([index] + queue).map { epochs[$0] }.reduce(0, +)
                 let eta = spentEpochs > 0
-                    ? ", ETA for the rest \(Self.duration(spentSeconds / Double(spentEpochs) * Double(remaining) / Double(placements.count)))"
+                    ? ", ETA for the rest \(formatDuration(spentSeconds / Double(spentEpochs) * Double(remaining) / Double(placements.count)))"
                     : ""
                 let place = placements.count > 1 ? " on group \(slot + 1) of \(placements.count)" : ""
                 log("sweep: point \(index + 1)/\(points.count): \(point.label) (\(spec.ranks) rank(s)\(place))\(eta)")
                 // A point stopped part-way (a failure, a signal) continues from its checkpoint.
                 var arguments = spec.arguments(for: point, runDirectory: runDirectory(point)) + runArguments
                 if !((try? Checkpoint.list(run: runDirectory(point))) ?? []).isEmpty { arguments += ["--resume", runDirectory(point)] }
-                let process = try start(placements[slot].command(ranks: spec.ranks, arguments: arguments))
+                let process = try placements[slot].start(ranks: spec.ranks, arguments: arguments)
                 running.append((index, process, slot, monotonicSeconds()))
             }
             // Wait for any run to end; take the ended ones out once (others may end meanwhile).
@@ -80,7 +82,7 @@ public struct SweepRunner {
                 spentSeconds += seconds; spentEpochs += epochs[job.index]
                 if job.process.terminationStatus == 0 && Self.isFinished(runDirectory: runDirectory(point)) {
                     let best = (try? JSON(contentsOfFile: "\(runDirectory(point))/summary.json"))?["best"]?["test_acc"]?.number
-                    log("sweep: point \(job.index + 1)/\(points.count) finished in \(Self.duration(seconds))"
+                    log("sweep: point \(job.index + 1)/\(points.count) finished in \(formatDuration(seconds))"
                         + (best.map { String(format: ", best test accuracy %.4f", $0) } ?? ""))
                 } else {
                     log("sweep: point \(job.index + 1)/\(points.count) failed (exit \(job.process.terminationStatus)); "
@@ -93,17 +95,6 @@ public struct SweepRunner {
             free.sort()
         }
         return failed
-    }
-
-    /// Starts `command`, sharing this process's output.
-    private func start(_ command: [String]) throws -> Process {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: command[0])
-        process.arguments = Array(command.dropFirst())
-        do { try process.run() } catch {
-            throw RunError("cannot start \(command[0]): \(error.localizedDescription)")
-        }
-        return process
     }
 
     private func prepareDirectory() throws {
@@ -120,12 +111,5 @@ public struct SweepRunner {
             throw RunError("\(directory): cannot create the sweep directory (\(error.localizedDescription))")
         }
         try writeAtomically(spec.json.serialized(pretty: true) + "\n", to: file)
-    }
-
-    static func duration(_ seconds: Double) -> String {
-        let s = Int(seconds.rounded())
-        if s < 60 { return "\(s)s" }
-        if s < 3600 { return "\(s / 60)m\(String(format: "%02d", s % 60))s" }
-        return "\(s / 3600)h\(String(format: "%02d", (s % 3600) / 60))m"
     }
 }

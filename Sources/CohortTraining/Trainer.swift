@@ -145,7 +145,7 @@ public final class Trainer {
             position.skippedInEpoch = skipped; position.stepsPerEpoch = steps
             guard let runDirectory else { return nil }
             return try Checkpoint.write(run: runDirectory.path, network: network, optimizer: optimizer, position: position,
-                                        stepsPerEpoch: steps, settings: config.settingsJSON)
+                                        settings: config.settingsJSON)
         }
 
         // Where this process starts (checkpoints move `position` on as the run goes).
@@ -188,7 +188,7 @@ public final class Trainer {
                 let globalStep = epoch * steps + step + 1
                 if let drift, drift.rank == comm.rank, drift.step == globalStep { network.parameters.pointer[0] += 1e-3 }
                 if config.checkEvery > 0 && globalStep % config.checkEvery == 0 {
-                    try checkRanksAgree(network, epoch: epoch, step: step)
+                    _ = try checkRanksAgree(network, at: "epoch \(epoch + 1), step \(step + 1)")
                 }
                 if stepFlags.pointer[0] > 0 {
                     let path = try checkpoint(epoch: epoch, step: step + 1, lossSum: lossSum, correct: correct,
@@ -234,12 +234,8 @@ public final class Trainer {
             }
             _ = try checkpoint(epoch: epoch + 1, step: 0, lossSum: 0, correct: 0, skipped: 0)
         }
-        let checksums = try parameterChecksums(network)
-        guard Set(checksums).count == 1 else {
-            throw RunError("ranks ended with different parameters (checksums \(checksums.map { String($0, radix: 16) }))")
-        }
         var summary = RunSummary(epochs: position.history, worldSize: world)
-        summary.parameterChecksum = checksums[0]
+        summary.parameterChecksum = try checkRanksAgree(network, at: "the end of the run")
         summary.skippedSteps = position.skippedSteps
         if isRoot, let runDirectory {
             try runDirectory.writeModel(network, metadata: modelMetadata)
@@ -308,14 +304,16 @@ public final class Trainer {
     }
 
     /// Ranks that hold different parameters have drifted apart (a bug, or a bit flip).
-    func checkRanksAgree(_ network: Network, epoch: Int, step: Int) throws {
+    /// Returns the checksum they agree on.
+    func checkRanksAgree(_ network: Network, at moment: String) throws -> UInt64 {
         let checksums = try parameterChecksums(network)
         guard Set(checksums).count == 1 else {
             let odd = checksums.indices.filter { checksums[$0] != checksums[0] }
-            throw TrainingStopped("ranks drifted apart at epoch \(epoch + 1), step \(step + 1): the parameters of rank(s) "
+            throw TrainingStopped("ranks drifted apart at \(moment): the parameters of rank(s) "
                                   + "\(odd.map(String.init).joined(separator: ", ")) differ from rank 0's "
                                   + "(checksums \(checksums.map { String($0, radix: 16) }.joined(separator: " ")))")
         }
+        return checksums[0]
     }
 
     /// Every rank's checksum of its parameters, in rank order, known to all ranks.

@@ -121,24 +121,12 @@ public struct TrainingConfig: Sendable {
         checkEvery = try optionalInt("check_every") ?? 100
     }
 
+    /// `config.json`: the settings, then how this run is carried out.
     func json(worldSize: Int, plan: ThreadPlan) -> JSON {
-        func optional(_ v: Int?) -> JSON { v.map { .number(Double($0)) } ?? .null }
-        return .object([
-            ("model", .string(model.rawValue)),
-            ("dataset", .string(dataset.rawValue)),
+        guard case .object(let settings) = settingsJSON else { preconditionFailure("settings are an object") }
+        return .object(settings + [
             ("data_dir", dataDirectory.map { .string($0) } ?? .null),
-            ("optimizer", .string(optimizer.rawValue)),
-            ("lr", .number(learningRate)),
-            ("momentum", .number(momentum)),
-            ("nesterov", .bool(nesterov)),
-            ("weight_decay", weightDecay.map { .number($0) } ?? .null),
             ("epochs", .number(Double(epochs))),
-            ("batch_size", .number(Double(batchSize))),
-            ("hidden", .number(Double(hidden))),
-            ("width", .number(Double(width))),
-            ("seed", .number(Double(seed))),
-            ("limit", optional(limit)),
-            ("test_limit", optional(testLimit)),
             ("threads_per_rank", .number(Double(plan.threads))),
             ("replicas", .number(Double(plan.replicas))),
             ("world_size", .number(Double(worldSize))),
@@ -147,9 +135,7 @@ public struct TrainingConfig: Sendable {
             ("overlap", .bool(overlap)),
             ("save_initial", .bool(saveInitial)),
             ("checkpoint_steps", checkpointSteps.map { .number(Double($0)) } ?? .null),
-            ("on_nan", .string(onNonFinite.rawValue)),
             ("check_every", .number(Double(checkEvery))),
-
             ("versions", .object([("cohort", .string(cohortVersion)), ("format", 1)])),
         ])
     }

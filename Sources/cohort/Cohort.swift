@@ -251,11 +251,10 @@ struct Bench: ParsableCommand {
         return s
     }
 
-    var rankCounts: [Int] { ranks.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } }
+    var rankCounts: [Int] { commaSeparated(ranks) ?? [] }
 
     func validate() throws {
-        let counts = rankCounts
-        guard !counts.isEmpty, counts.count == ranks.split(separator: ",").count, counts.allSatisfy({ $0 > 0 }) else {
+        guard let counts: [Int] = commaSeparated(ranks), !counts.isEmpty, counts.allSatisfy({ $0 > 0 }) else {
             throw ValidationError("--ranks must be positive integers separated by commas, got '\(ranks)'")
         }
         guard sgemmSeconds > 0 else { throw ValidationError("--sgemm-seconds must be positive, got \(sgemmSeconds)") }
@@ -270,11 +269,7 @@ struct Bench: ParsableCommand {
         if let calibrateResult {
             // A worker timing allreduces for the link model.
             try runOnEveryRank { communicator in
-                let timings = try BenchmarkRunner.timeAllreduce(communicator: communicator)
-                let json: JSON = .object([("ranks", .number(Double(communicator.size))), ("timings", .array(timings.map {
-                    .object([("bytes", .number($0.bytes)), ("seconds", .number($0.seconds))])
-                }))])
-                if communicator.rank == 0 { try writeAtomically(json.serialized(pretty: true) + "\n", to: calibrateResult) }
+                try BenchmarkRunner.timeAllreduce(communicator: communicator, writingTo: calibrateResult)
             }
             return
         }
@@ -298,6 +293,16 @@ struct Bench: ParsableCommand {
     }
 }
 
+/// `"1, 2,4"` -> `[1, 2, 4]` (empty items skipped); nil if an item is not a `T`.
+func commaSeparated<T: LosslessStringConvertible>(_ text: String) -> [T]? {
+    var values: [T] = []
+    for item in text.split(separator: ",") {
+        guard let value = T(item.trimmingCharacters(in: .whitespaces)) else { return nil }
+        values.append(value)
+    }
+    return values
+}
+
 /// A line on standard output, written at once: a sweep's children write to the same
 /// output, and buffered lines would come out of order (or late, when piped to a file).
 func say(_ line: String) {
@@ -310,10 +315,7 @@ func reportingErrors(_ body: () throws -> Void) throws {
     do { try body() } catch let error as SettingsError {
         FileHandle.standardError.write(Data("Error: \(error)\n".utf8))
         throw ExitCode.validationFailure
-    } catch let error as RunError {
-        FileHandle.standardError.write(Data("Error: \(error)\n".utf8))
-        throw ExitCode(1)
-    } catch let error as DataError {
+    } catch where error is RunError || error is DataError {
         FileHandle.standardError.write(Data("Error: \(error)\n".utf8))
         throw ExitCode(1)
     }
@@ -324,11 +326,12 @@ struct Sweep: ParsableCommand {
         abstract: "Train every point of a grid over `cohort train` flags, then write the report.",
         discussion: """
         The grid comes from a sweep file (see sweeps/*.toml) and/or --grid FLAG=V1,V2,... \
-        (repeatable); flags after `--` go to every run. Points run one after another, each a \
-        full `cohort train` job with --ranks ranks (under mpirun when more than one), into \
-        OUT/runs/<point>/. Started again with the same grid on the same --out, the sweep \
-        skips the points that finished. At the end it visualises the best run and writes \
-        OUT/report.md.
+        (repeatable); flags after `--` go to every run. Each point is a full `cohort train` job \
+        with --ranks ranks, into OUT/runs/<point>/: one after another on this machine (under \
+        mpirun when more than one rank), through --launcher, or several at once on disjoint \
+        slots of --hostfile. Started again with the same grid on the same --out, the sweep \
+        skips the points that finished and resumes those with checkpoints. At the end it \
+        visualises the best run and writes OUT/report.md.
         """)
 
     @Argument(help: "Sweep file (a TOML subset: [train] flags and [grid] axes).")
@@ -371,7 +374,7 @@ struct Sweep: ParsableCommand {
     func validate() throws {
         if let ranks, ranks <= 0 { throw ValidationError("--ranks must be positive, got \(ranks)") }
         if let threads, threads <= 0 { throw ValidationError("--threads must be positive, got \(threads)") }
-        guard [launcher != nil, hostfile != nil].filter({ $0 }).count <= 1 else {
+        guard launcher == nil || hostfile == nil else {
             throw ValidationError("give --launcher or --hostfile, not both")
         }
         if iface != nil && hostfile == nil { throw ValidationError("--iface goes with --hostfile") }
@@ -423,9 +426,6 @@ struct Sweep: ParsableCommand {
             var runner = SweepRunner(spec: spec, directory: directory) { try Sweep.checkPoint($0, ranks: spec.ranks) }
             runner.placements = try placements(ranks: spec.ranks)
             runner.runArguments = threads.map { ["--threads", "\($0)"] } ?? []
-            _ = try runner.checkPoints()
-            say("sweep \(spec.name): \(spec.points.count) point(s) x \(spec.ranks) rank(s) -> \(directory)"
-                + (runner.placements.count > 1 ? ", \(runner.placements.count) at a time" : ""))
             let failed = try runner.run(only: point.map { [$0] }) { say($0) }
             if let point {
                 guard failed.isEmpty else { throw RunError("point \(point) (\(failed[0].label)) failed") }
@@ -543,10 +543,10 @@ struct Scale: ParsableCommand {
     @Option(help: "Directory for scale.json and scale.svg.")
     var out: String = "runs/scale"
 
-    var bandwidths: [Double] { bandwidth.split(separator: ",").compactMap { Double($0.trimmingCharacters(in: .whitespaces)) } }
+    var bandwidths: [Double] { commaSeparated(bandwidth) ?? [] }
 
     func validate() throws {
-        guard !bandwidths.isEmpty, bandwidths.count == bandwidth.split(separator: ",").count,
+        guard let bandwidths: [Double] = commaSeparated(bandwidth), !bandwidths.isEmpty,
               bandwidths.allSatisfy({ $0 > 0 && $0 < 1e9 }) else {
             throw ValidationError("--bandwidth must be positive numbers (Gbit/s) separated by commas, got '\(bandwidth)'")
         }
