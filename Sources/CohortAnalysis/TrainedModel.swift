@@ -25,23 +25,18 @@ public struct TrainedModel {
         guard FileManager.default.fileExists(atPath: configPath) else {
             throw RunError("\(configPath): missing; the model's settings come from its run's config.json")
         }
-        let config = try JSON(contentsOfFile: configPath)
-        guard let modelName = config["model"]?.string, let model = ModelKind(rawValue: modelName),
-              let datasetName = config["dataset"]?.string, let dataset = DatasetKind(rawValue: datasetName),
-              let hidden = config["hidden"]?.number else {
-            throw RunError("\(configPath): not a Cohort run configuration (model, dataset, hidden)")
+        // The run's own settings and data, as training read them.
+        var config: TrainingConfig
+        do { config = try TrainingConfig(runConfig: JSON(contentsOfFile: configPath)) } catch let error as RunError {
+            throw RunError("\(configPath): not a Cohort run configuration (\(error))")
         }
-        let seed = UInt64(config["seed"]?.number ?? 0)
-        var splits = try DatasetSource.load(dataset, dataDirectory: dataDirectory ?? config["data_dir"]?.string, seed: seed,
-                                            syntheticShape: model.standardImageShape,
-                                            syntheticCounts: (Int(config["limit"]?.number ?? 10_000),
-                                                              Int(config["test_limit"]?.number ?? 2_000)))
-        if let limit = testLimit ?? config["test_limit"]?.number.map(Int.init) { splits.test = splits.test.prefix(limit) }
-        let network = Models.make(model, imageShape: splits.test.imageShape, hidden: Int(hidden),
-                                  width: Int(config["width"]?.number ?? 1),
+        if let dataDirectory { config.dataDirectory = dataDirectory }
+        if let testLimit { config.testLimit = testLimit }
+        let splits = try config.loadData()
+        let network = Models.make(config.model, imageShape: splits.test.imageShape, hidden: config.hidden, width: config.width,
                                   classes: splits.test.classes, maxBatch: maxBatch)
         try SafeTensors.load(weights, into: network)
-        self.model = model; self.network = network; self.test = splits.test; self.runDirectory = directory
+        self.model = config.model; self.network = network; self.test = splits.test; self.runDirectory = directory
     }
 
     public init(model: ModelKind, network: Network, test: ImageDataset, runDirectory: String = ".") {

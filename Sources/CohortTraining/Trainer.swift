@@ -22,28 +22,6 @@ public final class Trainer {
         self.showProgress = showProgress
     }
 
-    /// Loads the data and checks that the model fits it, before anything is written.
-    func loadData() throws -> DatasetSplits {
-        var data = try DatasetSource.load(config.dataset, dataDirectory: config.dataDirectory, seed: config.seed,
-                                          syntheticShape: config.syntheticShape,
-                                          syntheticCounts: (config.limit ?? 10_000, config.testLimit ?? 2_000))
-        if let l = config.limit { data.train = data.train.prefix(l) }
-        if let l = config.testLimit { data.test = data.test.prefix(l) }
-        let train = data.train
-        if config.model.isRecurrent && train.channels != 1 {
-            throw RunError("--model \(config.model.rawValue) reads the rows of one-channel images; "
-                           + "\(config.dataset.rawValue) has \(train.channels) channels")
-        }
-        if config.model == .cnn && (train.height < 4 || train.width < 4 || train.height != train.width) {
-            throw RunError("--model cnn needs square images of at least 4x4; \(config.dataset.rawValue) has "
-                           + "\(train.height)x\(train.width)")
-        }
-        guard train.count >= config.batchSize else {
-            throw RunError("--batch-size \(config.batchSize) is larger than the \(train.count) training samples")
-        }
-        return data
-    }
-
     @discardableResult
     public func run() throws -> RunSummary {
         let comm = communicator
@@ -55,7 +33,7 @@ public final class Trainer {
                               ranksOnNode: comm.localSize)
         BLASThreads.set(plan.blasThreads)
 
-        let data = try loadData()
+        let data = try config.loadData()
         let train = data.train, test = data.test
         let replicas = ReplicaGroup(model: config.model, imageShape: train.imageShape, hidden: config.hidden, width: config.width,
                                     classes: train.classes, localBatch: localBatch, replicas: plan.replicas)

@@ -72,6 +72,28 @@ public struct TrainingConfig: Sendable {
     /// The shape synthetic images take for this model: CIFAR-like for the CNN, MNIST-like for recurrent models.
     public var syntheticShape: [Int] { model.standardImageShape }
 
+    /// Loads the data and checks that the model fits it, before anything is written.
+    public func loadData() throws -> DatasetSplits {
+        var data = try DatasetSource.load(dataset, dataDirectory: dataDirectory, seed: seed,
+                                          syntheticShape: syntheticShape,
+                                          syntheticCounts: (limit ?? 10_000, testLimit ?? 2_000))
+        if let l = limit { data.train = data.train.prefix(l) }
+        if let l = testLimit { data.test = data.test.prefix(l) }
+        let train = data.train
+        if model.isRecurrent && train.channels != 1 {
+            throw RunError("--model \(model.rawValue) reads the rows of one-channel images; "
+                           + "\(dataset.rawValue) has \(train.channels) channels")
+        }
+        if model == .cnn && (train.height < 4 || train.width < 4 || train.height != train.width) {
+            throw RunError("--model cnn needs square images of at least 4x4; \(dataset.rawValue) has "
+                           + "\(train.height)x\(train.width)")
+        }
+        guard train.count >= batchSize else {
+            throw RunError("--batch-size \(batchSize) is larger than the \(train.count) training samples")
+        }
+        return data
+    }
+
     /// The settings that decide what the run computes (the model, the data, the optimizer,
     /// the global batch, the seed), without how it is run (ranks, threads, buckets, where
     /// it writes) and without the number of epochs (which a resumed run may extend).
