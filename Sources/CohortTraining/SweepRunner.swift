@@ -71,7 +71,8 @@ public struct SweepRunner {
                 // A point stopped part-way (a failure, a signal) continues from its checkpoint.
                 var arguments = spec.arguments(for: point, runDirectory: runDirectory(point)) + runArguments
                 if !((try? Checkpoint.list(run: runDirectory(point))) ?? []).isEmpty { arguments += ["--resume", runDirectory(point)] }
-                let process = try placements[slot].start(ranks: spec.ranks, arguments: arguments)
+                let process = try placements[slot].start(ranks: spec.ranks, arguments: arguments,
+                                                         environment: try privateTemporaryDirectory(slot: slot))
                 running.append((index, process, slot, monotonicSeconds()))
             }
             // Wait for any run to end; take the ended ones out once (others may end meanwhile).
@@ -94,7 +95,25 @@ public struct SweepRunner {
             for i in ended.reversed() { running.remove(at: i) }
             free.sort()
         }
+        for slot in placements.indices where placements.count > 1 { try? FileManager.default.removeItem(atPath: temporaryBase(slot)) }
         return failed
+    }
+
+    /// Runs started at once each get a TMPDIR of their own (one per slot group): mpiruns
+    /// sharing one race for Open MPI's session directory, which a finishing job removes
+    /// while another is creating it ("mkdir ... File exists"). Nothing when runs take turns.
+    private func privateTemporaryDirectory(slot: Int) throws -> [String: String] {
+        guard placements.count > 1 else { return [:] }
+        let path = temporaryBase(slot)
+        do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
+            throw RunError("\(path): cannot create (\(error.localizedDescription))")
+        }
+        return ["TMPDIR": path]
+    }
+
+    private func temporaryBase(_ slot: Int) -> String {
+        let base = ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp"
+        return "\(base)/cohort-sweep-\(getpid())-group\(slot + 1)"
     }
 
     private func prepareDirectory() throws {
