@@ -29,9 +29,10 @@ let package = Package(
                        providers: [.apt(["libopenmpi-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
 
-        // Tensors and kernels: buffers, GEMM, im2col/col2im, pooling, elementwise, RNG.
-        .target(name: "CohortTensor", dependencies: ["CBLAS"], swiftSettings: optimize),
+        // Tensors and kernels: buffers, GEMM, convolution, pooling, elementwise, RNG.
+        .target(name: "CohortTensor", dependencies: ["CBLAS", "CDNNL"], swiftSettings: optimize),
         // Neural network: layers with forward/backward, models, loss.
         .target(name: "CohortNN", dependencies: ["CohortTensor"], swiftSettings: optimize),
         // Optimizers over flat parameter and gradient buffers.

@@ -5,24 +5,18 @@ import CohortTensor
 /// `y[n, o, i, j] = b[o] + Σ_{c,u,v} W[o, c, u, v] · x[n, c, i·s - p + u, j·s - p + v]`
 /// with `W[O, C, KH, KW]`, `b[O]`. Initialisation: `W, b ~ U(-1/√(C·KH·KW), +…)`.
 ///
-/// One sample at a time, so that its unfolded patches stay in the core's cache:
-/// `im2col` unfolds sample n of `x` into `col[C·KH·KW, OH·OW]`, then `Y_n[O, OH·OW] = W · col + b`,
-/// which is already sample n's block of the `N O OH OW` output. Backward unfolds the sample
-/// again (cheaper than keeping the whole batch's patches and reading them back from memory)
-/// and runs the same path in reverse: `dW += dY_n · colᵀ`, `dcol = Wᵀ · dY_n`, `dx_n = col2im(dcol)`.
+/// The arithmetic is `ConvolutionKernels`' (oneDNN's direct kernels), one set per batch
+/// size seen (training uses one; evaluation's last, shorter chunk another).
 public final class Conv2D: Layer {
     public let geometry: ConvGeometry
     public let outChannels: Int
     public let inputShape: Shape, outputShape: Shape
     private var weight: UnsafeMutablePointer<Float>!, bias: UnsafeMutablePointer<Float>!
     private var weightGrad: UnsafeMutablePointer<Float>!, biasGrad: UnsafeMutablePointer<Float>!
-    /// One sample's `col[C·KH·KW, OH·OW]`, and `dcol` in backward.
-    private let columns: FloatBuffer, columnGrad: FloatBuffer
     private let output: FloatBuffer, inputGrad: FloatBuffer
-    /// The input of the last forward, unfolded again in backward.
+    /// The input of the last forward, read again by backward.
     private var lastInput: UnsafePointer<Float>?
-    /// `[OH·OW]` ones: `db += dY_n · 1` is then a matrix-vector product.
-    private let ones: FloatBuffer
+    private var kernelsByBatch: [Int: ConvolutionKernels] = [:]
 
     public init(inChannels: Int, outChannels: Int, height: Int, width: Int,
                 kernel: Int, stride: Int = 1, padding: Int = 0, maxBatch: Int) {
@@ -33,10 +27,6 @@ public final class Conv2D: Layer {
         self.outChannels = outChannels
         inputShape = [inChannels, height, width]
         outputShape = [outChannels, geometry.outHeight, geometry.outWidth]
-        columns = FloatBuffer(count: geometry.patchSize * geometry.outPlane)
-        columnGrad = FloatBuffer(count: geometry.patchSize * geometry.outPlane)
-        ones = FloatBuffer(count: geometry.outPlane)
-        ones.pointer.update(repeating: 1, count: geometry.outPlane)
         output = FloatBuffer(count: maxBatch * outputShape.elementCount)
         inputGrad = FloatBuffer(count: maxBatch * inputShape.elementCount)
     }
@@ -61,48 +51,34 @@ public final class Conv2D: Layer {
         fillUniform(bias, count: outChannels, bound: bound, rng: &rng)
     }
 
+    private func kernels(batch: Int) -> ConvolutionKernels {
+        if let k = kernelsByBatch[batch] { return k }
+        let k = ConvolutionKernels(geometry: geometry, outChannels: outChannels, batch: batch)
+        kernelsByBatch[batch] = k
+        return k
+    }
+
     public func forward(_ x: UnsafePointer<Float>, batch: Int) -> UnsafePointer<Float> {
-        let plane = geometry.outPlane, inSize = inputShape.elementCount, outSize = outputShape.elementCount
-        let K = geometry.patchSize, col = columns.pointer
         lastInput = x
-        for n in 0..<batch {
-            im2col(x + n * inSize, batch: 1, geometry: geometry, into: col)
-            let y = output.pointer + n * outSize
-            for o in 0..<outChannels { (y + o * plane).update(repeating: bias[o], count: plane) }
-            sgemm(m: outChannels, n: plane, k: K, a: weight, b: col, beta: 1, c: y)
-        }
+        kernels(batch: batch).forward(x: x, weight: weight, bias: bias, y: output.pointer)
         return UnsafePointer(output.pointer)
     }
 
     /// Must follow the forward of the same batch: its input is read again.
     public func backward(_ dy: UnsafePointer<Float>, batch: Int, needsInputGradient: Bool) -> UnsafePointer<Float>? {
         guard let x = lastInput else { preconditionFailure("Conv2D.backward before forward") }
-        let plane = geometry.outPlane, inSize = inputShape.elementCount, outSize = outputShape.elementCount
-        let K = geometry.patchSize, col = columns.pointer
-        for n in 0..<batch {
-            let dyn = dy + n * outSize
-            // db[o] += Σ_i dY_n[o, i].
-            sgemm(m: outChannels, n: 1, k: plane, a: dyn, b: ones.pointer, beta: 1, c: biasGrad)
-            im2col(x + n * inSize, batch: 1, geometry: geometry, into: col)
-            sgemm(transB: true, m: outChannels, n: K, k: plane, a: dyn, b: col, beta: 1, c: weightGrad)
-            if needsInputGradient { transposeSample(dyn, into: inputGrad.pointer + n * inSize) }
-        }
-        return needsInputGradient ? UnsafePointer(inputGrad.pointer) : nil
+        let k = kernels(batch: batch)
+        k.backwardWeights(x: x, dy: dy, weightGradient: weightGrad, biasGradient: biasGrad)
+        guard needsInputGradient else { return nil }
+        k.backwardData(dy: dy, weight: weight, dx: inputGrad.pointer, reuseOutputGradient: true)
+        return UnsafePointer(inputGrad.pointer)
     }
 
     /// The transposed convolution `dx = Wᵀ ⋆ dy` alone, parameter gradients untouched: the
     /// deconvnet's filtering step (Zeiler & Fergus), and the input gradient of backward.
     /// `dy[N, O, OH, OW]` -> `[N, C, H, W]`.
     public func transposed(_ dy: UnsafePointer<Float>, batch: Int) -> UnsafePointer<Float> {
-        let inSize = inputShape.elementCount, outSize = outputShape.elementCount
-        for n in 0..<batch { transposeSample(dy + n * outSize, into: inputGrad.pointer + n * inSize) }
+        kernels(batch: batch).backwardData(dy: dy, weight: weight, dx: inputGrad.pointer)
         return UnsafePointer(inputGrad.pointer)
-    }
-
-    /// One sample: `dcol = Wᵀ · dY_n`, `dx_n = col2im(dcol)`.
-    private func transposeSample(_ dyn: UnsafePointer<Float>, into dx: UnsafeMutablePointer<Float>) {
-        sgemm(transA: true, m: geometry.patchSize, n: geometry.outPlane, k: outChannels, a: weight, b: dyn,
-              c: columnGrad.pointer)
-        col2im(columnGrad.pointer, batch: 1, geometry: geometry, into: dx)
     }
 }

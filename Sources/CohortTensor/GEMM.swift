@@ -22,19 +22,13 @@ public func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k:
                 Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc ?? n))
 }
 
-/// Threads that OpenBLAS uses for each call from this process.
-public enum BLASThreads {
-    public static func set(_ count: Int) { openblas_set_num_threads(Int32(max(1, count))) }
-    public static var current: Int { Int(openblas_get_num_threads()) }
-}
-
 /// The machine's own sgemm rate, measured on the spot: square products of `size`
 /// repeated for at least `seconds`, with `threads` BLAS threads. The limit that a
 /// model's effective GFLOP/s is compared with.
 public func measureSGEMMGFLOPs(threads: Int, size: Int = 1024, seconds: Double = 0.5) -> Double {
-    let previous = BLASThreads.current
-    BLASThreads.set(threads)
-    defer { BLASThreads.set(previous) }
+    let previous = openblas_get_num_threads()
+    openblas_set_num_threads(Int32(threads))
+    defer { openblas_set_num_threads(previous) }
     let a = FloatBuffer(count: size * size), b = FloatBuffer(count: size * size), c = FloatBuffer(count: size * size)
     for i in 0..<(size * size) { a[i] = Float(i % 7) * 0.1; b[i] = Float(i % 5) * 0.1 }
     sgemm(m: size, n: size, k: size, a: a.pointer, b: b.pointer, c: c.pointer)  // warm-up: threads, pages

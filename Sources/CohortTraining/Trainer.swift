@@ -31,7 +31,7 @@ public final class Trainer {
         // Replicas each run on one of the rank's threads; BLAS gets what is left per replica.
         let plan = ThreadPlan(threads: config.threads, replicas: config.replicas, localBatch: localBatch,
                               ranksOnNode: comm.localSize)
-        BLASThreads.set(plan.blasThreads)
+        KernelThreads.set(plan.blasThreads)
 
         let data = try config.loadData()
         let train = data.train, test = data.test
