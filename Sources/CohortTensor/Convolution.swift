@@ -179,10 +179,11 @@ public final class ConvolutionKernels {
 public enum KernelThreads {
     nonisolated(unsafe) private static var openMPCount = 0
 
-    /// Call before building models, from the main thread, before other threads run kernels.
-    public static func set(_ count: Int) {
-        openMPCount = max(1, count)
-        openblas_set_num_threads(Int32(max(1, count)))
+    /// `convolution` threads for oneDNN, `matrix` for OpenBLAS. Call before building models,
+    /// from the main thread, before other threads run kernels.
+    public static func set(convolution: Int, matrix: Int) {
+        openMPCount = max(1, convolution)
+        openblas_set_num_threads(Int32(max(1, matrix)))
     }
 
     /// oneDNN's thread count for primitives built now; 0 (OpenMP's default, every core) until `set`.

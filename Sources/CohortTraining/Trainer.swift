@@ -28,10 +28,10 @@ public final class Trainer {
         let world = comm.size, isRoot = comm.rank == 0
         try config.validate(worldSize: world)
         let globalBatch = config.batchSize, localBatch = globalBatch / world
-        // Replicas each run on one of the rank's threads; BLAS gets what is left per replica.
+        // Replicas each run on one of the rank's threads; their kernels get what is left per replica.
         let plan = ThreadPlan(threads: config.threads, replicas: config.replicas, localBatch: localBatch,
                               ranksOnNode: comm.localSize)
-        KernelThreads.set(plan.blasThreads)
+        plan.applyKernelThreads(model: config.model)
 
         let data = try config.loadData()
         let train = data.train, test = data.test
