@@ -118,10 +118,10 @@ public final class ConvolutionKernels {
     public func forward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias b: UnsafePointer<Float>,
                         y: UnsafeMutablePointer<Float>) {
         KernelThreads.applyOpenMP(threads)
-        forwardPass.run([cohort_dnnl_arg_src: source.load(x, stream),
-                         cohort_dnnl_arg_weights: forwardWeights.load(weight, stream),
-                         cohort_dnnl_arg_bias: bias.load(b, stream),
-                         cohort_dnnl_arg_dst: destination.target(y)], stream)
+        forwardPass.run((cohort_dnnl_arg_src, source.load(x, stream)),
+                        (cohort_dnnl_arg_weights, forwardWeights.load(weight, stream)),
+                        (cohort_dnnl_arg_bias, bias.load(b, stream)),
+                        (cohort_dnnl_arg_dst, destination.target(y)), on: stream)
         destination.store(stream)
     }
 
@@ -131,10 +131,10 @@ public final class ConvolutionKernels {
                                 weightGradient dW: UnsafeMutablePointer<Float>, biasGradient db: UnsafeMutablePointer<Float>) {
         KernelThreads.applyOpenMP(threads)
         let xMemory = weightsSource?.load(x, stream) ?? source.native
-        weightsPass.run([cohort_dnnl_arg_src: xMemory,
-                         cohort_dnnl_arg_diff_dst: weightsOutputGradient.load(dy, stream),
-                         cohort_dnnl_arg_diff_weights: weightGradient.target(dW),
-                         cohort_dnnl_arg_diff_bias: biasGradient.target(db)], stream)
+        weightsPass.run((cohort_dnnl_arg_src, xMemory),
+                        (cohort_dnnl_arg_diff_dst, weightsOutputGradient.load(dy, stream)),
+                        (cohort_dnnl_arg_diff_weights, weightGradient.target(dW)),
+                        (cohort_dnnl_arg_diff_bias, biasGradient.target(db)), on: stream)
         weightGradient.store(stream)
         biasGradient.store(stream)
     }
@@ -148,9 +148,9 @@ public final class ConvolutionKernels {
         dataPass = pass
         let dyMemory = pass.outputGradient?.load(dy, stream)
             ?? (reuseOutputGradient ? weightsOutputGradient.native : weightsOutputGradient.load(dy, stream))
-        pass.primitive.run([cohort_dnnl_arg_diff_dst: dyMemory,
-                            cohort_dnnl_arg_weights: pass.weights.load(weight, stream),
-                            cohort_dnnl_arg_diff_src: pass.inputGradient.target(dx)], stream)
+        pass.primitive.run((cohort_dnnl_arg_diff_dst, dyMemory),
+                           (cohort_dnnl_arg_weights, pass.weights.load(weight, stream)),
+                           (cohort_dnnl_arg_diff_src, pass.inputGradient.target(dx)), on: stream)
         pass.inputGradient.store(stream)
     }
 
@@ -228,7 +228,8 @@ private func memoryDesc(_ dims: [Int], _ tag: dnnl_format_tag_t) -> dnnl_memory_
     return md
 }
 
-/// A primitive descriptor with a user-provided scratchpad (so a step allocates nothing).
+/// A primitive descriptor whose scratchpad Cohort provides, allocated once with the primitive
+/// (by default oneDNN keeps its own, shared and grown on demand).
 private func primitiveDesc(_ op: UnsafeRawPointer, hint: dnnl_primitive_desc_t?)
     -> dnnl_primitive_desc_t {
     var attr: dnnl_primitive_attr_t?
@@ -274,12 +275,20 @@ private final class Primitive {
         storage?.deallocate()
     }
 
-    /// Runs on the calling thread (CPU streams are synchronous); no allocation.
-    func run(_ args: KeyValuePairs<Int32, dnnl_memory_t>, _ stream: dnnl_stream_t) {
-        withUnsafeTemporaryAllocation(of: dnnl_exec_arg_t.self, capacity: args.count + 1) { list in
+    typealias Argument = (index: Int32, memory: dnnl_memory_t)
+
+    /// Runs on the calling thread (CPU streams are synchronous). Up to four arguments and
+    /// the scratchpad, listed on the stack.
+    func run(_ a: Argument, _ b: Argument, _ c: Argument? = nil, _ d: Argument? = nil, on stream: dnnl_stream_t) {
+        withUnsafeTemporaryAllocation(of: dnnl_exec_arg_t.self, capacity: 5) { list in
             var n = 0
-            for (key, memory) in args { list[n] = dnnl_exec_arg_t(arg: key, memory: memory); n += 1 }
-            if let scratchpad { list[n] = dnnl_exec_arg_t(arg: cohort_dnnl_arg_scratchpad, memory: scratchpad); n += 1 }
+            func add(_ argument: Argument?) {
+                guard let argument else { return }
+                list[n] = dnnl_exec_arg_t(arg: argument.index, memory: argument.memory)
+                n += 1
+            }
+            add(a); add(b); add(c); add(d)
+            add(scratchpad.map { (cohort_dnnl_arg_scratchpad, $0) })
             dnnl(dnnl_primitive_execute(handle, stream, Int32(n), list.baseAddress), "running a primitive")
         }
     }
@@ -344,7 +353,7 @@ private final class Operand {
     /// An input: points at `pointer`, converted into the primitive's layout if needed.
     func load(_ pointer: UnsafePointer<Float>, _ stream: dnnl_stream_t) -> dnnl_memory_t {
         dnnl(dnnl_memory_set_data_handle_v2(plain, UnsafeMutableRawPointer(mutating: pointer), stream), "setting a handle")
-        reorder?.run([cohort_dnnl_arg_from: plain, cohort_dnnl_arg_to: native], stream)
+        reorder?.run((cohort_dnnl_arg_from, plain), (cohort_dnnl_arg_to, native), on: stream)
         return native
     }
 
@@ -355,6 +364,6 @@ private final class Operand {
     }
 
     func store(_ stream: dnnl_stream_t) {
-        reorder?.run([cohort_dnnl_arg_from: native, cohort_dnnl_arg_to: plain], stream)
+        reorder?.run((cohort_dnnl_arg_from, native), (cohort_dnnl_arg_to, plain), on: stream)
     }
 }

@@ -22,7 +22,7 @@ extension ThreadPlan {
     /// Gives the kernels of `model` their threads. oneDNN (convolutions) and OpenBLAS (matrix
     /// products) keep separate pools whose idle threads spin for a while after each call;
     /// with several threads each they take turns on the same cores (the CNN with 1 replica x
-    /// 2 threads: 3018 samples/s, against 4157 with OpenBLAS on one). So where convolutions do
+    /// 2 threads: 3018 samples/s, against 4125 with OpenBLAS on one). So where convolutions do
     /// the work, OpenBLAS, left with the last linear layer, runs on the calling thread alone.
     func applyKernelThreads(model: ModelKind) {
         KernelThreads.set(convolution: threadsPerReplica, matrix: model == .cnn ? 1 : threadsPerReplica)
