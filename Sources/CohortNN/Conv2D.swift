@@ -17,6 +17,9 @@ public final class Conv2D: Layer {
     /// The input of the last forward, read again by backward.
     private var lastInput: UnsafePointer<Float>?
     private var kernelsByBatch: [Int: ConvolutionKernels] = [:]
+    /// Set by `Network` when a ReLU follows: the forward writes `max(y, 0)` itself, saving the
+    /// ReLU's pass over the whole output, and backward receives the gradient the ReLU masked.
+    var rectifiesOutput = false
 
     public init(inChannels: Int, outChannels: Int, height: Int, width: Int,
                 kernel: Int, stride: Int = 1, padding: Int = 0, maxBatch: Int) {
@@ -53,7 +56,7 @@ public final class Conv2D: Layer {
 
     private func kernels(batch: Int) -> ConvolutionKernels {
         if let k = kernelsByBatch[batch] { return k }
-        let k = ConvolutionKernels(geometry: geometry, outChannels: outChannels, batch: batch)
+        let k = ConvolutionKernels(geometry: geometry, outChannels: outChannels, batch: batch, rectified: rectifiesOutput)
         kernelsByBatch[batch] = k
         return k
     }

@@ -61,10 +61,15 @@ public final class Network {
         }
         // ReLU then max-pooling: only window winners get a gradient, and the ReLU's mask at a
         // winner is [pooled output > 0], so the pooling's backward applies it and the ReLU's is a no-op.
+        // Convolution then ReLU: the convolution's kernel rectifies its own output.
         for (first, second) in zip(self.layers, self.layers.dropFirst()) {
             if let relu = first as? ReLU, let pool = second as? MaxPool2D {
                 relu.gradientMaskedByNextLayer = true
                 pool.masksReLUGradient = true
+            }
+            if let conv = first as? Conv2D, let relu = second as? ReLU {
+                conv.rectifiesOutput = true
+                relu.inputAlreadyRectified = true
             }
         }
     }

@@ -4,16 +4,29 @@ import CohortTensor
 public final class ReLU: Layer {
     public let inputShape: Shape
     public var outputShape: Shape { inputShape }
-    private let output: FloatBuffer, inputGrad: FloatBuffer
+    private let maxBatch: Int
+    /// Allocated on first use: a ReLU whose input is already rectified never needs them.
+    private lazy var output = FloatBuffer(count: maxBatch * inputShape.elementCount)
+    private lazy var inputGrad = FloatBuffer(count: maxBatch * inputShape.elementCount)
+    /// The last forward's output, read by backward for the mask.
+    private var lastOutput: UnsafePointer<Float>?
 
     public init(shape: Shape, maxBatch: Int) {
         inputShape = shape
-        output = FloatBuffer(count: maxBatch * shape.elementCount)
-        inputGrad = FloatBuffer(count: maxBatch * shape.elementCount)
+        self.maxBatch = maxBatch
     }
 
+    /// Set by `Network` when the layer before writes `max(y, 0)` itself (a convolution with the
+    /// ReLU fused in): the input is then the output, passed on unchanged.
+    var inputAlreadyRectified = false
+
     public func forward(_ x: UnsafePointer<Float>, batch: Int) -> UnsafePointer<Float> {
+        if inputAlreadyRectified {
+            lastOutput = x
+            return x
+        }
         reluForward(x, output.pointer, count: batch * inputShape.elementCount)
+        lastOutput = UnsafePointer(output.pointer)
         return UnsafePointer(output.pointer)
     }
 
@@ -23,7 +36,8 @@ public final class ReLU: Layer {
     public func backward(_ dy: UnsafePointer<Float>, batch: Int, needsInputGradient: Bool) -> UnsafePointer<Float>? {
         guard needsInputGradient else { return nil }
         if gradientMaskedByNextLayer { return dy }
-        reluBackward(dy, output: output.pointer, inputGrad.pointer, count: batch * inputShape.elementCount)
+        guard let y = lastOutput else { preconditionFailure("ReLU.backward before forward") }
+        reluBackward(dy, output: y, inputGrad.pointer, count: batch * inputShape.elementCount)
         return UnsafePointer(inputGrad.pointer)
     }
 }

@@ -58,7 +58,8 @@ public final class ConvolutionKernels {
         var forwardPD: dnnl_primitive_desc_t?
     }
 
-    public init(geometry g: ConvGeometry, outChannels: Int, batch: Int) {
+    /// `rectified`: the forward writes `max(y, 0)` (a ReLU fused into the kernel's stores).
+    public init(geometry g: ConvGeometry, outChannels: Int, batch: Int, rectified: Bool = false) {
         self.geometry = g
         self.outChannels = outChannels
         self.batch = batch
@@ -83,7 +84,7 @@ public final class ConvolutionKernels {
                                                 &d.anyX, &d.anyWeights, &d.bias, &d.anyY, d.strides, d.padding,
                                                 d.padding),
              "describing the forward convolution")
-        let forwardPD = primitiveDesc(&forward, hint: nil)
+        let forwardPD = primitiveDesc(&forward, hint: nil, rectified: rectified)
         d.forwardPD = forwardPD
         forwardPass = Primitive(forwardPD)
         source = Operand(plain: d.x, native: forwardPD.md(dnnl_query_src_md), direction: .toNative)
@@ -114,7 +115,7 @@ public final class ConvolutionKernels {
         dnnl_stream_destroy(stream)
     }
 
-    /// `y = conv(x, W) + b`, all `batch` samples.
+    /// `y = conv(x, W) + b` (or its `max(·, 0)` when built `rectified`), all `batch` samples.
     public func forward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias b: UnsafePointer<Float>,
                         y: UnsafeMutablePointer<Float>) {
         KernelThreads.applyOpenMP(threads)
@@ -229,13 +230,20 @@ private func memoryDesc(_ dims: [Int], _ tag: dnnl_format_tag_t) -> dnnl_memory_
 }
 
 /// A primitive descriptor whose scratchpad Cohort provides, allocated once with the primitive
-/// (by default oneDNN keeps its own, shared and grown on demand).
-private func primitiveDesc(_ op: UnsafeRawPointer, hint: dnnl_primitive_desc_t?)
+/// (by default oneDNN keeps its own, shared and grown on demand); `rectified` appends a ReLU.
+private func primitiveDesc(_ op: UnsafeRawPointer, hint: dnnl_primitive_desc_t?, rectified: Bool = false)
     -> dnnl_primitive_desc_t {
     var attr: dnnl_primitive_attr_t?
     dnnl(dnnl_primitive_attr_create(&attr), "creating attributes")
     defer { dnnl_primitive_attr_destroy(attr) }
     dnnl(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "setting the scratchpad mode")
+    if rectified {
+        var postOps: dnnl_post_ops_t?
+        dnnl(dnnl_post_ops_create(&postOps), "creating post-ops")
+        defer { dnnl_post_ops_destroy(postOps) }
+        dnnl(dnnl_post_ops_append_eltwise(postOps, 1, dnnl_eltwise_relu, 0, 0), "appending a ReLU")
+        dnnl(dnnl_primitive_attr_set_post_ops(attr, postOps), "setting post-ops")
+    }
     var pd: dnnl_primitive_desc_t?
     dnnl(dnnl_primitive_desc_create(&pd, op, attr, cpuEngine, hint), "choosing a convolution kernel")
     return pd!

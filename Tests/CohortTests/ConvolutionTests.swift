@@ -104,4 +104,36 @@ import Testing
         let repeated = again == four
         #expect(repeated, "a repeated forward gave other bits")
     }
+
+    /// A ReLU right after a convolution is done by the convolution's kernel: the same output
+    /// and gradients as the two layers apart (a ReLU after a pooling keeps its own pass).
+    @Test func reluFusedIntoTheConvolution() {
+        let (c, o, size, batch) = (32, 64, 8, 2)
+        func conv() -> Conv2D {
+            Conv2D(inChannels: c, outChannels: o, height: size, width: size, kernel: 5, padding: 2, maxBatch: batch)
+        }
+        let fused = Network(layers: [("conv", conv()), (nil, ReLU(shape: [o, size, size], maxBatch: batch))], maxBatch: batch)
+        let apart = Network(layers: [("conv", conv())], maxBatch: batch)
+        fused.initializeParameters(seed: 9)
+        apart.initializeParameters(seed: 9)
+        let x = randomValues(batch * c * size * size, seed: 10), dy = randomValues(batch * o * size * size, seed: 11)
+
+        let y = x.withUnsafeBufferPointer { array(fused.forward($0.baseAddress!, batch: batch), dy.count) }
+        let z = x.withUnsafeBufferPointer { array(apart.forward($0.baseAddress!, batch: batch), dy.count) }
+        #expect(y.contains(0) && y.contains { $0 > 0 })
+        let rectified = y == z.map { max($0, 0) }
+        #expect(rectified, "the fused output is not max(conv, 0)")
+
+        fused.zeroGradients()
+        apart.zeroGradients()
+        let dxFused = dy.withUnsafeBufferPointer {
+            array(fused.backward($0.baseAddress!, batch: batch, needsInputGradient: true)!, x.count)
+        }
+        let masked = zip(dy, z).map { $1 > 0 ? $0 : 0 }
+        let dxApart = masked.withUnsafeBufferPointer {
+            array(apart.backward($0.baseAddress!, batch: batch, needsInputGradient: true)!, x.count)
+        }
+        let sameGradients = dxFused == dxApart && fused.gradients.array == apart.gradients.array
+        #expect(sameGradients, "the fused layers' gradients differ from the layers' apart")
+    }
 }
