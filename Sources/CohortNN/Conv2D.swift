@@ -56,7 +56,8 @@ public final class Conv2D: Layer {
 
     private func kernels(batch: Int) -> ConvolutionKernels {
         if let k = kernelsByBatch[batch] { return k }
-        let k = ConvolutionKernels(geometry: geometry, outChannels: outChannels, batch: batch, rectified: rectifiesOutput)
+        let k = ConvolutionKernels(geometry: geometry, outChannels: outChannels, batch: batch,
+                                   rectified: rectifiesOutput)
         kernelsByBatch[batch] = k
         return k
     }

@@ -111,7 +111,7 @@ public final class ConvolutionKernels {
     }
 
     deinit {
-        descriptors.forwardPD.map { _ = dnnl_primitive_desc_destroy($0) }
+        if let pd = descriptors.forwardPD { dnnl_primitive_desc_destroy(pd) }
         dnnl_stream_destroy(stream)
     }
 
@@ -129,7 +129,8 @@ public final class ConvolutionKernels {
     /// `dW += Σ_n dy_n ⋆ x_n`, `db[o] += Σ_{n,i,j} dy[n, o, i, j]`. Must follow the forward of
     /// the same `x`, whose converted copy it reads.
     public func backwardWeights(x: UnsafePointer<Float>, dy: UnsafePointer<Float>,
-                                weightGradient dW: UnsafeMutablePointer<Float>, biasGradient db: UnsafeMutablePointer<Float>) {
+                                weightGradient dW: UnsafeMutablePointer<Float>,
+                                biasGradient db: UnsafeMutablePointer<Float>) {
         KernelThreads.applyOpenMP(threads)
         let xMemory = weightsSource?.load(x, stream) ?? source.native
         weightsPass.run((cohort_dnnl_arg_src, xMemory),
@@ -164,11 +165,12 @@ public final class ConvolutionKernels {
         let pd = primitiveDesc(&data, hint: d.forwardPD)
         defer { dnnl_primitive_desc_destroy(pd) }
         let dataY = pd.md(dnnl_query_diff_dst_md)
-        return BackwardData(primitive: Primitive(pd),
-                            weights: Operand(plain: d.weights, native: pd.md(dnnl_query_weights_md), direction: .toNative),
-                            outputGradient: sameLayout(dataY, weightsOutputGradient.nativeDesc)
-                                ? nil : Operand(plain: d.y, native: dataY, direction: .toNative),
-                            inputGradient: Operand(plain: d.x, native: pd.md(dnnl_query_diff_src_md), direction: .toPlain))
+        let weights = Operand(plain: d.weights, native: pd.md(dnnl_query_weights_md), direction: .toNative)
+        let outputGradient = sameLayout(dataY, weightsOutputGradient.nativeDesc)
+            ? nil : Operand(plain: d.y, native: dataY, direction: .toNative)
+        let inputGradient = Operand(plain: d.x, native: pd.md(dnnl_query_diff_src_md), direction: .toPlain)
+        return BackwardData(primitive: Primitive(pd), weights: weights, outputGradient: outputGradient,
+                            inputGradient: inputGradient)
     }
 }
 
@@ -360,7 +362,8 @@ private final class Operand {
 
     /// An input: points at `pointer`, converted into the primitive's layout if needed.
     func load(_ pointer: UnsafePointer<Float>, _ stream: dnnl_stream_t) -> dnnl_memory_t {
-        dnnl(dnnl_memory_set_data_handle_v2(plain, UnsafeMutableRawPointer(mutating: pointer), stream), "setting a handle")
+        dnnl(dnnl_memory_set_data_handle_v2(plain, UnsafeMutableRawPointer(mutating: pointer), stream),
+             "setting a handle")
         reorder?.run((cohort_dnnl_arg_from, plain), (cohort_dnnl_arg_to, native), on: stream)
         return native
     }

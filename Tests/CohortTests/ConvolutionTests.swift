@@ -112,7 +112,8 @@ import Testing
         func conv() -> Conv2D {
             Conv2D(inChannels: c, outChannels: o, height: size, width: size, kernel: 5, padding: 2, maxBatch: batch)
         }
-        let fused = Network(layers: [("conv", conv()), (nil, ReLU(shape: [o, size, size], maxBatch: batch))], maxBatch: batch)
+        let fused = Network(layers: [("conv", conv()), (nil, ReLU(shape: [o, size, size], maxBatch: batch))],
+                            maxBatch: batch)
         let apart = Network(layers: [("conv", conv())], maxBatch: batch)
         fused.initializeParameters(seed: 9)
         apart.initializeParameters(seed: 9)
