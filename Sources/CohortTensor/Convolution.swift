@@ -198,7 +198,7 @@ public enum KernelThreads {
 
     /// OpenMP's `omp_set_num_threads`, from the libgomp that libdnnl loads (looked up at run
     /// time so that linking needs no OpenMP development files).
-    nonisolated(unsafe) private static let ompSetNumThreads: (@convention(c) (Int32) -> Void)? = {
+    private static let ompSetNumThreads: (@convention(c) (Int32) -> Void)? = {
         guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "omp_set_num_threads") else { return nil }
         return unsafeBitCast(symbol, to: (@convention(c) (Int32) -> Void).self)
     }()

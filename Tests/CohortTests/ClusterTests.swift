@@ -94,13 +94,13 @@ import Testing
 
     @Test func hostfilesAndSlotGroups() throws {
         let path = "\(scratch.path)/hosts"
-        FileManager.default.createFile(atPath: path, contents: Data("# nodes\nnode1 slots=3\nnode2  slots=2 # two\n\nnode3\n".utf8))
+        try Data("# nodes\nnode1 slots=3\nnode2  slots=2 # two\n\nnode3\n".utf8).write(to: URL(fileURLWithPath: path))
         let hostfile = try Hostfile(path: path)
         #expect(hostfile.hosts.map(\.host) == ["node1", "node2", "node3"] && hostfile.hosts.map(\.slots) == [3, 2, 1])
         let groups = hostfile.groups(of: 2).map { $0.map { "\($0.host):\($0.slots)" } }
         #expect(groups == [["node1:2"], ["node1:1", "node2:1"], ["node2:1", "node3:1"]])
         #expect(hostfile.groups(of: 4).count == 1 && hostfile.groups(of: 7).isEmpty)
-        FileManager.default.createFile(atPath: path, contents: Data("node1 slots=two\n".utf8))
+        try Data("node1 slots=two\n".utf8).write(to: URL(fileURLWithPath: path))
         #expect(throws: SettingsError.self) { try Hostfile(path: path) }
     }
 
