@@ -43,7 +43,7 @@ public enum CellKind: String, CaseIterable, Sendable {
 /// `bias_ih_l0[G·H]`, `bias_hh_l0[G·H]`, all initialised `U(-1/√H, 1/√H)`.
 ///
 /// Forward projects the inputs of all steps in one GEMM (`XW[N·T, G·H]`), then runs one
-/// `[N, H] × [H, G·H]` GEMM per step. Backward walks the saved steps in reverse, and
+/// `[N, H] × [H, G·H]` product per step (`MatrixProductKernel`, `W_hh` converted once). Backward walks the saved steps in reverse, and
 /// gathers the weight gradients of all steps in one GEMM each.
 public final class Recurrent: Layer {
     public let kind: CellKind
@@ -68,6 +68,10 @@ public final class Recurrent: Layer {
     private let hiddenProjectionGrad: FloatBuffer  // dHW[T, N, G·H]
     private let hiddenGradA: FloatBuffer, hiddenGradB: FloatBuffer  // dh ping-pong, [N, H]
     private let output: FloatBuffer, inputGrad: FloatBuffer
+    /// The per-step products with `W_hh`, on kernels that convert `W_hh` once per pass instead
+    /// of once per step: forward `HW += h_{t-1} · W_hhᵀ`, backward `dh_{t-1} += dHW_t · W_hh`.
+    /// One pair per batch size seen.
+    private var stepProducts: [Int: (forward: MatrixProductKernel, backward: MatrixProductKernel)] = [:]
 
     /// `inputShape` may be e.g. `[1, 28, 28]` (an image read row by row): `T·I` elements per sample.
     public init(kind: CellKind, inputSize: Int, hidden: Int, steps: Int, maxBatch: Int, inputShape: Shape? = nil) {
@@ -114,6 +118,14 @@ public final class Recurrent: Layer {
         return UnsafePointer(hiddenStates.pointer + t * batch * hidden)
     }
 
+    private func products(batch: Int) -> (forward: MatrixProductKernel, backward: MatrixProductKernel) {
+        if let p = stepProducts[batch] { return p }
+        let p = (forward: MatrixProductKernel(m: batch, k: hidden, n: gates, transposedB: true),
+                 backward: MatrixProductKernel(m: batch, k: gates, n: hidden, transposedB: false))
+        stepProducts[batch] = p
+        return p
+    }
+
     public func forward(_ x: UnsafePointer<Float>, batch: Int) -> UnsafePointer<Float> {
         input = x
         let g = gates, nh = batch * hidden
@@ -121,10 +133,12 @@ public final class Recurrent: Layer {
         for r in 0..<(batch * steps) { (xw + r * g).update(from: biasIH, count: g) }
         sgemm(transB: true, m: batch * steps, n: g, k: inputSize, a: x, b: weightIH, beta: 1, c: xw)
         hs.update(repeating: 0, count: nh)
+        let product = products(batch: batch).forward
+        product.prepare(b: weightHH)
         for t in 0..<steps {
             for n in 0..<batch { (hw + n * g).update(from: biasHH, count: g) }
             if t > 0 {
-                sgemm(transB: true, m: batch, n: g, k: hidden, a: hs + t * nh, b: weightHH, beta: 1, c: hw)
+                product.multiplyAdd(a: hs + t * nh, c: hw)
             }
             cell.forwardStep(t: t, batch: batch, xw: xw + t * g, xwStride: steps * g, hw: hw,
                              hPrevious: hs + t * nh, h: hs + (t + 1) * nh)
@@ -140,13 +154,15 @@ public final class Recurrent: Layer {
         var dh = hiddenGradA.pointer, dhPrevious = hiddenGradB.pointer
         dh.update(from: dy, count: nh)
         cell.beginBackward(batch: batch)
+        let product = products(batch: batch).backward
+        product.prepare(b: weightHH)
         for t in stride(from: steps - 1, through: 0, by: -1) {
             let dhwStep = dhw + t * batch * g
             cell.backwardStep(t: t, batch: batch, dh: dh, hPrevious: hs + t * nh, h: hs + (t + 1) * nh,
                               dxw: dxw + t * g, xwStride: steps * g, dhw: dhwStep, dhPrevious: dhPrevious)
             if t > 0 {
                 // dL/dh_{t-1} += dHW_t · W_hh
-                sgemm(m: batch, n: hidden, k: g, a: dhwStep, b: weightHH, beta: 1, c: dhPrevious)
+                product.multiplyAdd(a: dhwStep, c: dhPrevious)
             }
             swap(&dh, &dhPrevious)
         }

@@ -103,7 +103,7 @@ public final class BenchmarkRunner {
         let localBatch = settings.batchSize / world
         let plan = ThreadPlan(threads: settings.threads, replicas: settings.replicas, localBatch: localBatch,
                               ranksOnNode: comm.localSize)
-        plan.applyKernelThreads(model: settings.model)
+        KernelThreads.set(plan.threadsPerReplica)
         let data = Synthetic.make(shape: settings.imageShape, count: settings.batchSize * 4, seed: 0, split: 0)
         let replicas = ReplicaGroup(model: settings.model, imageShape: settings.imageShape, hidden: settings.hidden,
                                     width: settings.width,

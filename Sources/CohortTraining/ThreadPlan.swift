@@ -1,5 +1,4 @@
 import CohortNN
-import CohortTensor
 import Foundation
 
 /// How one rank uses its threads: `threads` in all, as `replicas` model replicas that
@@ -19,15 +18,6 @@ struct ThreadPlan {
 }
 
 extension ThreadPlan {
-    /// Gives the kernels of `model` their threads. oneDNN (convolutions) and OpenBLAS (matrix
-    /// products) keep separate pools whose idle threads spin for a while after each call;
-    /// with several threads each they take turns on the same cores (the CNN with 1 replica x
-    /// 2 threads: 3018 samples/s, against 4125 with OpenBLAS on one). So where convolutions do
-    /// the work, OpenBLAS, left with the last linear layer, runs on the calling thread alone.
-    func applyKernelThreads(model: ModelKind) {
-        KernelThreads.set(convolution: threadsPerReplica, matrix: model == .cnn ? 1 : threadsPerReplica)
-    }
-
     /// Checks that `batchSize` splits into equal slices over `worldSize` ranks and, if
     /// given, over `replicas` per rank.
     static func checkBatchSplit(batchSize: Int, worldSize: Int, replicas: Int?) throws {

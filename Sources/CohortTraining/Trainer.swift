@@ -31,7 +31,7 @@ public final class Trainer {
         // Replicas each run on one of the rank's threads; their kernels get what is left per replica.
         let plan = ThreadPlan(threads: config.threads, replicas: config.replicas, localBatch: localBatch,
                               ranksOnNode: comm.localSize)
-        plan.applyKernelThreads(model: config.model)
+        KernelThreads.set(plan.threadsPerReplica)
 
         let data = try config.loadData()
         let train = data.train, test = data.test

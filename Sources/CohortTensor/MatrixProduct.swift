@@ -1,0 +1,57 @@
+import CDNNL
+
+/// `C[M, N] += A[M, K] · B[K, N]`, row-major, for a fixed shape and a `B` that stays the same
+/// over many products: a recurrent layer's `W_hh` over the steps of one sequence. `prepare`
+/// converts B once into the blocked layout of oneDNN's brgemm kernel; each `multiplyAdd` then
+/// reads A and C where they are. OpenBLAS packs B again on every call, which for the
+/// recurrent models' `[32, 128] × [128, 512]` step costs as much as the product: measured on
+/// one AVX-512 core, 16 µs per product here against 25-27 µs for `cblas_sgemm`.
+///
+/// One instance per layer, shape and replica, used by one thread at a time; deterministic.
+public final class MatrixProductKernel {
+    public let m: Int, k: Int, n: Int
+    private let threads: Int
+    private let stream: dnnl_stream_t
+    private let product: Primitive
+    private let a: Operand, b: Operand, c: Operand
+    /// B in the kernel's layout, valid after `prepare`.
+    private var preparedB: dnnl_memory_t?
+
+    /// `transposedB`: B is stored as its transpose, `[N, K]` row-major (PyTorch's `weight[out, in]`).
+    public init(m: Int, k: Int, n: Int, transposedB: Bool) {
+        self.m = m; self.k = k; self.n = n
+        threads = KernelThreads.openMPThreads
+        KernelThreads.applyOpenMP(threads)
+        var s: dnnl_stream_t?
+        dnnl(dnnl_stream_create(&s, cpuEngine, dnnl_stream_default_flags.rawValue), "creating a stream")
+        stream = s!
+        var aDesc = memoryDesc([m, k], dnnl_ab), cDesc = memoryDesc([m, n], dnnl_ab)
+        let bDesc = memoryDesc([k, n], transposedB ? dnnl_ba : dnnl_ab)
+        var anyB = memoryDesc([k, n], dnnl_format_tag_any)
+        var description = dnnl_matmul_desc_t()
+        dnnl(dnnl_matmul_desc_init(&description, &aDesc, &anyB, nil, &cDesc), "describing a matrix product")
+        let pd = primitiveDesc(&description, hint: nil, accumulate: true)
+        defer { dnnl_primitive_desc_destroy(pd) }
+        product = Primitive(pd)
+        a = Operand(plain: aDesc, native: pd.md(dnnl_query_src_md), direction: .toNative)
+        b = Operand(plain: bDesc, native: pd.md(dnnl_query_weights_md), direction: .toNative)
+        c = Operand(plain: cDesc, native: pd.md(dnnl_query_dst_md), direction: .toPlain)
+    }
+
+    deinit { dnnl_stream_destroy(stream) }
+
+    /// Converts `b` for the products that follow; call again whenever B changes.
+    public func prepare(b pointer: UnsafePointer<Float>) {
+        KernelThreads.applyOpenMP(threads)
+        preparedB = b.load(pointer, stream)
+    }
+
+    /// `C += A · B` with the B of the last `prepare`.
+    public func multiplyAdd(a x: UnsafePointer<Float>, c y: UnsafeMutablePointer<Float>) {
+        guard let preparedB else { preconditionFailure("MatrixProductKernel.multiplyAdd before prepare") }
+        KernelThreads.applyOpenMP(threads)
+        product.run((cohort_dnnl_arg_src, a.load(x, stream)), (cohort_dnnl_arg_weights, preparedB),
+                    (cohort_dnnl_arg_dst, c.target(y)), on: stream)
+        c.store(stream)
+    }
+}
