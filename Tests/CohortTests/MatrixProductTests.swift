@@ -20,20 +20,14 @@ import Testing
         }
         let kernel = MatrixProductKernel(m: m, k: k, n: n, transposedB: transposedB)
         var result = c
-        b.withUnsafeBufferPointer { kernel.prepare(b: $0.baseAddress!) }
-        multiplyAdd(kernel, a, &result)
-        let first = expected(b, c)
-        let worst = zip(result, first).map { abs(Double($0) - $1) }.max()!
-        #expect(worst <= 1e-5 * Double(k), "C += A·B off by \(worst)")
-
-        // A changed B takes effect after prepare, and the product adds to what C holds.
-        let b2 = b.map { $0 * 0.5 + 0.25 }
-        let before = result
-        b2.withUnsafeBufferPointer { kernel.prepare(b: $0.baseAddress!) }
-        multiplyAdd(kernel, a, &result)
-        let second = expected(b2, before)
-        let worstAgain = zip(result, second).map { abs(Double($0) - $1) }.max()!
-        #expect(worstAgain <= 1e-5 * Double(k), "after prepare with a new B, off by \(worstAgain)")
+        // The second round: a changed B takes effect after prepare, and the product adds to what C holds.
+        for (round, bValues) in [b, b.map { $0 * 0.5 + 0.25 }].enumerated() {
+            let start = result
+            bValues.withUnsafeBufferPointer { kernel.prepare(b: $0.baseAddress!) }
+            multiplyAdd(kernel, a, &result)
+            let worst = zip(result, expected(bValues, start)).map { abs(Double($0) - $1) }.max()!
+            #expect(worst <= 1e-5 * Double(k), "round \(round + 1): C += A·B off by \(worst)")
+        }
     }
 
     func multiplyAdd(_ kernel: MatrixProductKernel, _ a: [Float], _ c: inout [Float]) {
