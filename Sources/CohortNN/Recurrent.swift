@@ -43,8 +43,9 @@ public enum CellKind: String, CaseIterable, Sendable {
 /// `bias_ih_l0[G·H]`, `bias_hh_l0[G·H]`, all initialised `U(-1/√H, 1/√H)`.
 ///
 /// Forward projects the inputs of all steps in one GEMM (`XW[N·T, G·H]`), then runs one
-/// `[N, H] × [H, G·H]` product per step (`MatrixProductKernel`, `W_hh` converted once). Backward walks the saved steps in reverse, and
-/// gathers the weight gradients of all steps in one GEMM each.
+/// `[N, H] × [H, G·H]` product per step (`MatrixProductKernel`, `W_hh` converted once).
+/// Backward walks the saved steps in reverse, and gathers the weight gradients of all
+/// steps in one GEMM each.
 public final class Recurrent: Layer {
     public let kind: CellKind
     public let inputSize: Int, hidden: Int, steps: Int
