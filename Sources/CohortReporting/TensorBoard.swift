@@ -1,5 +1,10 @@
 import Foundation
 
+/// This machine's host name up to its first dot, looked up once: with the process id it
+/// makes file names that writers on other nodes of a shared file system never share.
+public let shortHostName: String =
+    ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "host"
+
 /// Scalars in TensorBoard's event-file format, as `torch.utils.tensorboard.SummaryWriter`
 /// writes them: a file `events.out.tfevents.<seconds>.<host>` of records, each
 /// `[length: u64 LE][masked CRC-32C of length: u32 LE][data][masked CRC-32C of data: u32 LE]`,
@@ -11,8 +16,7 @@ public final class TensorBoardWriter {
 
     /// Creates a new event file in `directory` (a resumed run adds a file; TensorBoard reads them all).
     public init(directory: String, wallTime: Double = Date().timeIntervalSince1970) throws {
-        let host = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "host"
-        path = "\(directory)/events.out.tfevents.\(Int(wallTime)).\(host).\(getpid())"
+        path = "\(directory)/events.out.tfevents.\(Int(wallTime)).\(shortHostName).\(getpid())"
         guard FileManager.default.createFile(atPath: path, contents: nil), let handle = FileHandle(forWritingAtPath: path) else {
             throw CocoaError(.fileWriteNoPermission, userInfo: [NSFilePathErrorKey: path])
         }

@@ -75,12 +75,12 @@ public enum Checkpoint {
             throw RunError("\(final): cannot move the checkpoint into place (\(String(cString: strerror(errno))))")
         }
         syncDirectory(root)
-        for old in (try? list(run: run).dropFirst(keep)) ?? [] { try? files.removeItem(atPath: "\(root)/\(old)") }
+        for old in list(run: run).dropFirst(keep) { try? files.removeItem(atPath: "\(root)/\(old)") }
         return final
     }
 
-    /// Checkpoint directory names of `run`, newest first.
-    static func list(run: String) throws -> [String] {
+    /// Checkpoint directory names of `run`, newest first (none when it has no checkpoint directory).
+    static func list(run: String) -> [String] {
         let root = directory(run: run)
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: root) else { return [] }
         return names.filter { $0.hasPrefix("step-") }.sorted(by: >)
@@ -99,7 +99,7 @@ public enum Checkpoint {
     /// The newest checkpoint of `run` that verifies; damaged ones are reported through
     /// `warn` and passed over. Throws if there is none.
     public static func latest(run: String, warn: (String) -> Void) throws -> Loaded {
-        let names = try list(run: run)
+        let names = list(run: run)
         guard !names.isEmpty else { throw RunError("\(directory(run: run)): no checkpoint to resume from") }
         for name in names {
             let path = "\(directory(run: run))/\(name)"
@@ -141,8 +141,8 @@ public enum Checkpoint {
         position.skippedInEpoch = Int(state["skipped_in_epoch"]?.number ?? 0)
         position.stepsPerEpoch = Int(state["steps_per_epoch"]?.number ?? 0)
         return Loaded(path: path, position: position, settings: settings, worldSize: Int(worldSize),
-                      parameters: try SafeTensors.read("\(path)/model.safetensors"),
-                      optimizerState: try SafeTensors.read("\(path)/optimizer.safetensors"))
+                      parameters: try SafeTensors.decode(modelData, path: "\(path)/model.safetensors"),
+                      optimizerState: try SafeTensors.decode(optimizerData, path: "\(path)/optimizer.safetensors"))
     }
 
     static func encodeOptimizer(_ optimizer: Optimizer, count: Int) -> Data {

@@ -1,3 +1,4 @@
+import CohortReporting
 import Foundation
 
 /// A JSON value with ordered object keys, so files Cohort writes read the same every
@@ -69,8 +70,7 @@ extension JSON: ExpressibleByStringLiteral, ExpressibleByFloatLiteral, Expressib
 public func writeAtomically(_ contents: Data, to path: String) throws {
     let directory = (path as NSString).deletingLastPathComponent
     // Host and process in the name: writers on other nodes of a shared file system never meet.
-    let host = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "host"
-    let temporary = "\(directory.isEmpty ? "." : directory)/.\((path as NSString).lastPathComponent).tmp-\(host)-\(getpid())"
+    let temporary = "\(directory.isEmpty ? "." : directory)/.\((path as NSString).lastPathComponent).tmp-\(shortHostName)-\(getpid())"
     guard FileManager.default.createFile(atPath: temporary, contents: nil) else {
         throw RunError("\(path): cannot write (\(String(cString: strerror(errno))))")
     }

@@ -42,7 +42,7 @@ public struct RunDirectory {
                            + "\(settings.serialized()). Choose another --out, or give the same settings"
                            + (resume ? "" : " (and --resume to continue it)"))
         }
-        if !resume, !((try? Checkpoint.list(run: path)) ?? []).isEmpty {
+        if !resume, !Checkpoint.list(run: path).isEmpty {
             throw RunError("--out \(path) has checkpoints of a run with these settings: add --resume to continue it, "
                            + "or remove \(Checkpoint.directory(run: path)) to start afresh")
         }

@@ -47,6 +47,11 @@ public enum SafeTensors {
     /// against the file: a truncated or malformed file is a `RunError` naming it.
     public static func read(_ path: String) throws -> [String: Tensor] {
         guard let data = FileManager.default.contents(atPath: path) else { throw RunError("\(path): cannot read the file") }
+        return try decode(data, path: path)
+    }
+
+    /// The tensors of a safetensors file already in memory (`path` names it in errors).
+    public static func decode(_ data: Data, path: String) throws -> [String: Tensor] {
         let bytes = [UInt8](data)
         guard bytes.count >= 8 else { throw RunError("\(path): too short for a safetensors header") }
         var headerLength: UInt64 = 0
@@ -83,14 +88,20 @@ public enum SafeTensors {
     /// Copies tensors read from `path` into `network`'s parameters; names and shapes must match exactly.
     public static func load(_ path: String, into network: Network) throws {
         let tensors = try read(path)
+        try assign(tensors, to: network, source: path)
+        let extra = Set(tensors.keys).subtracting(network.tensors.map(\.name))
+        guard extra.isEmpty else { throw RunError("\(path): tensors \(extra.sorted()) do not belong to this model") }
+    }
+
+    /// Copies every tensor of `network` from `tensors` (read from `source`, which errors name),
+    /// each of which must be there in the network's shape.
+    public static func assign(_ tensors: [String: Tensor], to network: Network, source: String) throws {
         for t in network.tensors {
-            guard let saved = tensors[t.name] else { throw RunError("\(path): no tensor \(t.name) for this model") }
+            guard let saved = tensors[t.name] else { throw RunError("\(source): no tensor \(t.name) for this model") }
             guard saved.shape == t.shape else {
-                throw RunError("\(path): tensor \(t.name) has shape \(saved.shape), the model needs \(t.shape)")
+                throw RunError("\(source): tensor \(t.name) has shape \(saved.shape), the model needs \(t.shape)")
             }
             (network.parameters.pointer + t.offset).update(from: saved.values, count: t.count)
         }
-        let extra = Set(tensors.keys).subtracting(network.tensors.map(\.name))
-        guard extra.isEmpty else { throw RunError("\(path): tensors \(extra.sorted()) do not belong to this model") }
     }
 }

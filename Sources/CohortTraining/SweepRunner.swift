@@ -70,7 +70,7 @@ public struct SweepRunner {
                 log("sweep: point \(index + 1)/\(points.count): \(point.label) (\(spec.ranks) rank(s)\(place))\(eta)")
                 // A point stopped part-way (a failure, a signal) continues from its checkpoint.
                 var arguments = spec.arguments(for: point, runDirectory: runDirectory(point)) + runArguments
-                if !((try? Checkpoint.list(run: runDirectory(point))) ?? []).isEmpty { arguments += ["--resume", runDirectory(point)] }
+                if !Checkpoint.list(run: runDirectory(point)).isEmpty { arguments += ["--resume", runDirectory(point)] }
                 let process = try placements[slot].start(ranks: spec.ranks, arguments: arguments,
                                                          environment: try privateTemporaryDirectory(slot: slot))
                 running.append((index, process, slot, monotonicSeconds()))

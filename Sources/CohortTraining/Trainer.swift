@@ -60,21 +60,13 @@ public final class Trainer {
                 directory = try RunDirectory(path: config.outputDirectory, settings: config.settingsJSON, resume: config.resume)
                 if config.resume {
                     loaded = try Checkpoint.latest(run: directory.path) { progress.notice("cohort: \($0)") }
-                    try loaded.map { try checkResumable($0, network: network, optimizer: optimizer, stepsPerEpoch: steps) }
+                    try loaded.map { try restore($0, network: network, optimizer: optimizer, stepsPerEpoch: steps) }
                 }
             } catch let error as RunError {
                 throw RunRefused(error.description)
             }
             try directory.writeConfig(config.json(worldSize: world, plan: plan))
             runDirectory = directory
-        }
-        if let loaded {
-            for t in network.tensors {
-                (network.parameters.pointer + t.offset).update(from: loaded.parameters[t.name]!.values, count: t.count)
-            }
-            for (name, buffer) in optimizer.stateTensors {
-                buffer.pointer.update(from: loaded.optimizerState[name]!.values, count: network.parameterCount)
-            }
         }
         // Ranks start identical whatever they computed: rank 0's parameters (and optimizer state) win.
         try comm.broadcast(network.parameters.pointer, count: network.parameterCount, root: 0)
@@ -148,7 +140,7 @@ public final class Trainer {
                 try comm.allreduceSum(stepFlags.pointer, count: 2)
                 if stepFlags.pointer[1] > 0 {
                     guard config.onNonFinite == .skip else {
-                        let last = (try? Checkpoint.list(run: config.outputDirectory))?.first
+                        let last = Checkpoint.list(run: config.outputDirectory).first
                         throw TrainingStopped("non-finite loss or gradients at epoch \(epoch + 1), step \(step + 1) "
                                               + "(lr \(config.learningRate)); the run stops here, "
                                               + (last.map { "its last good checkpoint is \(Checkpoint.directory(run: config.outputDirectory))/\($0)" }
@@ -225,15 +217,14 @@ public final class Trainer {
     }
 
     /// A checkpoint continues this run only if it was made with the same settings, and
-    /// holds every tensor of this model and optimizer in its shape.
-    func checkResumable(_ loaded: Checkpoint.Loaded, network: Network, optimizer: Optimizer, stepsPerEpoch: Int) throws {
+    /// holds every tensor of this model and optimizer in its shape; rank 0 then takes its
+    /// parameters and optimizer state (every rank gets them by broadcast).
+    func restore(_ loaded: Checkpoint.Loaded, network: Network, optimizer: Optimizer, stepsPerEpoch: Int) throws {
         guard loaded.position.stepsPerEpoch == stepsPerEpoch else {
             throw RunError("\(loaded.path) has \(loaded.position.stepsPerEpoch) steps per epoch, this run's data gives "
                            + "\(stepsPerEpoch): not the same training set")
         }
-        for t in network.tensors where loaded.parameters[t.name]?.shape != t.shape {
-            throw RunError("\(loaded.path): no tensor \(t.name) of shape \(t.shape) for this model")
-        }
+        try SafeTensors.assign(loaded.parameters, to: network, source: loaded.path)
         for (name, _) in optimizer.stateTensors where loaded.optimizerState[name]?.values.count != network.parameterCount {
             throw RunError("\(loaded.path): no optimizer state \(name) for \(network.parameterCount) parameters")
         }
@@ -244,6 +235,9 @@ public final class Trainer {
         let p = loaded.position
         guard p.epoch < config.epochs || (p.epoch == config.epochs && p.step == 0) else {
             throw RunError("\(loaded.path) is at epoch \(p.epoch + 1), step \(p.step): past --epochs \(config.epochs)")
+        }
+        for (name, buffer) in optimizer.stateTensors {
+            buffer.pointer.update(from: loaded.optimizerState[name]!.values, count: network.parameterCount)
         }
     }
 

@@ -42,7 +42,7 @@ import Testing
         let out = "\(scratch.path)/killed"
         let job = try BackgroundProcess(try mpirun(2, arguments(out)), environment: Self.environment)
         // Mid-epoch: once the first checkpoint exists, kill rank 1 outright.
-        try waitFor("a checkpoint") { !((try? Checkpoint.list(run: out)) ?? []).isEmpty }
+        try waitFor("a checkpoint") { !Checkpoint.list(run: out).isEmpty }
         let rank1 = try #require(job.descendant(withEnvironment: "OMPI_COMM_WORLD_RANK=1"), "rank 1 not found")
         let processes = job.liveDescendants()
         #expect(processes.count >= 2, "the ranks (and any orted) below mpirun: \(processes)")
@@ -84,7 +84,7 @@ import Testing
             // only when a rank got the signal.)
             if target != "mpirun" { #expect(job.stderr.contains("stopped by a signal at epoch"), "\(target): \(job.stderr)") }
             // The newest checkpoint is the one written at the signal: mid-epoch (20 steps an epoch).
-            let newest = try Checkpoint.load("\(Checkpoint.directory(run: out))/\(try #require(try Checkpoint.list(run: out).first))")
+            let newest = try Checkpoint.load("\(Checkpoint.directory(run: out))/\(try #require(Checkpoint.list(run: out).first))")
             #expect(newest.position.step > 0, "\(target): no checkpoint at the signal")
             let resumed = try mpirun(2, ["train", "--resume", out, "--quiet"])
             let result = try runProcess(resumed[0], Array(resumed.dropFirst()), environment: Self.environment)
@@ -98,7 +98,7 @@ import Testing
         let run = "\(scratch.path)/damaged"
         let short = arguments(run).map { $0 == "8" ? "2" : $0 }
         #expect(try CommandLineTests.run(short).status == 0)
-        let names = try Checkpoint.list(run: run)
+        let names = Checkpoint.list(run: run)
         #expect(names == ["step-000000040", "step-000000035"])
         let newest = "\(Checkpoint.directory(run: run))/\(names[0])", older = "\(Checkpoint.directory(run: run))/\(names[1])"
         #expect(try Checkpoint.load(newest).position.epoch == 2)
@@ -115,7 +115,7 @@ import Testing
         // The damaged one is moved aside, out of the newest two the run keeps.
         let root = Checkpoint.directory(run: run)
         #expect(FileManager.default.fileExists(atPath: "\(root)/damaged-step-000000040"))
-        #expect(try Checkpoint.list(run: run) == ["step-000000035"])
+        #expect(Checkpoint.list(run: run) == ["step-000000035"])
 
         // Cut short: refused too, and with nothing left, resume has nothing to start from.
         let optimizer = try Data(contentsOf: URL(fileURLWithPath: "\(older)/optimizer.safetensors"))
@@ -143,7 +143,7 @@ import Testing
         #expect(try CommandLineTests.run(short(reference)).status == 0)
         // Stop after 2 epochs, damage the newest checkpoint, resume to 3 epochs.
         #expect(try CommandLineTests.run(short(run).map { $0 == "3" ? "2" : $0 }).status == 0)
-        let newest = "\(Checkpoint.directory(run: run))/\(try Checkpoint.list(run: run)[0])"
+        let newest = "\(Checkpoint.directory(run: run))/\(Checkpoint.list(run: run)[0])"
         try Data("{}".utf8).write(to: URL(fileURLWithPath: "\(newest)/state.json"))
         let result = try CommandLineTests.run(["train", "--resume", run, "--epochs", "3", "--quiet"])
         #expect(result.status == 0, "\(result.stderr)")
@@ -172,7 +172,7 @@ import Testing
         #expect(try CommandLineTests.run(sgd(run, 1)).status == 0)
         // Keep only the mid-epoch checkpoint (step 14 of 20), as if the run had stopped there.
         try FileManager.default.removeItem(atPath: "\(Checkpoint.directory(run: run))/step-000000020")
-        #expect(try Checkpoint.list(run: run) == ["step-000000014"])
+        #expect(Checkpoint.list(run: run) == ["step-000000014"])
         let resumed = try mpirun(2, ["train", "--resume", run, "--epochs", "2", "--quiet"])
         let result = try runProcess(resumed[0], Array(resumed.dropFirst()), environment: Self.environment)
         #expect(result.status == 0, "\(result.stderr)")
@@ -191,7 +191,7 @@ import Testing
         let out = "\(scratch.path)/restarted"
         let job = try BackgroundProcess(["/bin/bash", script, "-n", "2", "--restarts", "1"] + Array(arguments(out).dropFirst()),
                                         environment: environment)
-        try waitFor("a checkpoint") { !((try? Checkpoint.list(run: out)) ?? []).isEmpty }
+        try waitFor("a checkpoint") { !Checkpoint.list(run: out).isEmpty }
         let rank1 = try #require(job.descendant(withEnvironment: "OMPI_COMM_WORLD_RANK=1"), "rank 1 not found")
         kill(rank1, SIGKILL)
         #expect(job.wait(timeout: 300) == 0, "\(job.stderr)")
