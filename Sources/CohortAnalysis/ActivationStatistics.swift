@@ -33,7 +33,7 @@ public enum ActivationStatistics {
         let reluLayers = network.layers.indices.filter { network.layers[$0] is ReLU }
         guard let last = reluLayers.last else { return [] }
         var moments = [Int: RunningMoments]()
-        forEachBatch(of: data, network: network) { _, n, x, _ in
+        forEachBatch(of: data, network: network) { _, n, x in
             _ = network.forward(x, batch: n, through: last) { i, output in
                 guard reluLayers.contains(i) else { return }
                 moments[i, default: RunningMoments()].add(output, count: n * network.layers[i].outputShape.elementCount)
@@ -47,7 +47,7 @@ public enum ActivationStatistics {
         guard let index = network.layers.firstIndex(where: { $0 is Recurrent }),
               let recurrent = network.layers[index] as? Recurrent else { return [] }
         var moments = [RunningMoments](repeating: RunningMoments(), count: recurrent.steps)
-        forEachBatch(of: data, network: network) { _, n, x, _ in
+        forEachBatch(of: data, network: network) { _, n, x in
             _ = network.forward(x, batch: n, through: index)
             for t in 1...recurrent.steps {
                 moments[t - 1].add(recurrent.hiddenState(step: t, batch: n), count: n * recurrent.hidden)

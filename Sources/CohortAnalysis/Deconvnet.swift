@@ -67,7 +67,7 @@ extension Deconvnet {
         let shape = network.layers[featureLayer].outputShape
         let maps = shape[0], plane = shape[1] * shape[2], size = shape.elementCount
         var best = [[(sample: Int, activation: Float)]](repeating: [], count: maps)
-        forEachBatch(of: data, network: network) { start, n, x, _ in
+        forEachBatch(of: data, network: network) { start, n, x in
             let features = network.forward(x, batch: n, through: featureLayer)
             for s in 0..<n {
                 for m in 0..<maps {

@@ -55,7 +55,7 @@ public enum Occlusion {
         let classes = network.outputShape.elementCount
         let loss = SoftmaxCrossEntropy(classes: classes, maxBatch: 1)
         var target = Int32(label), probabilities: [Float] = []
-        forEachBatch(of: variants, network: network) { _, n, x, _ in
+        forEachBatch(of: variants, network: network) { _, n, x in
             let logits = network.forward(x, batch: n)
             for s in 0..<n {
                 probabilities.append(Float(Foundation.exp(-loss.evaluate(logits: logits + s * classes, labels: &target, batch: 1).lossSum)))

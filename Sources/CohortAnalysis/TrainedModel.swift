@@ -44,31 +44,19 @@ public struct TrainedModel {
     }
 }
 
-extension Network {
-    /// Runs `batch` samples through layers `0...last`, calling `visit(i, output)` after each.
-    func forward(_ x: UnsafePointer<Float>, batch: Int, through last: Int,
-                 visit: (Int, UnsafePointer<Float>) -> Void = { _, _ in }) -> UnsafePointer<Float> {
-        var a = x
-        for i in 0...last {
-            a = layers[i].forward(a, batch: batch)
-            visit(i, a)
-        }
-        return a
-    }
-}
-
 /// Walks a dataset in batches of at most `network.maxBatch`, normalised as in training.
 func forEachBatch(of data: ImageDataset, network: Network,
-                  _ body: (_ start: Int, _ count: Int, _ x: UnsafePointer<Float>, _ labels: [Int32]) -> Void) {
+                  _ body: (_ start: Int, _ count: Int, _ x: UnsafePointer<Float>) -> Void) {
     let batch = network.maxBatch
     let x = UnsafeMutablePointer<Float>.allocate(capacity: batch * data.sampleSize)
     defer { x.deallocate() }
+    // `fill` writes the labels too; analyses do not read them.
     var labels = [Int32](repeating: 0, count: batch)
     var start = 0
     while start < data.count {
         let n = min(batch, data.count - start)
         labels.withUnsafeMutableBufferPointer { data.fill(indices: start..<(start + n), x: x, y: $0.baseAddress!) }
-        body(start, n, UnsafePointer(x), Array(labels[0..<n]))
+        body(start, n, UnsafePointer(x))
         start += n
     }
 }

@@ -82,9 +82,19 @@ public final class Network {
 
     /// `x[N, inputShape]` -> logits `[N, outputShape]`.
     public func forward(_ x: UnsafePointer<Float>, batch: Int) -> UnsafePointer<Float> {
+        forward(x, batch: batch, through: layers.count - 1)
+    }
+
+    /// Runs `batch` samples through layers `0...last`, calling `visit(i, output)` after each
+    /// (what analyses of a trained model read: activations, the deconvnet's features).
+    public func forward(_ x: UnsafePointer<Float>, batch: Int, through last: Int,
+                        visit: (Int, UnsafePointer<Float>) -> Void = { _, _ in }) -> UnsafePointer<Float> {
         precondition(batch <= maxBatch, "batch \(batch) larger than the network's buffers (\(maxBatch))")
         var a = x
-        for layer in layers { a = layer.forward(a, batch: batch) }
+        for i in 0...last {
+            a = layers[i].forward(a, batch: batch)
+            visit(i, a)
+        }
         return a
     }
 

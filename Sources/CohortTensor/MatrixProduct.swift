@@ -46,10 +46,10 @@ public final class MatrixProductKernel {
         preparedB = b.load(pointer, stream)
     }
 
-    /// `C += A · B` with the B of the last `prepare`.
+    /// `C += A · B` with the B of the last `prepare`, on the thread that called it (which
+    /// `prepare` set to the kernel's thread count, once for all the steps of a pass).
     public func multiplyAdd(a x: UnsafePointer<Float>, c y: UnsafeMutablePointer<Float>) {
         guard let preparedB else { preconditionFailure("MatrixProductKernel.multiplyAdd before prepare") }
-        KernelThreads.applyOpenMP(threads)
         product.run((cohort_dnnl_arg_src, a.load(x, stream)), (cohort_dnnl_arg_weights, preparedB),
                     (cohort_dnnl_arg_dst, c.target(y)), on: stream)
         c.store(stream)
