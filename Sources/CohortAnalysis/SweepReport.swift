@@ -18,7 +18,7 @@ public struct SweepReport {
         /// Test loss per epoch, from `metrics.csv`.
         public let testLosses: [Double]
 
-        public var bestTestAccuracy: Double? { summary?["best"]?["test_acc"]?.number }
+        public var bestTestAccuracy: Double? { best("test_acc") }
         func best(_ key: String) -> Double? { summary?["best"]?[key]?.number }
         public var model: String { config?["model"]?.string ?? point.settings.first { $0.flag == "model" }?.value ?? "cnn" }
     }

@@ -6,29 +6,23 @@ import Foundation
 ///
 ///     T(N, s) = 2(N-1)/N · s/β + 2(N-1)·α
 ///
-/// for N ranks and s bytes (β: link bandwidth in bytes/s, α: the latency of one message);
-/// recursive doubling, which Open MPI may pick for small messages, costs log2(N)·(s/β + α).
+/// for N ranks and s bytes (β: link bandwidth in bytes/s, α: the latency of one message).
+/// The calibration runs pin Open MPI to the ring, so the fitted α and β describe it.
 /// The model assumes no overlap of communication with backward (`--no-overlap`): with
 /// overlap, real steps are at most this long.
 public struct ScalingModel: Sendable {
-    public enum Algorithm: String, Sendable { case ring, recursiveDoubling = "recursive-doubling" }
-
     /// Seconds per message and bytes per second of one link.
     public var latency: Double, bandwidth: Double
-    public var algorithm: Algorithm = .ring
 
-    public init(latency: Double, bandwidth: Double, algorithm: Algorithm = .ring) {
-        self.latency = latency; self.bandwidth = bandwidth; self.algorithm = algorithm
+    public init(latency: Double, bandwidth: Double) {
+        self.latency = latency; self.bandwidth = bandwidth
     }
 
-    /// Seconds of one allreduce of `bytes` over `ranks`.
+    /// Seconds of one ring allreduce of `bytes` over `ranks`.
     public func allreduceSeconds(ranks n: Int, bytes: Double) -> Double {
         guard n > 1 else { return 0 }
         let N = Double(n)
-        switch algorithm {
-        case .ring: return 2 * (N - 1) / N * bytes / bandwidth + 2 * (N - 1) * latency
-        case .recursiveDoubling: return log2(N).rounded(.up) * (bytes / bandwidth + latency)
-        }
+        return 2 * (N - 1) / N * bytes / bandwidth + 2 * (N - 1) * latency
     }
 
     /// Seconds of the whole gradient reduction: one allreduce per bucket.
@@ -70,7 +64,7 @@ public struct ScalingTable {
                 maxNodes: Int) {
         self.secondsPerSample = secondsPerSample; self.buckets = buckets; self.perRankBatch = perRankBatch
         self.models = models
-        nodeCounts = Array(sequence(first: 1) { $0 * 2 < maxNodes * 2 ? $0 * 2 : nil }.prefix { $0 <= maxNodes })
+        nodeCounts = Array(sequence(first: 1) { $0 * 2 <= maxNodes ? $0 * 2 : nil })
     }
 
     /// Weak scaling: every rank keeps `perRankBatch`, so its compute per step is fixed.

@@ -59,12 +59,7 @@ public struct SweepFile {
                 guard let n = Int(s), n > 0 else { throw failure("ranks must be a positive integer, got \(s)") }
                 ranks = n
             case ("", _): throw failure("unknown top-level key \(key) (name, ranks; flags go under [train] or [grid])")
-            case ("train", .scalar(let s)):
-                switch s.lowercased() {
-                case "true": fixed.append("--\(flag)")
-                case "false": break
-                default: fixed += ["--\(flag)", s]
-                }
+            case ("train", .scalar(let s)): fixed += SweepSpec.flagArguments(flag, s)
             case ("train", .array): throw failure("\(key): [train] takes one value; put axes under [grid]")
             case ("grid", .array(let values)):
                 do { axes.append(try GridAxis(flag: key, values: values)) } catch let error as SettingsError {

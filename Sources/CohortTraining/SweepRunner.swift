@@ -33,8 +33,8 @@ public struct SweepRunner {
     }
 
     /// Checks every point's flags before the first run starts; returns their epochs.
-    func checkPoints() throws -> [Int] {
-        try spec.points.map { point in
+    func validate(_ points: [SweepPoint]) throws -> [Int] {
+        try points.map { point in
             do { return try check(spec.arguments(for: point, runDirectory: runDirectory(point))) } catch {
                 throw SettingsError("grid point \(point.label): \(error)")
             }
@@ -44,7 +44,7 @@ public struct SweepRunner {
     /// Runs every unfinished point of `only` (default: all); returns the points that failed.
     public func run(only: [Int]? = nil, log: (String) -> Void) throws -> [SweepPoint] {
         let points = spec.points
-        let epochs = try checkPoints()
+        let epochs = try validate(points)
         log("sweep \(spec.name): \(points.count) point(s) x \(spec.ranks) rank(s) -> \(directory)"
             + (placements.count > 1 ? ", \(placements.count) at a time" : ""))
         try prepareDirectory()

@@ -78,15 +78,17 @@ public struct SweepSpec: Equatable, Sendable {
 
     /// The `cohort train` arguments of `point`, writing its run to `directory`.
     public func arguments(for point: SweepPoint, runDirectory directory: String) -> [String] {
-        var arguments = ["train"] + fixed
-        for (flag, value) in point.settings {
-            switch value.lowercased() {
-            case "true": arguments.append("--\(flag)")
-            case "false": break
-            default: arguments += ["--\(flag)", value]
-            }
+        ["train"] + fixed + point.settings.flatMap { Self.flagArguments($0.flag, $0.value) } + ["--out", directory]
+    }
+
+    /// `cohort train` arguments of one setting: `true` switches a flag on, `false` leaves it
+    /// off, any other value follows the flag.
+    static func flagArguments(_ flag: String, _ value: String) -> [String] {
+        switch value.lowercased() {
+        case "true": return ["--\(flag)"]
+        case "false": return []
+        default: return ["--\(flag)", value]
         }
-        return arguments + ["--out", directory]
     }
 
     /// What `sweep.json` records; a sweep directory is resumed only by the same specification.
