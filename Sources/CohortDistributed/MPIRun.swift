@@ -4,9 +4,13 @@ import Foundation
 /// the same choices as `launch/train`: `--allow-run-as-root` for root,
 /// `--oversubscribe` and no binding beyond the cores, else cores/N cores per rank.
 public enum MPIRun {
-    public static var executable: String? {
+    public static var executable: String? { find("mpirun") }
+
+    /// `name` as a path: itself if it has a slash, else the first executable of that name on PATH.
+    public static func find(_ name: String) -> String? {
+        if name.contains("/") { return FileManager.default.isExecutableFile(atPath: name) ? name : nil }
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-        return path.split(separator: ":").map { "\($0)/mpirun" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+        return path.split(separator: ":").map { "\($0)/\(name)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 
     public static func arguments(ranks: Int, cores: Int = ProcessInfo.processInfo.activeProcessorCount,

@@ -125,7 +125,7 @@ public struct BenchmarkSuite {
         let placement: Placement
         if let hostfile {
             guard let group = hostfile.groups(of: ranks).first else {
-                throw SettingsError("--ranks \(ranks): the hostfile has only \(hostfile.hosts.map(\.slots).reduce(0, +)) slots")
+                throw SettingsError("--ranks \(ranks): the hostfile has only \(hostfile.slotCount) slots")
             }
             placement = .hosts(group, iface: iface)
         } else {

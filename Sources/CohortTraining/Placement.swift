@@ -19,7 +19,7 @@ public enum Placement: Sendable {
             guard ranks > 1 else { return binary }
             return [try Self.mpirun(ranks)] + MPIRun.arguments(ranks: ranks) + binary
         case .launcher(let prefix):
-            guard let program = prefix.first, let path = Self.resolve(program) else {
+            guard let program = prefix.first, let path = MPIRun.find(program) else {
                 throw RunError("launcher \(prefix.first ?? "(empty)"): not found on PATH")
             }
             return [path] + prefix.dropFirst() + binary
@@ -31,13 +31,6 @@ public enum Placement: Sendable {
             if let iface { args += ["--mca", "btl_tcp_if_include", iface, "--mca", "oob_tcp_if_include", iface] }
             return args + binary
         }
-    }
-
-    /// `name` as a path: itself if it has a slash, else the first executable of that name on PATH.
-    static func resolve(_ name: String) -> String? {
-        if name.contains("/") { return FileManager.default.isExecutableFile(atPath: name) ? name : nil }
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-        return path.split(separator: ":").map { "\($0)/\(name)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 
     /// Starts `cohort ARGUMENTS` on `ranks` ranks, sharing this process's output, with
@@ -87,6 +80,9 @@ public struct Hostfile: Sendable {
         guard !hosts.isEmpty else { throw SettingsError("--hostfile \(path): no hosts") }
         self.hosts = hosts
     }
+
+    /// Slots over all hosts.
+    public var slotCount: Int { hosts.map(\.slots).reduce(0, +) }
 
     /// Disjoint groups of `ranks` slots each, filled host by host in file order (a group
     /// may span hosts); the slots left over, fewer than `ranks`, go unused.

@@ -134,13 +134,13 @@ public struct TrainingConfig: Sendable {
         learningRate = try number("lr"); momentum = try number("momentum"); nesterov = json["nesterov"]?.bool ?? false
         weightDecay = json["weight_decay"]?.number
         epochs = try int("epochs"); batchSize = try int("batch_size"); hidden = try int("hidden")
-        width = try optionalInt("width") ?? 1
+        width = try optionalInt("width") ?? width
         let seed = try int("seed")
         guard seed >= 0 else { throw RunError("config.json: seed \(seed) is negative") }
         self.seed = UInt64(seed); limit = try optionalInt("limit"); testLimit = try optionalInt("test_limit")
-        onNonFinite = json["on_nan"]?.string.flatMap(NonFinitePolicy.init(rawValue:)) ?? .stop
+        onNonFinite = json["on_nan"]?.string.flatMap(NonFinitePolicy.init(rawValue:)) ?? onNonFinite
         checkpointSteps = try optionalInt("checkpoint_steps")
-        checkEvery = try optionalInt("check_every") ?? 100
+        checkEvery = try optionalInt("check_every") ?? checkEvery
     }
 
     /// `config.json`: the settings, then how this run is carried out.

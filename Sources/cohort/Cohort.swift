@@ -65,12 +65,11 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Multiplier of the CNN's filters, 32·W and 64·W: a larger model for scaling studies (default: 1).")
     var width: Int?
 
-    var modelKind: ModelKind { model ?? .cnn }
-    var hiddenSize: Int { hidden ?? 128 }
-    var widthFactor: Int { width ?? 1 }
-
-    /// The same options as command-line arguments (to start workers with them).
-    var arguments: [String] { ["--model", modelKind.rawValue, "--hidden", "\(hiddenSize)", "--width", "\(widthFactor)"] }
+    /// The options given, as command-line arguments (to start workers with them).
+    var arguments: [String] {
+        (model.map { ["--model", $0.rawValue] } ?? []) + (hidden.map { ["--hidden", "\($0)"] } ?? [])
+            + (width.map { ["--width", "\($0)"] } ?? [])
+    }
 }
 
 /// How a step is split over ranks and threads, shared by `train` and `bench`.
@@ -87,11 +86,10 @@ struct ParallelOptions: ParsableArguments {
                                + "(default: one per thread, when they can share the batch equally)."))
     var replicas: Int?
 
-    var globalBatch: Int { batchSize ?? 64 }
-
-    /// The same options as command-line arguments (to start workers with them).
+    /// The options given, as command-line arguments (to start workers with them).
     var arguments: [String] {
-        ["--batch-size", "\(globalBatch)", "--bucket-mb", "\(bucketMb)"] + (threads.map { ["--threads", "\($0)"] } ?? [])
+        (batchSize.map { ["--batch-size", "\($0)"] } ?? []) + ["--bucket-mb", "\(bucketMb)"]
+            + (threads.map { ["--threads", "\($0)"] } ?? [])
             + (replicas.map { ["--replicas", "\($0)"] } ?? [])
             + (noOverlap ? ["--no-overlap"] : [])
     }
@@ -178,13 +176,17 @@ struct Train: ParsableCommand {
             if let checkEvery { c.checkEvery = checkEvery }
         } else {
             guard let out else { throw SettingsError("--out DIR is required (or --resume DIR to continue a run)") }
+            // TrainingConfig's defaults for every flag not given.
             c = TrainingConfig()
-            c.model = modelOptions.modelKind; c.hidden = modelOptions.hiddenSize; c.width = modelOptions.widthFactor
-            c.dataset = dataset ?? .synthetic; c.dataDirectory = dataDir; c.optimizer = optimizer ?? .adagrad
-            c.learningRate = lr ?? 0.01; c.momentum = momentum ?? 0; c.nesterov = nesterov; c.weightDecay = weightDecay
-            c.epochs = epochs ?? 1; c.seed = seed ?? 0; c.limit = limit; c.testLimit = testLimit
-            c.batchSize = parallel.globalBatch; c.outputDirectory = out
-            c.checkpointSteps = checkpointSteps; c.onNonFinite = onNan ?? .stop; c.checkEvery = checkEvery ?? 100
+            c.model = modelOptions.model ?? c.model; c.hidden = modelOptions.hidden ?? c.hidden
+            c.width = modelOptions.width ?? c.width
+            c.dataset = dataset ?? c.dataset; c.dataDirectory = dataDir; c.optimizer = optimizer ?? c.optimizer
+            c.learningRate = lr ?? c.learningRate; c.momentum = momentum ?? c.momentum; c.nesterov = nesterov
+            c.weightDecay = weightDecay
+            c.epochs = epochs ?? c.epochs; c.seed = seed ?? c.seed; c.limit = limit; c.testLimit = testLimit
+            c.batchSize = parallel.batchSize ?? c.batchSize; c.outputDirectory = out
+            c.checkpointSteps = checkpointSteps; c.onNonFinite = onNan ?? c.onNonFinite
+            c.checkEvery = checkEvery ?? c.checkEvery
         }
         c.saveInitial = saveInitial
         c.threads = parallel.threads; c.bucketMB = parallel.bucketMb; c.overlap = !parallel.noOverlap
@@ -244,9 +246,10 @@ struct Bench: ParsableCommand {
 
     var settings: BenchSettings {
         var s = BenchSettings()
-        s.model = modelOptions.modelKind; s.hidden = modelOptions.hiddenSize; s.width = modelOptions.widthFactor
+        s.model = modelOptions.model ?? s.model; s.hidden = modelOptions.hidden ?? s.hidden
+        s.width = modelOptions.width ?? s.width
         s.steps = steps; s.warmupSteps = warmup
-        s.batchSize = parallel.globalBatch; s.threads = parallel.threads
+        s.batchSize = parallel.batchSize ?? s.batchSize; s.threads = parallel.threads
         s.bucketMB = parallel.bucketMb; s.overlap = !parallel.noOverlap; s.replicas = parallel.replicas
         return s
     }
@@ -281,6 +284,10 @@ struct Bench: ParsableCommand {
             suite.iface = iface
             do { suite.hostfile = try hostfile.map { try Hostfile(path: $0) } } catch let error as SettingsError {
                 throw ValidationError(error.description)
+            }
+            // Before any measurement, not when the largest configuration's turn comes.
+            if let slots = suite.hostfile?.slotCount, let most = rankCounts.max(), most > slots {
+                throw ValidationError("--ranks \(most): the hostfile has only \(slots) slots")
             }
             try suite.run { say($0) }
             return
