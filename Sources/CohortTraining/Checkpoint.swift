@@ -55,22 +55,22 @@ public enum Checkpoint {
         let files = FileManager.default
         do {
             try files.createDirectory(atPath: root, withIntermediateDirectories: true)
-            try? files.removeItem(atPath: temporary)
             try files.createDirectory(atPath: temporary, withIntermediateDirectories: false)
         } catch {
             throw RunError("\(root): cannot create a checkpoint directory (\(error.localizedDescription))")
         }
         let model = SafeTensors.encode(tensors: network.tensors, storage: network.parameters.pointer)
         let optimizerData = encodeOptimizer(optimizer, count: network.parameterCount)
-        try writeAtomically(model, to: "\(temporary)/model.safetensors")
-        try writeAtomically(optimizerData, to: "\(temporary)/optimizer.safetensors")
+        // Plain durable writes: the directory is what gets renamed into place.
+        try writeDurably(model, to: "\(temporary)/model.safetensors")
+        try writeDurably(optimizerData, to: "\(temporary)/optimizer.safetensors")
         var state = stateJSON(position: position, settings: settings, globalStep: globalStep,
                               modelHash: hash(model), optimizerHash: hash(optimizerData))
         state = appendingChecksum(state)
-        try writeAtomically(state.serialized(pretty: true) + "\n", to: "\(temporary)/state.json")
+        try writeDurably(Data((state.serialized(pretty: true) + "\n").utf8), to: "\(temporary)/state.json")
         syncDirectory(temporary)
         // A checkpoint of the same step (a run resumed from before it) is replaced whole.
-        if files.fileExists(atPath: final) { try? files.removeItem(atPath: final) }
+        try? files.removeItem(atPath: final)
         guard rename(temporary, final) == 0 else {
             throw RunError("\(final): cannot move the checkpoint into place (\(String(cString: strerror(errno))))")
         }

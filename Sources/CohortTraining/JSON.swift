@@ -71,20 +71,31 @@ public func writeAtomically(_ contents: Data, to path: String) throws {
     let directory = (path as NSString).deletingLastPathComponent
     // Host and process in the name: writers on other nodes of a shared file system never meet.
     let temporary = "\(directory.isEmpty ? "." : directory)/.\((path as NSString).lastPathComponent).tmp-\(shortHostName)-\(getpid())"
-    guard FileManager.default.createFile(atPath: temporary, contents: nil) else {
-        throw RunError("\(path): cannot write (\(String(cString: strerror(errno))))")
-    }
     do {
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: temporary))
-        try handle.write(contentsOf: contents)
-        try handle.synchronize()
-        try handle.close()
+        try writeDurably(contents, to: temporary, reportedAs: path)
         guard rename(temporary, path) == 0 else {
             throw RunError("\(path): cannot rename into place (\(String(cString: strerror(errno))))")
         }
     } catch {
         unlink(temporary)
-        throw error as? RunError ?? RunError("\(path): cannot write (\(error.localizedDescription))")
+        throw error
+    }
+}
+
+/// Writes `contents` to a new file `path` and flushes it to disk (errors name `reportedAs`):
+/// for files inside a directory that is itself renamed into place once complete.
+func writeDurably(_ contents: Data, to path: String, reportedAs name: String? = nil) throws {
+    let name = name ?? path
+    guard FileManager.default.createFile(atPath: path, contents: nil) else {
+        throw RunError("\(name): cannot write (\(String(cString: strerror(errno))))")
+    }
+    do {
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        try handle.write(contentsOf: contents)
+        try handle.synchronize()
+        try handle.close()
+    } catch {
+        throw RunError("\(name): cannot write (\(error.localizedDescription))")
     }
 }
 
