@@ -91,7 +91,6 @@ public enum Checkpoint {
         public let path: String
         public let position: TrainingPosition
         public let settings: JSON
-        public let worldSize: Int
         public let parameters: [String: SafeTensors.Tensor]
         public let optimizerState: [String: SafeTensors.Tensor]
     }
@@ -130,7 +129,7 @@ public enum Checkpoint {
             throw RunError("optimizer.safetensors does not match its checksum")
         }
         guard let epoch = state["epoch"]?.number, let step = state["step"]?.number,
-              let optimizerSteps = state["optimizer_steps"]?.number, let worldSize = state["world_size"]?.number,
+              let optimizerSteps = state["optimizer_steps"]?.number, state["world_size"]?.number != nil,
               let partial = state["partial_sums"]?.array?.compactMap(\.number), let settings = state["settings"],
               let history = state["history"]?.array else {
             throw RunError("state.json lacks the run's position")
@@ -140,7 +139,7 @@ public enum Checkpoint {
                                         history: try history.map(EpochMetrics.init(json:)))
         position.skippedInEpoch = Int(state["skipped_in_epoch"]?.number ?? 0)
         position.stepsPerEpoch = Int(state["steps_per_epoch"]?.number ?? 0)
-        return Loaded(path: path, position: position, settings: settings, worldSize: Int(worldSize),
+        return Loaded(path: path, position: position, settings: settings,
                       parameters: try SafeTensors.decode(modelData, path: "\(path)/model.safetensors"),
                       optimizerState: try SafeTensors.decode(optimizerData, path: "\(path)/optimizer.safetensors"))
     }
