@@ -5,7 +5,8 @@ public final class ReLU: Layer {
     public let inputShape: Shape
     public var outputShape: Shape { inputShape }
     private let maxBatch: Int
-    /// Allocated on first use: a ReLU whose input is already rectified never needs them.
+    /// Allocated on first use: `output` is unused when the input is already rectified (the
+    /// ReLU fused into the convolution before it), `inputGrad` when the next layer masks the gradient.
     private lazy var output = FloatBuffer(count: maxBatch * inputShape.elementCount)
     private lazy var inputGrad = FloatBuffer(count: maxBatch * inputShape.elementCount)
     /// The last forward's output, read by backward for the mask.

@@ -17,14 +17,13 @@ import CDNNL
 /// One instance belongs to one layer of one replica and is used by one thread at a time.
 /// Results are deterministic: the same batch and thread count give the same bits.
 public final class ConvolutionKernels {
-    public let geometry: ConvGeometry
-    public let outChannels: Int
-    public let batch: Int
     /// oneDNN's OpenMP threads for every call, fixed when the primitives were built
     /// (their work split depends on it).
     private let threads: Int
     private let stream: dnnl_stream_t
 
+    /// The forward's primitive descriptor: the hint the backward passes are built from.
+    private let forwardPD: dnnl_primitive_desc_t
     private let forwardPass: Primitive
     private let source: Operand, forwardWeights: Operand, bias: Operand, destination: Operand
 
@@ -53,14 +52,10 @@ public final class ConvolutionKernels {
         var x, weights, bias, y: dnnl_memory_desc_t
         var anyX, anyWeights, anyY: dnnl_memory_desc_t
         let strides: [Int64], padding: [Int64]
-        var forwardPD: dnnl_primitive_desc_t?
     }
 
     /// `rectified`: the forward writes `max(y, 0)` (a ReLU fused into the kernel's stores).
     public init(geometry g: ConvGeometry, outChannels: Int, batch: Int, rectified: Bool = false) {
-        self.geometry = g
-        self.outChannels = outChannels
-        self.batch = batch
         threads = KernelThreads.openMPThreads
         KernelThreads.applyOpenMP(threads)
         var s: dnnl_stream_t?
@@ -74,16 +69,14 @@ public final class ConvolutionKernels {
                             anyX: memoryDesc(xDims, dnnl_format_tag_any),
                             anyWeights: memoryDesc(weightDims, dnnl_format_tag_any),
                             anyY: memoryDesc(yDims, dnnl_format_tag_any),
-                            strides: [Int64(g.strideH), Int64(g.strideW)], padding: [Int64(g.padH), Int64(g.padW)],
-                            forwardPD: nil)
+                            strides: [Int64(g.strideH), Int64(g.strideW)], padding: [Int64(g.padH), Int64(g.padW)])
 
         var forward = dnnl_convolution_desc_t()
         dnnl(dnnl_convolution_forward_desc_init(&forward, dnnl_forward_training, dnnl_convolution_direct,
                                                 &d.anyX, &d.anyWeights, &d.bias, &d.anyY, d.strides, d.padding,
                                                 d.padding),
              "describing the forward convolution")
-        let forwardPD = primitiveDesc(&forward, hint: nil, rectified: rectified)
-        d.forwardPD = forwardPD
+        forwardPD = primitiveDesc(&forward, hint: nil, rectified: rectified)
         forwardPass = Primitive(forwardPD)
         source = Operand(plain: d.x, native: forwardPD.md(dnnl_query_src_md), direction: .toNative)
         forwardWeights = Operand(plain: d.weights, native: forwardPD.md(dnnl_query_weights_md), direction: .toNative)
@@ -109,7 +102,7 @@ public final class ConvolutionKernels {
     }
 
     deinit {
-        if let pd = descriptors.forwardPD { dnnl_primitive_desc_destroy(pd) }
+        dnnl_primitive_desc_destroy(forwardPD)
         dnnl_stream_destroy(stream)
     }
 
@@ -160,7 +153,7 @@ public final class ConvolutionKernels {
         dnnl(dnnl_convolution_backward_data_desc_init(&data, dnnl_convolution_direct, &d.anyX, &d.anyWeights, &d.anyY,
                                                       d.strides, d.padding, d.padding),
              "describing the backward-data convolution")
-        let pd = primitiveDesc(&data, hint: d.forwardPD)
+        let pd = primitiveDesc(&data, hint: forwardPD)
         defer { dnnl_primitive_desc_destroy(pd) }
         let dataY = pd.md(dnnl_query_diff_dst_md)
         let weights = Operand(plain: d.weights, native: pd.md(dnnl_query_weights_md), direction: .toNative)

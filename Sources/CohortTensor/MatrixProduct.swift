@@ -9,7 +9,6 @@ import CDNNL
 ///
 /// One instance per layer, shape and replica, used by one thread at a time; deterministic.
 public final class MatrixProductKernel {
-    public let m: Int, k: Int, n: Int
     private let threads: Int
     private let stream: dnnl_stream_t
     private let product: Primitive
@@ -19,7 +18,6 @@ public final class MatrixProductKernel {
 
     /// `transposedB`: B is stored as its transpose, `[N, K]` row-major (PyTorch's `weight[out, in]`).
     public init(m: Int, k: Int, n: Int, transposedB: Bool) {
-        self.m = m; self.k = k; self.n = n
         threads = KernelThreads.openMPThreads
         KernelThreads.applyOpenMP(threads)
         var s: dnnl_stream_t?

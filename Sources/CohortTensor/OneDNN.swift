@@ -16,17 +16,15 @@ import Glibc
 /// 4125 and 16409 with OpenBLAS on one thread. (OpenMP keeps oneDNN's setting per calling
 /// thread, so each kernel applies it again on the thread that runs it.)
 public enum KernelThreads {
-    nonisolated(unsafe) private static var openMPCount = 0
+    /// oneDNN's thread count for primitives built now; 0 (OpenMP's default, every core) until `set`.
+    nonisolated(unsafe) private(set) static var openMPThreads = 0
 
     /// Threads per replica. Call before building models, from the main thread, before other
     /// threads run kernels.
     public static func set(_ count: Int) {
-        openMPCount = max(1, count)
+        openMPThreads = max(1, count)
         openblas_set_num_threads(1)
     }
-
-    /// oneDNN's thread count for primitives built now; 0 (OpenMP's default, every core) until `set`.
-    static var openMPThreads: Int { openMPCount }
 
     static func applyOpenMP(_ count: Int) {
         if count > 0, let setThreads = ompSetNumThreads { setThreads(Int32(count)) }
@@ -154,7 +152,6 @@ final class Primitive {
 /// for gradients that are added to the caller's, always: a reorder with a sum post-op).
 final class Operand {
     enum Direction { case toNative, toPlain }
-    let direction: Direction
     /// Points at the caller's buffer, set on every call.
     let plain: dnnl_memory_t
     /// What the primitive reads or writes: its own copy, or `plain` when no reorder is needed.
@@ -165,7 +162,6 @@ final class Operand {
 
     init(plain plainDesc: dnnl_memory_desc_t, native nativeDesc: dnnl_memory_desc_t, direction: Direction,
          accumulate: Bool = false) {
-        self.direction = direction
         self.nativeDesc = nativeDesc
         var p = plainDesc, n = nativeDesc
         var plainMemory: dnnl_memory_t?
