@@ -51,6 +51,13 @@ public struct BenchMeasurement: Sendable {
     public var samplesPerSecond: Double { Double(steps * globalBatch) / seconds }
     public var effectiveGFLOPs: Double { Double(trainingFLOPsPerSample) * samplesPerSecond / 1e9 }
 
+    /// Seconds per rank in the phase `name` over the timed steps (0 for a phase not measured).
+    public func phaseSeconds(_ name: String) -> Double { phases.first { $0.name == name }?.seconds ?? 0 }
+
+    /// Seconds per step of everything a rank does but wait for the allreduce: what the
+    /// scaling model keeps and adds its predicted reduction to.
+    public var computeSecondsPerStep: Double { (seconds - phaseSeconds("allreduce_wait")) / Double(steps) }
+
     public var json: JSON {
         let total = phases.reduce(0) { $0 + $1.seconds }
         return .object([
@@ -65,17 +72,18 @@ public struct BenchMeasurement: Sendable {
         ])
     }
 
-    public init(json: [String: Any]) throws {
-        guard let ranks = json["ranks"] as? Int, let threads = json["threads_per_rank"] as? Int,
-              let batch = json["global_batch"] as? Int, let steps = json["steps"] as? Int,
-              let seconds = json["seconds"] as? Double, let phases = json["phase_seconds"] as? [String: Double],
-              let gflop = json["model_gflop_per_sample"] as? Double else {
+    /// Reads what `json` wrote (a worker's result, or a configuration of bench.json).
+    public init(json: JSON) throws {
+        func count(_ key: String) -> Int? { json[key]?.number.flatMap { Int(exactly: $0) } }
+        guard let ranks = count("ranks"), let threads = count("threads_per_rank"), let batch = count("global_batch"),
+              let steps = count("steps"), let seconds = json["seconds"]?.number, let phases = json["phase_seconds"],
+              let gflop = json["model_gflop_per_sample"]?.number else {
             throw RunError("benchmark result is missing fields")
         }
         self.ranks = ranks; threadsPerRank = threads; globalBatch = batch; self.steps = steps; self.seconds = seconds
-        self.phases = BenchmarkRunner.phaseNames.map { ($0, phases[$0] ?? 0) }
+        self.phases = BenchmarkRunner.phaseNames.map { ($0, phases[$0]?.number ?? 0) }
         trainingFLOPsPerSample = Int((gflop * 1e9).rounded())
-        bucketBytes = (json["bucket_bytes"] as? [Int]) ?? []
+        bucketBytes = json["bucket_bytes"]?.array?.compactMap { $0.number.flatMap { Int(exactly: $0) } } ?? []
     }
 
     init(ranks: Int, threadsPerRank: Int, globalBatch: Int, steps: Int, seconds: Double,

@@ -56,7 +56,7 @@ public struct BenchmarkSuite {
         for r in results {
             let speedup = r.samplesPerSecond / baseRate
             let total = r.phases.reduce(0) { $0 + $1.seconds }
-            func share(_ name: String) -> Double { (r.phases.first { $0.name == name }?.seconds ?? 0) / max(total, 1e-12) }
+            func share(_ name: String) -> Double { r.phaseSeconds(name) / max(total, 1e-12) }
             guard case .object(var fields) = r.json else { continue }
             fields += [("speedup", .number(speedup)), ("efficiency", .number(speedup / Double(r.ranks))),
                        ("machine_sgemm_gflops", .number(sgemm)), ("fraction_of_sgemm", .number(r.effectiveGFLOPs / sgemm))]
@@ -66,13 +66,12 @@ public struct BenchmarkSuite {
                               100 * share("optimizer"), 100 * share("data"), r.effectiveGFLOPs, 100 * r.effectiveGFLOPs / sgemm)
             if let model {
                 // Per step, per rank: everything measured except the allreduce wait, plus the model's reduction.
-                let perStep = { (name: String) in (r.phases.first { $0.name == name }?.seconds ?? 0) / Double(r.steps) }
-                let compute = r.seconds / Double(r.steps) - perStep("allreduce_wait")
+                let compute = r.computeSecondsPerStep
                 let predicted = model.predict(ranks: r.ranks, computeSeconds: compute, batch: r.globalBatch, buckets: r.bucketBytes)
                 let error = predicted.samplesPerSecond / r.samplesPerSecond - 1
                 fields += [("predicted_samples_per_s", .number(predicted.samplesPerSecond)),
                            ("predicted_allreduce_seconds_per_step", .number(predicted.stepSeconds - compute)),
-                           ("measured_allreduce_seconds_per_step", .number(perStep("allreduce_wait"))),
+                           ("measured_allreduce_seconds_per_step", .number(r.phaseSeconds("allreduce_wait") / Double(r.steps))),
                            ("model_error", .number(error))]
                 line += String(format: "  %15.1f  %+10.1f%%", predicted.samplesPerSecond, 100 * error)
             }
@@ -112,8 +111,7 @@ public struct BenchmarkSuite {
         let resultPath = directory.file("ranks-\(ranks).json")
         try? FileManager.default.removeItem(atPath: resultPath)
         try runWorker(ranks: ranks, arguments: ["bench"] + workerArguments + ["--result", resultPath])
-        guard let data = FileManager.default.contents(atPath: resultPath),
-              let json = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+        guard let json = try? JSON(contentsOfFile: resultPath) else {
             throw RunError("benchmark with \(ranks) rank(s) wrote no result")
         }
         return try BenchMeasurement(json: json)

@@ -93,15 +93,11 @@ public struct ScalingStudy {
     public init(benchPath: String, bandwidthsGbit: [Double], latency: Double, perRankBatch: Int?, maxNodes: Int,
                 efficiency: Double) throws {
         let json = try JSON(contentsOfFile: benchPath)
-        guard let one = json["configurations"]?.array?.first(where: { $0["ranks"]?.number == 1 }),
-              let seconds = one["seconds"]?.number, let steps = one["steps"]?.number,
-              let batch = one["global_batch"]?.number, let buckets = one["bucket_bytes"]?.array?.compactMap(\.number),
-              !buckets.isEmpty else {
+        guard let configuration = json["configurations"]?.array?.first(where: { $0["ranks"]?.number == 1 }),
+              let one = try? BenchMeasurement(json: configuration), !one.bucketBytes.isEmpty else {
             throw RunError("\(benchPath): no 1-rank configuration with timings and bucket_bytes (run cohort bench --ranks 1,...)")
         }
-        // Everything the rank does in a step but wait for the allreduce, per sample.
-        let wait = one["phase_seconds"]?["allreduce_wait"]?.number ?? 0
-        let secondsPerSample = (seconds - wait) / steps / batch
+        let secondsPerSample = one.computeSecondsPerStep / Double(one.globalBatch)
         guard secondsPerSample.isFinite, secondsPerSample > 0 else {
             throw RunError("\(benchPath): the 1-rank configuration gives no compute time per sample")
         }
@@ -110,8 +106,8 @@ public struct ScalingStudy {
         }
         func name(_ gbit: Double) -> String { String(format: "%g Gbit/s", gbit) }
         let models = bandwidthsGbit.map { (name($0), ScalingModel(latency: latency, bandwidth: $0 * 1e9 / 8)) }
-        table = ScalingTable(secondsPerSample: secondsPerSample, buckets: buckets.map { Int($0) },
-                             perRankBatch: perRankBatch ?? Int(batch), models: models, maxNodes: maxNodes)
+        table = ScalingTable(secondsPerSample: secondsPerSample, buckets: one.bucketBytes,
+                             perRankBatch: perRankBatch ?? one.globalBatch, models: models, maxNodes: maxNodes)
         self.benchPath = benchPath; self.efficiency = efficiency; self.latency = latency
     }
 

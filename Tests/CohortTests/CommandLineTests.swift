@@ -135,6 +135,19 @@ import Testing
         }
         #expect(FileManager.default.fileExists(atPath: "\(out)/bench.svg"))
         #expect(result.stdout.contains("speedup"))
+
+        // `cohort scale` reads the 1-rank configuration: compute per sample is its time without the allreduce wait.
+        let scale = try Self.run(["scale", "--bench", "\(out)/bench.json", "--max-nodes", "4", "--out", "\(out)/scale"])
+        #expect(scale.status == 0, "\(scale.stderr)")
+        let one = try #require(configurations.first { $0["ranks"] as? Int == 1 })
+        let wait = (one["phase_seconds"] as! [String: Double])["allreduce_wait"]!
+        let perSample = ((one["seconds"] as! Double) - wait) / (one["steps"] as! Double) / (one["global_batch"] as! Double)
+        let predicted = try JSON(contentsOfFile: "\(out)/scale/scale.json")
+        #expect(predicted["seconds_per_sample"]?.number.map { abs($0 - perSample) <= 1e-12 * perSample } == true,
+                "\(predicted.serialized()) against \(perSample)")
+        #expect(predicted["per_rank_batch"]?.number == one["global_batch"] as? Double)
+        #expect(predicted["bucket_bytes"]?.array?.compactMap(\.number) == (one["bucket_bytes"] as? [Double]))
+        #expect(predicted["rows"]?.array?.compactMap { $0["nodes"]?.number } == [1, 2, 4])
     }
 
     @Test func benchBadFlags() throws {
