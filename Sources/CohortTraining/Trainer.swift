@@ -71,6 +71,7 @@ public final class Trainer {
         // Ranks start identical whatever they computed: rank 0's parameters (and optimizer state) win.
         try comm.broadcast(network.parameters.pointer, count: network.parameterCount, root: 0)
         var position = try shareResumePosition(loaded)
+        position.stepsPerEpoch = steps  // a resumed checkpoint's equals it (`restore` checked)
         if config.resume {
             for (_, buffer) in optimizer.stateTensors { try comm.broadcast(buffer.pointer, count: network.parameterCount, root: 0) }
             optimizer.stepCount = position.optimizerSteps
@@ -112,7 +113,7 @@ public final class Trainer {
             slots[2 * comm.rank + 1] = Double(correct)
             position.partialSums = try comm.allreduceSum(slots)
             position.epoch = epoch; position.step = step; position.optimizerSteps = optimizer.stepCount
-            position.skippedInEpoch = skipped; position.stepsPerEpoch = steps
+            position.skippedInEpoch = skipped
             guard let runDirectory else { return nil }
             return try Checkpoint.write(run: runDirectory.path, network: network, optimizer: optimizer, position: position,
                                         settings: config.settingsJSON)
@@ -140,11 +141,13 @@ public final class Trainer {
                 try comm.allreduceSum(stepFlags.pointer, count: 2)
                 if stepFlags.pointer[1] > 0 {
                     guard config.onNonFinite == .skip else {
-                        let last = Checkpoint.list(run: config.outputDirectory).first
+                        // Only rank 0 holds the run directory (other nodes may not see it).
+                        let lastGood = runDirectory.map { run in
+                            Checkpoint.list(run: run.path).first.map { "its last good checkpoint is \(Checkpoint.directory(run: run.path))/\($0)" }
+                                ?? "before its first checkpoint"
+                        } ?? "rank 0 names its last good checkpoint"
                         throw TrainingStopped("non-finite loss or gradients at epoch \(epoch + 1), step \(step + 1) "
-                                              + "(lr \(config.learningRate)); the run stops here, "
-                                              + (last.map { "its last good checkpoint is \(Checkpoint.directory(run: config.outputDirectory))/\($0)" }
-                                                 ?? "before its first checkpoint")
+                                              + "(lr \(config.learningRate)); the run stops here, \(lastGood)"
                                               + " (--on-nan skip would skip such steps)")
                     }
                     position.skippedSteps += 1
@@ -224,10 +227,6 @@ public final class Trainer {
             throw RunError("\(loaded.path) has \(loaded.position.stepsPerEpoch) steps per epoch, this run's data gives "
                            + "\(stepsPerEpoch): not the same training set")
         }
-        try SafeTensors.assign(loaded.parameters, to: network, source: loaded.path)
-        for (name, _) in optimizer.stateTensors where loaded.optimizerState[name]?.values.count != network.parameterCount {
-            throw RunError("\(loaded.path): no optimizer state \(name) for \(network.parameterCount) parameters")
-        }
         guard loaded.settings == config.settingsJSON else {
             throw RunError("\(loaded.path) was made with other settings (\(loaded.settings.serialized())) than this run "
                            + "(\(config.settingsJSON.serialized()))")
@@ -236,6 +235,11 @@ public final class Trainer {
         guard p.epoch < config.epochs || (p.epoch == config.epochs && p.step == 0) else {
             throw RunError("\(loaded.path) is at epoch \(p.epoch + 1), step \(p.step): past --epochs \(config.epochs)")
         }
+        for (name, _) in optimizer.stateTensors where loaded.optimizerState[name]?.values.count != network.parameterCount {
+            throw RunError("\(loaded.path): no optimizer state \(name) for \(network.parameterCount) parameters")
+        }
+        // Checked: now the copies (`assign` still refuses a tensor of another name or shape).
+        try SafeTensors.assign(loaded.parameters, to: network, source: loaded.path)
         for (name, buffer) in optimizer.stateTensors {
             buffer.pointer.update(from: loaded.optimizerState[name]!.values, count: network.parameterCount)
         }
@@ -248,20 +252,20 @@ public final class Trainer {
         guard config.resume else {
             return TrainingPosition(epoch: 0, step: 0, optimizerSteps: 0, skippedSteps: 0, partialSums: [], history: [])
         }
-        // [epoch, step, optimizer steps, skipped steps, skipped in epoch, steps per epoch, partial sums...]
+        // [epoch, step, optimizer steps, skipped steps, skipped in epoch, partial sums...]
         let length = try comm.allreduceSum([Double(loaded?.position.partialSums.count ?? 0)])[0]
-        var values = [Double](repeating: 0, count: 6 + Int(length))
+        var values = [Double](repeating: 0, count: 5 + Int(length))
         if let p = loaded?.position {
             values[0] = Double(p.epoch); values[1] = Double(p.step)
             values[2] = Double(p.optimizerSteps); values[3] = Double(p.skippedSteps)
-            values[4] = Double(p.skippedInEpoch); values[5] = Double(p.stepsPerEpoch)
-            for (i, v) in p.partialSums.enumerated() { values[6 + i] = v }
+            values[4] = Double(p.skippedInEpoch)
+            for (i, v) in p.partialSums.enumerated() { values[5 + i] = v }
         }
         let shared = try comm.allreduceSum(values)
         var position = TrainingPosition(epoch: Int(shared[0]), step: Int(shared[1]), optimizerSteps: Int(shared[2]),
-                                        skippedSteps: Int(shared[3]), partialSums: Array(shared[6...]),
+                                        skippedSteps: Int(shared[3]), partialSums: Array(shared[5...]),
                                         history: loaded?.position.history ?? [])
-        position.skippedInEpoch = Int(shared[4]); position.stepsPerEpoch = Int(shared[5])
+        position.skippedInEpoch = Int(shared[4])
         return position
     }
 
