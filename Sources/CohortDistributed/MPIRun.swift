@@ -13,10 +13,14 @@ public enum MPIRun {
         return path.split(separator: ":").map { "\($0)/\(name)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 
+    /// `-np N`, and `--allow-run-as-root` for root: what every mpirun command here starts with.
+    public static func rankArguments(ranks: Int, isRoot: Bool = getuid() == 0) -> [String] {
+        ["-np", "\(ranks)"] + (isRoot ? ["--allow-run-as-root"] : [])
+    }
+
     public static func arguments(ranks: Int, cores: Int = ProcessInfo.processInfo.activeProcessorCount,
                                  isRoot: Bool = getuid() == 0) -> [String] {
-        var args = ["-np", "\(ranks)"]
-        if isRoot { args.append("--allow-run-as-root") }
+        var args = rankArguments(ranks: ranks, isRoot: isRoot)
         if ranks > cores {
             args += ["--oversubscribe", "--bind-to", "none"]
         } else if cores % ranks == 0 {

@@ -120,15 +120,7 @@ public struct BenchmarkSuite {
     /// Runs `cohort ARGUMENTS` on `ranks` ranks: this machine, or the hostfile's first slots
     /// with the ring allreduce (the algorithm the link model describes).
     func runWorker(ranks: Int, arguments: [String]) throws {
-        let placement: Placement
-        if let hostfile {
-            guard let group = hostfile.groups(of: ranks).first else {
-                throw SettingsError("--ranks \(ranks): the hostfile has only \(hostfile.slotCount) slots")
-            }
-            placement = .hosts(group, iface: iface)
-        } else {
-            placement = .local
-        }
+        let placement = try hostfile?.placements(ranks: ranks, iface: iface)[0] ?? .local
         // On hosts: the ring allreduce (what the model describes), and ranks that yield their core
         // while they wait: a test cluster's nodes may share cores, and a spinning rank slows its neighbour.
         let environment = hostfile == nil ? [:] : [

@@ -24,10 +24,9 @@ public enum Placement: Sendable {
             }
             return [path] + prefix.dropFirst() + binary
         case .hosts(let hosts, let iface):
-            var args = [try Self.mpirun(ranks), "-np", "\(ranks)",
-                        "--host", hosts.map { "\($0.host):\($0.slots)" }.joined(separator: ","),
-                        "--mca", "btl", "tcp,self", "--bind-to", "none"]
-            if getuid() == 0 { args.append("--allow-run-as-root") }
+            var args = [try Self.mpirun(ranks)] + MPIRun.rankArguments(ranks: ranks)
+                + ["--host", hosts.map { "\($0.host):\($0.slots)" }.joined(separator: ","),
+                   "--mca", "btl", "tcp,self", "--bind-to", "none"]
             if let iface { args += ["--mca", "btl_tcp_if_include", iface, "--mca", "oob_tcp_if_include", iface] }
             return args + binary
         }
@@ -99,5 +98,12 @@ public struct Hostfile: Sendable {
             }
         }
         return groups
+    }
+
+    /// One placement per group of `groups(of: ranks)`; an error when the slots do not hold one.
+    public func placements(ranks: Int, iface: String?) throws -> [Placement] {
+        let groups = groups(of: ranks)
+        guard !groups.isEmpty else { throw SettingsError("--ranks \(ranks): the hostfile has only \(slotCount) slots") }
+        return groups.map { .hosts($0, iface: iface) }
     }
 }

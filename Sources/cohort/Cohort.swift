@@ -29,24 +29,19 @@ func runOnEveryRank(_ body: (Communicator) throws -> Void) throws {
     let communicator = try makeCommunicator()
     do {
         try body(communicator)
-    } catch where error is SettingsError || error is TrainingStopped {
+    } catch where error is SettingsError || error is TrainingStopped || (error is RunRefused && communicator.size == 1) {
         let prefix = communicator.size > 1 ? "rank \(communicator.rank): " : ""
         FileHandle.standardError.write(Data("Error: \(prefix)\(error)\n".utf8))
         try? communicator.barrier()
         communicator.finalize()
-        Foundation.exit(error is SettingsError ? ExitCode.validationFailure.rawValue : 3)
+        Foundation.exit(error is TrainingStopped ? 3 : ExitCode.validationFailure.rawValue)
     } catch {
         // Found by rank 0 alone (the run directory, a checkpoint): the job is aborted, with
-        // 64 when the run was refused (nothing for a launcher to retry), else 1.
-        let code: Int32 = error is RunRefused ? ExitCode.validationFailure.rawValue : 1
-        guard communicator.size > 1 else {
-            guard error is RunRefused else { throw error }
-            FileHandle.standardError.write(Data("Error: \(error)\n".utf8))
-            communicator.finalize()
-            Foundation.exit(code)
-        }
+        // 64 when the run was refused (nothing for a launcher to retry), else 1. One process
+        // passes other errors on to the command's own reporting.
+        guard communicator.size > 1 else { throw error }
         FileHandle.standardError.write(Data("Error: rank \(communicator.rank): \(error)\n".utf8))
-        communicator.abort(code: code)
+        communicator.abort(code: error is RunRefused ? ExitCode.validationFailure.rawValue : 1)
     }
     communicator.finalize()
 }
@@ -282,12 +277,12 @@ struct Bench: ParsableCommand {
                                        workerArguments: worker)
             suite.sgemmSeconds = sgemmSeconds
             suite.iface = iface
-            do { suite.hostfile = try hostfile.map { try Hostfile(path: $0) } } catch let error as SettingsError {
+            do {
+                suite.hostfile = try hostfile.map { try Hostfile(path: $0) }
+                // Enough slots, before any measurement, not when the largest configuration's turn comes.
+                if let most = rankCounts.max() { _ = try suite.hostfile?.placements(ranks: most, iface: iface) }
+            } catch let error as SettingsError {
                 throw ValidationError(error.description)
-            }
-            // Before any measurement, not when the largest configuration's turn comes.
-            if let slots = suite.hostfile?.slotCount, let most = rankCounts.max(), most > slots {
-                throw ValidationError("--ranks \(most): the hostfile has only \(slots) slots")
             }
             try suite.run { say($0) }
             return
@@ -401,9 +396,7 @@ struct Sweep: ParsableCommand {
             return [.launcher(words)]
         }
         guard let hostfile else { return [.local] }
-        let groups = try Hostfile(path: hostfile).groups(of: ranks)
-        guard !groups.isEmpty else { throw SettingsError("--hostfile \(hostfile): fewer slots than --ranks \(ranks)") }
-        return groups.map { .hosts($0, iface: iface) }
+        return try Hostfile(path: hostfile).placements(ranks: ranks, iface: iface)
     }
 
     /// One point's `cohort train` arguments, checked as `cohort train` would; returns its epochs.
