@@ -26,17 +26,15 @@ public enum IDX {
             dims.append(Int(data[o]) << 24 | Int(data[o + 1]) << 16 | Int(data[o + 2]) << 8 | Int(data[o + 3]))
         }
         guard dims.allSatisfy({ $0 > 0 }) else { throw DataError("\(path): IDX dimensions \(dims) contain a zero") }
-        // The product may overflow for a damaged header: stop as soon as it exceeds the file.
+        // The product may overflow for a damaged header: stop as soon as it exceeds the data.
         var payload = 1
         for d in dims {
             let (product, overflow) = payload.multipliedReportingOverflow(by: d)
-            guard !overflow, product <= data.count else {
-                throw DataError("\(path): truncated: IDX dimensions \(dims) promise more data than the file's \(data.count) bytes")
+            guard !overflow, product <= data.count - headerSize else {
+                throw DataError("\(path): truncated: IDX dimensions \(dims) promise more data than the file's "
+                                + "\(data.count - headerSize) bytes after the header")
             }
             payload = product
-        }
-        guard data.count - headerSize >= payload else {
-            throw DataError("\(path): truncated: header promises \(payload) bytes of data, file has \(data.count - headerSize)")
         }
         guard data.count - headerSize == payload else {
             throw DataError("\(path): \(data.count - headerSize - payload) unexpected bytes after the data")
