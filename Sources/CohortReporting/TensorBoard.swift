@@ -6,7 +6,7 @@ public let shortHostName: String =
     ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "host"
 
 /// Scalars in TensorBoard's event-file format, as `torch.utils.tensorboard.SummaryWriter`
-/// writes them: a file `events.out.tfevents.<seconds>.<host>` of records, each
+/// writes them: a file `events.out.tfevents.<seconds>.<host>.<pid>` of records, each
 /// `[length: u64 LE][masked CRC-32C of length: u32 LE][data][masked CRC-32C of data: u32 LE]`,
 /// the data an `Event` protocol buffer. The first event names the file version; each
 /// later one holds a `Summary` with one `simple_value` per tag at a step.
