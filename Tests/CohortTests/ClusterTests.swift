@@ -7,8 +7,7 @@ import Testing
 /// hostfile launcher and sweeps on it, the Slurm scripts, hostfiles and the scaling model.
 @Suite(.serialized) struct ClusterTests {
     let scratch = ScratchDirectory("cohort-cluster")
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().path
+    static let root = repositoryRoot.path
 
     func namespaces() throws -> Set<String> {
         let result = try runProcess("/usr/sbin/ip", ["netns", "list"])
@@ -17,7 +16,7 @@ import Testing
 
     /// `cluster/netns-cluster -k K -- sh -c SCRIPT`, with the debug binary for the launchers.
     func onCluster(nodes: Int, _ script: String) throws -> ProcessOutcome {
-        #expect(getuid() == 0, "the namespace cluster needs root")
+        try #require(getuid() == 0, "the namespace cluster needs root")
         return try runProcess("\(Self.root)/cluster/netns-cluster", ["-k", "\(nodes)", "--", "/bin/sh", "-c", script],
                               environment: ["COHORT_BINARY": CommandLineTests.binary], timeout: 300)
     }

@@ -1,6 +1,5 @@
 import CohortData
 import CohortTensor
-import CZlib
 import Foundation
 import Testing
 
@@ -12,9 +11,7 @@ import Testing
     func write(_ bytes: [UInt8], _ name: String, gzip: Bool = false) -> String {
         let path = "\(directory)/\(name)"
         if gzip {
-            let file = gzopen(path, "wb")!
-            _ = bytes.withUnsafeBytes { gzwrite(file, $0.baseAddress, UInt32($0.count)) }
-            gzclose(file)
+            writeGzip(bytes, to: path)
         } else {
             put(path, Data(bytes))
         }

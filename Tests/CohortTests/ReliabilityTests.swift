@@ -12,9 +12,10 @@ import Testing
 
     /// A CNN run on synthetic data long enough to be interrupted (8 epochs of 20 steps),
     /// with a checkpoint every 7 steps.
-    func arguments(_ out: String, extra: [String] = []) -> [String] {
+    func arguments(_ out: String, epochs: Int = 8, extra: [String] = []) -> [String] {
         ["train", "--model", "cnn", "--dataset", "synthetic", "--limit", "640", "--test-limit", "64", "--batch-size", "32",
-         "--epochs", "8", "--optimizer", "adam", "--lr", "0.001", "--checkpoint-steps", "7", "--quiet", "--out", out] + extra
+         "--epochs", "\(epochs)", "--optimizer", "adam", "--lr", "0.001", "--checkpoint-steps", "7", "--quiet", "--out", out]
+            + extra
     }
 
     func mpirun(_ ranks: Int, _ arguments: [String]) throws -> [String] {
@@ -22,11 +23,16 @@ import Testing
         return [mpirun] + MPIRun.arguments(ranks: ranks) + [CommandLineTests.binary] + arguments
     }
 
+    /// Runs `cohort ARGUMENTS` on `ranks` ranks to the end, with `extra` added to the environment.
+    func runUnderMPI(_ ranks: Int, _ arguments: [String], environment extra: [String: String] = [:]) throws -> ProcessOutcome {
+        let command = try mpirun(ranks, arguments)
+        return try runProcess(command[0], Array(command.dropFirst()), environment: Self.environment.merging(extra) { $1 })
+    }
+
     /// The uninterrupted run every interrupted one must end equal to (made once per test).
     func reference(ranks: Int = 2) throws -> String {
         let out = "\(scratch.path)/reference"
-        let command = try mpirun(ranks, arguments(out))
-        let result = try runProcess(command[0], Array(command.dropFirst()), environment: Self.environment)
+        let result = try runUnderMPI(ranks, arguments(out))
         #expect(result.status == 0, "\(result.stderr)")
         return out
     }
@@ -57,8 +63,7 @@ import Testing
         #expect(left.isEmpty, "processes of the job are left: \(left)")
         #expect(!FileManager.default.fileExists(atPath: "\(out)/summary.json"))
 
-        let resumed = try mpirun(2, ["train", "--resume", out, "--quiet"])
-        let result = try runProcess(resumed[0], Array(resumed.dropFirst()), environment: Self.environment)
+        let result = try runUnderMPI(2, ["train", "--resume", out, "--quiet"])
         #expect(result.status == 0, "\(result.stderr)")
         try sameParameters(out, reference)
         #expect(try String(contentsOfFile: "\(out)/metrics.csv", encoding: .utf8).split(separator: "\n").count == 9)
@@ -88,8 +93,7 @@ import Testing
             // The newest checkpoint is the one written at the signal: mid-epoch (20 steps an epoch).
             let newest = try Checkpoint.load("\(Checkpoint.directory(run: out))/\(try #require(Checkpoint.list(run: out).first))")
             #expect(newest.position.step > 0, "\(target): no checkpoint at the signal")
-            let resumed = try mpirun(2, ["train", "--resume", out, "--quiet"])
-            let result = try runProcess(resumed[0], Array(resumed.dropFirst()), environment: Self.environment)
+            let result = try runUnderMPI(2, ["train", "--resume", out, "--quiet"])
             #expect(result.status == 0, "\(result.stderr)")
             try sameParameters(out, reference)
         }
@@ -98,8 +102,7 @@ import Testing
     @Test func damagedCheckpointsAreRefusedAndTheOneBeforeIsUsed() throws {
         // One process, 2 epochs: checkpoints at steps 35 and 40 are kept (epoch ends at 20, 40).
         let run = "\(scratch.path)/damaged"
-        let short = arguments(run).map { $0 == "8" ? "2" : $0 }
-        #expect(try CommandLineTests.run(short).status == 0)
+        #expect(try CommandLineTests.run(arguments(run, epochs: 2)).status == 0)
         let names = Checkpoint.list(run: run)
         #expect(names == ["step-000000040", "step-000000035"])
         let newest = "\(Checkpoint.directory(run: run))/\(names[0])", older = "\(Checkpoint.directory(run: run))/\(names[1])"
@@ -141,10 +144,9 @@ import Testing
 
     @Test func aResumeFromTheCheckpointBeforeADamagedOneEndsTheSame() throws {
         let reference = "\(scratch.path)/one-rank", run = "\(scratch.path)/fallback"
-        let short = { (out: String) in self.arguments(out).map { $0 == "8" ? "3" : $0 } }
-        #expect(try CommandLineTests.run(short(reference)).status == 0)
+        #expect(try CommandLineTests.run(arguments(reference, epochs: 3)).status == 0)
         // Stop after 2 epochs, damage the newest checkpoint, resume to 3 epochs.
-        #expect(try CommandLineTests.run(short(run).map { $0 == "3" ? "2" : $0 }).status == 0)
+        #expect(try CommandLineTests.run(arguments(run, epochs: 2)).status == 0)
         let newest = "\(Checkpoint.directory(run: run))/\(Checkpoint.list(run: run)[0])"
         try Data("{}".utf8).write(to: URL(fileURLWithPath: "\(newest)/state.json"))
         let result = try CommandLineTests.run(["train", "--resume", run, "--epochs", "3", "--quiet"])
@@ -175,8 +177,7 @@ import Testing
         // Keep only the mid-epoch checkpoint (step 14 of 20), as if the run had stopped there.
         try FileManager.default.removeItem(atPath: "\(Checkpoint.directory(run: run))/step-000000020")
         #expect(Checkpoint.list(run: run) == ["step-000000014"])
-        let resumed = try mpirun(2, ["train", "--resume", run, "--epochs", "2", "--quiet"])
-        let result = try runProcess(resumed[0], Array(resumed.dropFirst()), environment: Self.environment)
+        let result = try runUnderMPI(2, ["train", "--resume", run, "--epochs", "2", "--quiet"])
         #expect(result.status == 0, "\(result.stderr)")
         try DataParallelTests().expectSameParameters(run, reference)
         let summary = try JSON(contentsOfFile: "\(run)/summary.json")
@@ -187,8 +188,7 @@ import Testing
     /// checkpoint, the same end as an uninterrupted run; SIGTERM to the script: exit 0.
     @Test func launchTrainRestartsAfterAFailureAndStopsOnASignal() throws {
         let reference = try reference()
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("launch/train").path
+        let script = repositoryRoot.appendingPathComponent("launch/train").path
         let environment = Self.environment.merging(["COHORT_BINARY": CommandLineTests.binary]) { $1 }
         let out = "\(scratch.path)/restarted"
         let job = try BackgroundProcess(["/bin/bash", script, "-n", "2", "--restarts", "1"] + Array(arguments(out).dropFirst()),
@@ -211,7 +211,7 @@ import Testing
 
     @Test func aResumeThatDoesNotFitIsRefused() throws {
         let run = "\(scratch.path)/refused"
-        #expect(try CommandLineTests.run(arguments(run).map { $0 == "8" ? "2" : $0 }).status == 0)
+        #expect(try CommandLineTests.run(arguments(run, epochs: 2)).status == 0)
         // Fewer epochs than the checkpoint has already done: refused, exit 64 (nothing to retry).
         let fewer = try CommandLineTests.run(["train", "--resume", run, "--epochs", "1", "--quiet"])
         #expect(fewer.status == 64 && fewer.stderr.contains("past --epochs 1"), "\(fewer.status) \(fewer.stderr)")
@@ -239,9 +239,8 @@ import Testing
 
     @Test func ranksThatDriftApartStopTheRun() throws {
         let out = "\(scratch.path)/drift"
-        let command = try mpirun(2, arguments(out, extra: ["--check-every", "3"]))
-        let result = try runProcess(command[0], Array(command.dropFirst()),
-                                    environment: Self.environment.merging(["COHORT_FAULT_DRIFT": "1:5"]) { $1 })
+        let result = try runUnderMPI(2, arguments(out, extra: ["--check-every", "3"]),
+                                     environment: ["COHORT_FAULT_DRIFT": "1:5"])
         #expect(result.status != 0)
         #expect(result.stderr.contains("ranks drifted apart at epoch 1, step 6: the parameters of rank(s) 1 differ"),
                 "\(result.stderr)")
@@ -249,13 +248,13 @@ import Testing
 
     @Test func anExistingRunIsNotOverwrittenByAnother() throws {
         let out = "\(scratch.path)/existing"
-        #expect(try CommandLineTests.run(arguments(out).map { $0 == "8" ? "1" : $0 }).status == 0)
+        #expect(try CommandLineTests.run(arguments(out, epochs: 1)).status == 0)
         let before = try Data(contentsOf: URL(fileURLWithPath: "\(out)/model.safetensors"))
         // Other settings: refused, nothing touched.
         let other = try CommandLineTests.run(arguments(out).map { $0 == "0.001" ? "0.002" : $0 })
         #expect(other.status != 0 && other.stderr.contains("holds a run with other settings"), "\(other.stderr)")
         // The same settings: the checkpoints would be lost, so only --resume continues.
-        let same = try CommandLineTests.run(arguments(out).map { $0 == "8" ? "1" : $0 })
+        let same = try CommandLineTests.run(arguments(out, epochs: 1))
         #expect(same.status != 0 && same.stderr.contains("add --resume"), "\(same.stderr)")
         #expect(try Data(contentsOf: URL(fileURLWithPath: "\(out)/model.safetensors")) == before)
         // A resumed run keeps its settings.
@@ -269,7 +268,7 @@ import Testing
     /// and the scalars per epoch are metrics.csv's (to float precision).
     @Test func tensorBoardEventsHoldTheMetrics() throws {
         let out = "\(scratch.path)/tensorboard"
-        #expect(try CommandLineTests.run(arguments(out).map { $0 == "8" ? "3" : $0 }).status == 0)
+        #expect(try CommandLineTests.run(arguments(out, epochs: 3)).status == 0)
         let file = try #require(try FileManager.default.contentsOfDirectory(atPath: out).first { $0.hasPrefix("events.out.tfevents.") })
         let events = try readEvents(Data(contentsOf: URL(fileURLWithPath: "\(out)/\(file)")))
         #expect(events.first?.fileVersion == "brain.Event:2")
@@ -308,8 +307,10 @@ func readEvents(_ data: Data) throws -> [DecodedEvent] {
     func u32(_ i: Int) -> UInt32 { (0..<4).reduce(0) { $0 | UInt32(bytes[i + $1]) << (8 * UInt32($1)) } }
     while at < bytes.count {
         guard at + 12 <= bytes.count else { throw Bad(why: "truncated record header") }
-        let length = Int((0..<8).reduce(UInt64(0)) { $0 | UInt64(bytes[at + $1]) << (8 * UInt64($1)) })
         guard u32(at + 8) == CRC32C.masked(Array(bytes[at..<(at + 8)])) else { throw Bad(why: "length CRC") }
+        let declared = (0..<8).reduce(UInt64(0)) { $0 | UInt64(bytes[at + $1]) << (8 * UInt64($1)) }
+        guard at + 16 <= bytes.count, declared <= UInt64(bytes.count - at - 16) else { throw Bad(why: "truncated record") }
+        let length = Int(declared)
         let body = Array(bytes[(at + 12)..<(at + 12 + length)])
         guard u32(at + 12 + length) == CRC32C.masked(body) else { throw Bad(why: "data CRC") }
         events.append(try decodeEvent(body))
@@ -331,7 +332,10 @@ func protoFields(_ bytes: [UInt8]) throws -> [(field: Int, wire: Int, value: UIn
         case 0: fields.append((field, wire, varint(), []))
         case 1: fields.append((field, wire, (0..<8).reduce(0) { $0 | UInt64(bytes[at + $1]) << (8 * UInt64($1)) }, [])); at += 8
         case 5: fields.append((field, wire, (0..<4).reduce(0) { $0 | UInt64(bytes[at + $1]) << (8 * UInt64($1)) }, [])); at += 4
-        case 2: let n = Int(varint()); fields.append((field, wire, 0, Array(bytes[at..<(at + n)]))); at += n
+        case 2:
+            let n = Int(varint())
+            guard n <= bytes.count - at else { struct Bad: Error {}; throw Bad() }
+            fields.append((field, wire, 0, Array(bytes[at..<(at + n)]))); at += n
         default: struct Bad: Error {}; throw Bad()
         }
     }
@@ -426,10 +430,8 @@ final class BackgroundProcess {
     func liveDescendants() -> [Int32] {
         var parents: [Int32: Int32] = [:]
         for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
-            guard let p = Int32(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
-                  let close = stat.lastIndex(of: ")") else { continue }
-            let fields = stat[stat.index(after: close)...].split(separator: " ")
-            // After the command: state, then the parent's pid; zombies have exited already.
+            guard let p = Int32(entry), let fields = procStat(p) else { continue }
+            // State, then the parent's pid; zombies have exited already.
             if fields.count > 1, fields[0] != "Z", let parent = Int32(fields[1]) { parents[p] = parent }
         }
         var found: [Int32] = [], frontier: Set<Int32> = [pid]
@@ -450,12 +452,18 @@ final class BackgroundProcess {
     }
 }
 
+/// The fields of /proc/PID/stat after the command name (state, parent's pid, ...); nil when gone.
+func procStat(_ pid: Int32) -> [Substring]? {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else {
+        return nil
+    }
+    return stat[stat.index(after: close)...].split(separator: " ")
+}
+
 /// Whether `pid` is a live process (not gone, not a zombie awaiting its parent).
 func isAlive(_ pid: Int32) -> Bool {
-    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else {
-        return false
-    }
-    return stat[stat.index(after: close)...].split(separator: " ").first != "Z"
+    guard let fields = procStat(pid) else { return false }
+    return fields.first != "Z"
 }
 
 /// The processes of `pids` still alive a few seconds after their job ended, with their /proc/PID/stat

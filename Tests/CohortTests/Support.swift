@@ -1,9 +1,21 @@
 import CohortNN
 import CohortTensor
+import CZlib
 import Foundation
 import Testing
 
 /// Shared helpers of the tests: PyTorch fixtures, comparisons, finite differences.
+
+/// The repository's top directory (for its scripts and sweep files).
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent()
+
+/// Writes `bytes` gzip-compressed to `path`.
+func writeGzip(_ bytes: [UInt8], to path: String) {
+    let file = gzopen(path, "wb")!
+    _ = bytes.withUnsafeBytes { gzwrite(file, $0.baseAddress, UInt32($0.count)) }
+    gzclose(file)
+}
 
 /// A tensor from `Fixtures/torch_fixtures.json` (written by `make_torch_fixtures.py`).
 struct FixtureTensor {

@@ -90,7 +90,7 @@ import Testing
     }
 
     @Test func theReportsGridFilesParse() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let root = repositoryRoot
         let cifar = try SweepFile(path: root.appendingPathComponent("sweeps/cifar10-cnn.toml").path)
         #expect(cifar.axes.map(\.flag) == ["lr", "optimizer", "epochs"])
         #expect(cifar.axes.map(\.values.count) == [3, 2, 2])
