@@ -1,6 +1,6 @@
 // swift-tools-version:6.0
 // Cohort: a data-parallel neural-network trainer over MPI.
-// Targets follow the layers of DESIGN.md; each depends only on the layers above it.
+// Targets follow the layers of docs/architecture.md; each depends only on the layers above it.
 import PackageDescription
 
 // Release builds: no bounds checks. Every build: no errno from sqrt, so loops with a square root
@@ -31,37 +31,56 @@ let package = Package(
                        providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
 
+        // Small things every layer shares: the error type, atomic file writes, hashing, the
+        // clock, JSON coding, number formats.
+        .target(name: "CohortBase", swiftSettings: optimize),
         // Tensors and kernels: buffers, GEMM, convolution, pooling, elementwise, RNG.
-        .target(name: "CohortTensor", dependencies: ["CBLAS", "CDNNL"], swiftSettings: optimize),
+        .target(name: "CohortTensor", dependencies: ["CohortBase", "CBLAS", "CDNNL"], swiftSettings: optimize),
         // Neural network: layers with forward/backward, models, loss.
         .target(name: "CohortNN", dependencies: ["CohortTensor"], swiftSettings: optimize),
         // Optimizers over flat parameter and gradient buffers.
         .target(name: "CohortOptim", dependencies: ["CohortTensor"], swiftSettings: optimize),
         // Dataset readers, synthetic data, the sharded sampler, batching.
-        .target(name: "CohortData", dependencies: ["CohortTensor", "CZlib"], swiftSettings: optimize),
+        .target(name: "CohortData", dependencies: ["CohortBase", "CohortTensor", "CZlib"], swiftSettings: optimize),
         // Communicators: single-process and MPI (the only code that talks to Open MPI).
-        .target(name: "CohortDistributed", dependencies: ["CohortTensor", "CMPI"], swiftSettings: optimize),
-        // Reporting: SVG curves, PNG pictures.
-        .target(name: "CohortReporting", dependencies: ["CZlib"], swiftSettings: optimize),
-        // Training loop, evaluation, run directory, safetensors.
+        .target(name: "CohortDistributed", dependencies: ["CohortBase", "CohortTensor", "CMPI"], swiftSettings: optimize),
+        // Reporting: SVG curves, PNG pictures, TensorBoard event files.
+        .target(name: "CohortReporting", dependencies: ["CohortBase", "CZlib"], swiftSettings: optimize),
+        // A run's settings and files: config.json, metrics, summary, checkpoints, safetensors.
+        .target(name: "CohortRun",
+                dependencies: ["CohortBase", "CohortTensor", "CohortNN", "CohortOptim", "CohortData", "CohortReporting"],
+                swiftSettings: optimize),
+        // Starting ranks: the only code that knows mpirun and srun command lines, hostfiles, placements.
+        .target(name: "CohortLaunch", dependencies: ["CohortBase"], swiftSettings: optimize),
+        // The data-parallel loop: replicas, the bucketed gradient reducer, the thread plan, progress.
         .target(name: "CohortTraining",
-                dependencies: ["CohortTensor", "CohortNN", "CohortOptim", "CohortData",
-                               "CohortDistributed", "CohortReporting"],
+                dependencies: ["CohortBase", "CohortTensor", "CohortNN", "CohortOptim", "CohortData",
+                               "CohortDistributed", "CohortReporting", "CohortRun"],
                 swiftSettings: optimize),
-        // What trained models and sweeps show: sweep reports, filters, activation statistics,
-        // the deconvnet, occlusion.
+        // Speed: the benchmark, the machine's rates, the alpha-beta scaling model.
+        .target(name: "CohortBench",
+                dependencies: ["CohortBase", "CohortTensor", "CohortNN", "CohortOptim", "CohortData", "CohortDistributed",
+                               "CohortReporting", "CohortRun", "CohortLaunch", "CohortTraining"],
+                swiftSettings: optimize),
+        // What trained models show: filters, activation statistics, the deconvnet, occlusion.
         .target(name: "CohortAnalysis",
-                dependencies: ["CohortTensor", "CohortNN", "CohortData", "CohortTraining", "CohortReporting"],
+                dependencies: ["CohortBase", "CohortTensor", "CohortNN", "CohortData", "CohortRun", "CohortReporting"],
                 swiftSettings: optimize),
-        // The command line: thin, parses flags and calls the layers above.
+        // Sweeps: the grid, sweep files, the runner that starts one job per point, the report.
+        .target(name: "CohortSweep",
+                dependencies: ["CohortBase", "CohortRun", "CohortLaunch", "CohortAnalysis"],
+                swiftSettings: optimize),
+        // The command line: one file per command; parses flags and calls the layers above.
         .executableTarget(name: "cohort",
-                          dependencies: ["CohortTraining", "CohortAnalysis",
+                          dependencies: ["CohortBase", "CohortRun", "CohortLaunch", "CohortTraining", "CohortBench",
+                                         "CohortAnalysis", "CohortSweep", "CohortDistributed",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: optimize),
 
         .testTarget(name: "CohortTests",
-                    dependencies: ["CohortTensor", "CohortNN", "CohortOptim", "CohortData",
-                                   "CohortDistributed", "CohortTraining", "CohortReporting", "CohortAnalysis", "CZlib"],
+                    dependencies: ["CohortBase", "CohortTensor", "CohortNN", "CohortOptim", "CohortData", "CohortDistributed",
+                                   "CohortReporting", "CohortRun", "CohortLaunch", "CohortTraining", "CohortBench",
+                                   "CohortAnalysis", "CohortSweep", "CZlib"],
                     exclude: ["Fixtures"]),
     ]
 )

@@ -52,7 +52,7 @@ class Run:
         spec.loader.exec_module(self.ref)
         self.dir = a.run_dir
         self.config = json.load(open(os.path.join(a.run_dir, "config.json")))
-        self.data_dir = a.data_dir or self.config["data_dir"]
+        self.data_dir = a.data_dir or self.config.get("data_dir")
 
     def split(self, train):
         """(x, y) of the training or test split, as the reference loads them."""

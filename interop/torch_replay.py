@@ -70,18 +70,18 @@ def main():
         sys.exit("replay needs a one-rank run")
     x, y = run.split(train=True)
     xt, yt = run.split(train=False)
-    if c["limit"]:
-        x, y = x[:c["limit"]], y[:c["limit"]]
-    if c["test_limit"]:
-        xt, yt = xt[:c["test_limit"]], yt[:c["test_limit"]]
+    if c.get("limit"):
+        x, y = x[:c.get("limit")], y[:c.get("limit")]
+    if c.get("test_limit"):
+        xt, yt = xt[:c.get("test_limit")], yt[:c.get("test_limit")]
     model = run.model(x, "initial.safetensors")
     kwargs = {"lr": c["lr"]}
     if c["optimizer"] in ("sgd", "rmsprop"):
         kwargs["momentum"] = c["momentum"]
     if c["optimizer"] == "sgd":
         kwargs["nesterov"] = c["nesterov"]
-    if c["weight_decay"] is not None:
-        kwargs["weight_decay"] = c["weight_decay"]
+    if c.get("weight_decay") is not None:
+        kwargs["weight_decay"] = c.get("weight_decay")
     opt = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
            "adagrad": torch.optim.Adagrad, "rmsprop": torch.optim.RMSprop}[c["optimizer"]](model.parameters(), **kwargs)
 

@@ -4,7 +4,7 @@ import Foundation
 
 /// Mean and standard deviation of a set of activations (population standard deviation,
 /// over every element of every sample).
-public struct ActivationSummary: Equatable, Sendable {
+public struct ActivationSummary: Codable, Equatable, Sendable {
     public let name: String
     public let mean: Double, std: Double
     public let count: Int

@@ -1,6 +1,7 @@
+import CohortBase
 import CohortData
 import CohortNN
-import CohortTraining
+import CohortRun
 import Foundation
 
 /// A trained model read back from a run directory (or a `.safetensors` file beside its
@@ -17,20 +18,17 @@ public struct TrainedModel {
     public init(path: String, dataDirectory: String? = nil, testLimit: Int? = nil, maxBatch: Int = 256) throws {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw RunError("\(path): no such run directory or checkpoint")
+            throw CohortError.failure("\(path): no such run directory or checkpoint")
         }
         let directory = isDirectory.boolValue ? path : (path as NSString).deletingLastPathComponent
         let weights = isDirectory.boolValue ? "\(path)/model.safetensors" : path
         let configPath = "\(directory.isEmpty ? "." : directory)/config.json"
         guard FileManager.default.fileExists(atPath: configPath) else {
-            throw RunError("\(configPath): missing; the model's settings come from its run's config.json")
+            throw CohortError.failure("\(configPath): missing; the model's settings come from its run's config.json")
         }
         // The run's own settings and data, as training read them.
-        var config: TrainingConfig
-        do { config = try TrainingConfig(runConfig: JSON(contentsOfFile: configPath)) } catch let error as RunError {
-            throw RunError("\(configPath): not a Cohort run configuration (\(error))")
-        }
-        if let dataDirectory { config.dataDirectory = dataDirectory }
+        var config = try RunRecord.read(directory: directory.isEmpty ? "." : directory).config
+        if let dataDirectory { config.dataDir = dataDirectory }
         if let testLimit { config.testLimit = testLimit }
         let splits = try config.loadData()
         let network = Models.make(config.model, imageShape: splits.test.imageShape, hidden: config.hidden, width: config.width,

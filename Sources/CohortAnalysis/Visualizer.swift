@@ -1,58 +1,33 @@
+import CohortBase
 import CohortData
 import CohortNN
 import CohortReporting
-import CohortTraining
+import CohortRun
 import Foundation
 
 /// What `cohort visualize` makes of a trained model, written to one directory:
 /// for the CNN the first convolution's filters, ReLU statistics, deconvnet projections
 /// and occlusion maps; for recurrent models the hidden state's statistics per step.
 /// `visualize.json` lists it all, and `markdown` turns it into a report section.
-public struct Visualization {
+public struct Visualization: Codable {
     public var model: String
     public var filtersImage: String?
     public var activations: [ActivationSummary] = []
     /// Per conv layer: its name, the PNG, and the feature maps shown.
-    public var deconvnet: [(layer: String, image: String, maps: [Int])] = []
+    public var deconvnet: [DeconvnetPicture] = []
     public var occlusionImage: String?
     public var hiddenStates: [ActivationSummary] = []
 
-    public var json: JSON {
-        func stats(_ list: [ActivationSummary]) -> JSON {
-            .array(list.map { .object([("name", .string($0.name)), ("mean", .number($0.mean)), ("std", .number($0.std)),
-                                       ("count", .number(Double($0.count)))]) })
-        }
-        return .object([
-            ("model", .string(model)),
-            ("filters", filtersImage.map { .string($0) } ?? .null),
-            ("activations", stats(activations)),
-            ("deconvnet", .array(deconvnet.map { .object([("layer", .string($0.layer)), ("image", .string($0.image)),
-                                                           ("maps", .array($0.maps.map { .number(Double($0)) }))]) })),
-            ("occlusion", occlusionImage.map { .string($0) } ?? .null),
-            ("hidden_states", stats(hiddenStates)),
-        ])
+    public struct DeconvnetPicture: Codable {
+        public var layer: String, image: String, maps: [Int]
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case model, filtersImage = "filters", activations, deconvnet, occlusionImage = "occlusion"
+        case hiddenStates = "hidden_states"
     }
 
     public init(model: String) { self.model = model }
-
-    public init(json: JSON) throws {
-        guard let model = json["model"]?.string else { throw RunError("visualize.json: no model") }
-        func stats(_ key: String) -> [ActivationSummary] {
-            (json[key]?.array ?? []).compactMap { item in
-                guard let name = item["name"]?.string, let mean = item["mean"]?.number, let std = item["std"]?.number else { return nil }
-                return ActivationSummary(name: name, mean: mean, std: std, count: Int(item["count"]?.number ?? 0))
-            }
-        }
-        self.model = model
-        filtersImage = json["filters"]?.string
-        activations = stats("activations")
-        deconvnet = (json["deconvnet"]?.array ?? []).compactMap { item in
-            guard let layer = item["layer"]?.string, let image = item["image"]?.string else { return nil }
-            return (layer, image, (item["maps"]?.array ?? []).compactMap { $0.number.map(Int.init) })
-        }
-        occlusionImage = json["occlusion"]?.string
-        hiddenStates = stats("hidden_states")
-    }
 
     /// A Markdown section; picture links are `prefix` + file name.
     public func markdown(prefix: String, heading: String = "###") -> String {
@@ -101,10 +76,10 @@ public struct VisualizeSettings: Sendable {
     public init() {}
 
     public func validate() throws {
-        guard maps > 0 else { throw SettingsError("--maps must be positive, got \(maps)") }
-        guard occlusionImages >= 0 else { throw SettingsError("--occlusion-images must be >= 0, got \(occlusionImages)") }
-        guard occlusionSize > 0 else { throw SettingsError("--occlusion-size must be positive, got \(occlusionSize)") }
-        guard occlusionStride > 0 else { throw SettingsError("--occlusion-stride must be positive, got \(occlusionStride)") }
+        guard maps > 0 else { throw CohortError.settings("--maps must be positive, got \(maps)") }
+        guard occlusionImages >= 0 else { throw CohortError.settings("--occlusion-images must be >= 0, got \(occlusionImages)") }
+        guard occlusionSize > 0 else { throw CohortError.settings("--occlusion-size must be positive, got \(occlusionSize)") }
+        guard occlusionStride > 0 else { throw CohortError.settings("--occlusion-stride must be positive, got \(occlusionStride)") }
     }
 }
 
@@ -114,10 +89,10 @@ public enum Visualizer {
                            log: (String) -> Void = { _ in }) throws -> Visualization {
         try settings.validate()
         do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch {
-            throw RunError("\(directory): cannot create (\(error.localizedDescription))")
+            throw CohortError.failure("\(directory): cannot create (\(error.localizedDescription))")
         }
         let network = trained.network, data = trained.test
-        guard data.count > 0 else { throw RunError("the test set is empty") }
+        guard data.count > 0 else { throw CohortError.failure("the test set is empty") }
         var result = Visualization(model: trained.model.rawValue)
         if trained.model.isRecurrent {
             result.hiddenStates = ActivationStatistics.hiddenStates(network, data: data)
@@ -134,7 +109,7 @@ public enum Visualizer {
                 let name = "conv\(k + 1)"
                 let (picture, maps) = deconvnetPicture(network, data: data, convIndex: index, maps: settings.maps)
                 try write(picture, to: "\(directory)/deconv-\(name).png")
-                result.deconvnet.append((name, "deconv-\(name).png", maps))
+                result.deconvnet.append(.init(layer: name, image: "deconv-\(name).png", maps: maps))
                 log("visualize: deconvnet for \(name), maps \(maps)")
             }
             if settings.occlusionImages > 0 {
@@ -149,7 +124,7 @@ public enum Visualizer {
                 log("visualize: occlusion maps for \(rows.count) test image(s)")
             }
         }
-        try writeAtomically(result.json.serialized(pretty: true) + "\n", to: "\(directory)/visualize.json")
+        try JSONFile.write(result, to: "\(directory)/visualize.json")
         try writeAtomically(result.markdown(prefix: "", heading: "##") + "\n", to: "\(directory)/visualize.md")
         return result
     }
@@ -270,13 +245,5 @@ public enum Visualizer {
             for x in 0..<width { out[x, y] = image[x * image.width / width, y * image.height / height] }
         }
         return out
-    }
-}
-
-/// Numbers as the reference report prints them: four significant digits.
-public enum Format {
-    public static func figure(_ v: Double) -> String {
-        guard v.isFinite else { return "n/a" }
-        return String(format: "%.4g", v)
     }
 }

@@ -1,3 +1,4 @@
+import CohortBase
 import Foundation
 
 /// CIFAR-10's official binary layout (`cifar-10-batches-bin/`): `data_batch_1.bin` …
@@ -14,16 +15,16 @@ public enum CIFAR10 {
         var pixels: [UInt8] = [], labels: [UInt8] = []
         for path in files {
             let data = try readPossiblyCompressed(path)
-            guard !data.isEmpty else { throw DataError("\(path): empty file") }
+            guard !data.isEmpty else { throw CohortError.failure("\(path): empty file") }
             guard data.count % recordSize == 0 else {
-                throw DataError("\(path): \(data.count) bytes is not a whole number of \(recordSize)-byte "
+                throw CohortError.failure("\(path): \(data.count) bytes is not a whole number of \(recordSize)-byte "
                                 + "CIFAR-10 records (truncated or not a CIFAR-10 batch)")
             }
             let records = data.count / recordSize
             pixels.reserveCapacity(pixels.count + records * (recordSize - 1))
             for r in 0..<records {
                 let o = r * recordSize
-                guard data[o] < 10 else { throw DataError("\(path): record \(r) has label \(data[o]), not below 10") }
+                guard data[o] < 10 else { throw CohortError.failure("\(path): record \(r) has label \(data[o]), not below 10") }
                 labels.append(data[o])
                 pixels.append(contentsOf: data[(o + 1)..<(o + recordSize)])
             }
@@ -38,7 +39,7 @@ public enum CIFAR10 {
         let base = FileManager.default.fileExists(atPath: "\(nested)/test_batch.bin") ? nested : directory
         let missing = (trainFiles + testFiles).filter { !FileManager.default.fileExists(atPath: "\(base)/\($0)") }
         guard missing.isEmpty else {
-            throw DataError("\(base): missing \(missing.joined(separator: ", ")) (expected CIFAR-10's binary "
+            throw CohortError.failure("\(base): missing \(missing.joined(separator: ", ")) (expected CIFAR-10's binary "
                             + "layout, cifar-10-batches-bin/)")
         }
         return DatasetSplits(train: try load(files: trainFiles.map { "\(base)/\($0)" }),

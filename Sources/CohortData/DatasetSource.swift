@@ -1,8 +1,9 @@
+import CohortBase
 import CohortTensor
 import Foundation
 
 /// The datasets Cohort reads, by their command-line names.
-public enum DatasetKind: String, CaseIterable, Sendable {
+public enum DatasetKind: String, CaseIterable, Codable, Sendable {
     case cifar10, mnist, fashionMNIST = "fashion-mnist", synthetic
 }
 
@@ -25,7 +26,7 @@ public enum DatasetSource {
         var isDirectory: ObjCBool = false
         if let dir = dataDirectory {
             guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory), isDirectory.boolValue else {
-                throw DataError("--data-dir \(dir): no such directory")
+                throw CohortError.failure("--data-dir \(dir): no such directory")
             }
             return dir
         }
@@ -34,7 +35,7 @@ public enum DatasetSource {
             && isDirectory.boolValue {
             return place
         }
-        throw DataError("\(kind.rawValue): no data found; looked in \(places.joined(separator: ", ")). "
+        throw CohortError.failure("\(kind.rawValue): no data found; looked in \(places.joined(separator: ", ")). "
                         + "Pass --data-dir DIR or set COHORT_DATA.")
     }
 

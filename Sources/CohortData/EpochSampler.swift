@@ -1,6 +1,6 @@
 import CohortTensor
 
-/// The per-epoch sharded sampler of DESIGN.md.
+/// The per-epoch sharded sampler.
 ///
 /// Every epoch has one permutation of the training set, drawn from (seed, epoch) and
 /// therefore identical on every rank. Global batch `B` is cut into `worldSize` equal,

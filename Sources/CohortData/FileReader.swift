@@ -1,16 +1,17 @@
 import CZlib
+import CohortBase
 import Foundation
 
 /// Reads a whole file, inflating it first if it is gzip-compressed (recognised by its
 /// magic bytes, not its name). A missing, unreadable, corrupt or truncated file is a
-/// `DataError` that names it.
+/// `CohortError` that names it.
 func readPossiblyCompressed(_ path: String) throws -> [UInt8] {
     var isDirectory: ObjCBool = false
     guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-        throw DataError("\(path): no such file")
+        throw CohortError.failure("\(path): no such file")
     }
-    guard !isDirectory.boolValue else { throw DataError("\(path): is a directory, expected a file") }
-    guard let data = FileManager.default.contents(atPath: path) else { throw DataError("\(path): cannot read the file") }
+    guard !isDirectory.boolValue else { throw CohortError.failure("\(path): is a directory, expected a file") }
+    guard let data = FileManager.default.contents(atPath: path) else { throw CohortError.failure("\(path): cannot read the file") }
     let bytes = [UInt8](data)
     guard bytes.count >= 2, bytes[0] == 0x1F, bytes[1] == 0x8B else { return bytes }
     return try gunzip(bytes, path: path)
@@ -21,7 +22,7 @@ private func gunzip(_ compressed: [UInt8], path: String) throws -> [UInt8] {
     var stream = z_stream()
     // windowBits 15 + 16: expect a gzip wrapper, largest window.
     guard inflateInit2_(&stream, 15 + 16, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
-        throw DataError("\(path): zlib could not start inflating")
+        throw CohortError.failure("\(path): zlib could not start inflating")
     }
     defer { inflateEnd(&stream) }
     var output: [UInt8] = []
@@ -44,10 +45,10 @@ private func gunzip(_ compressed: [UInt8], path: String) throws -> [UInt8] {
             case Z_OK:
                 continue
             case Z_BUF_ERROR where stream.avail_in == 0:
-                throw DataError("\(path): compressed data ends early, the file is truncated")
+                throw CohortError.failure("\(path): compressed data ends early, the file is truncated")
             default:
                 let reason = stream.msg.map { String(cString: $0) } ?? "zlib error \(status)"
-                throw DataError("\(path): corrupt gzip data (\(reason))")
+                throw CohortError.failure("\(path): corrupt gzip data (\(reason))")
             }
         }
     }

@@ -1,10 +1,5 @@
 import CohortTensor
 
-/// Errors from reading data: each names the file (or dataset) and what is wrong.
-public struct DataError: Error, CustomStringConvertible, Equatable {
-    public let description: String
-    public init(_ description: String) { self.description = description }
-}
 
 /// A labelled set of images kept as bytes (`[count, C, H, W]`, 0...255), normalised
 /// per batch when copied out: `x = (pixel / 255 - mean) / std`.

@@ -1,3 +1,4 @@
+import CohortBase
 import Foundation
 
 /// The collective operations that data-parallel training needs, behind one small
@@ -52,8 +53,3 @@ public enum MPILaunch {
     }
 }
 
-/// An error from the communication layer, with the rank and operation it concerns.
-public struct CommunicationError: Error, CustomStringConvertible {
-    public let description: String
-    public init(_ description: String) { self.description = description }
-}

@@ -1,10 +1,11 @@
 import CMPI
+import CohortBase
 import Foundation
 
 /// The communicator over Open MPI: the only code in Cohort that calls MPI.
 ///
 /// Errors are set to be returned, not fatal, so every failing call becomes a
-/// `CommunicationError` naming the operation, the rank and MPI's own message.
+/// `CohortError` naming the operation, the rank and MPI's own message.
 /// The node-local communicator (ranks sharing memory with this one) tells how many
 /// ranks share this node's cores.
 public final class MPICommunicator: Communicator {
@@ -19,7 +20,7 @@ public final class MPICommunicator: Communicator {
         var provided: Int32 = 0
         // Only the main thread calls MPI; BLAS threads never do.
         var code = MPI_Init_thread(nil, nil, cohort_mpi_thread_funneled(), &provided)
-        guard code == cohort_mpi_success() else { throw CommunicationError("MPI_Init_thread failed with code \(code)") }
+        guard code == cohort_mpi_success() else { throw CohortError.failure("MPI_Init_thread failed with code \(code)") }
         world = cohort_mpi_comm_world()
         MPI_Comm_set_errhandler(world, cohort_mpi_errors_return())
         var r: Int32 = 0, s: Int32 = 0
@@ -44,7 +45,7 @@ public final class MPICommunicator: Communicator {
         var length: Int32 = 0
         MPI_Error_string(code, &buffer, &length)
         let message = String(decoding: buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        throw CommunicationError("rank \(rank): \(operation) failed: \(message)")
+        throw CohortError.failure("rank \(rank): \(operation) failed: \(message)")
     }
 
     public func barrier() throws { try check(MPI_Barrier(world), "MPI_Barrier") }

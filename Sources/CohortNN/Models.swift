@@ -1,10 +1,15 @@
 import CohortTensor
 
-/// The models of DESIGN.md, by their command-line names.
-public enum ModelKind: String, CaseIterable, Sendable {
+/// The models Cohort trains, by their command-line names: the report's CNN, and one
+/// recurrent layer over the image rows followed by a linear layer.
+public enum ModelKind: String, CaseIterable, Codable, Sendable {
     case cnn, rnn, lstm, gru
 
     public var isRecurrent: Bool { self != .cnn }
+
+    /// The input shape of the report's data for this model: CIFAR-10's for the CNN, MNIST's
+    /// for recurrent models (synthetic data and benchmarks take it).
+    public var standardImageShape: [Int] { isRecurrent ? [1, 28, 28] : [3, 32, 32] }
 }
 
 public enum Models {

@@ -15,7 +15,7 @@ public protocol Optimizer: AnyObject {
 }
 
 /// Optimizers by their command-line names, with PyTorch's defaults.
-public enum OptimizerKind: String, CaseIterable, Sendable {
+public enum OptimizerKind: String, CaseIterable, Codable, Sendable {
     case sgd, adam, adamw, adagrad, rmsprop
 
     public func make(count: Int, learningRate: Float, momentum: Float = 0, nesterov: Bool = false,

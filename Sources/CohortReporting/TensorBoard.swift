@@ -1,10 +1,8 @@
+import CohortBase
 import Foundation
 
 /// This machine's host name up to its first dot, looked up once: with the process id it
 /// makes file names that writers on other nodes of a shared file system never share.
-public let shortHostName: String =
-    ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "host"
-
 /// Scalars in TensorBoard's event-file format, as `torch.utils.tensorboard.SummaryWriter`
 /// writes them: a file `events.out.tfevents.<seconds>.<host>.<pid>` of records, each
 /// `[length: u64 LE][masked CRC-32C of length: u32 LE][data][masked CRC-32C of data: u32 LE]`,

@@ -26,6 +26,9 @@ public enum KernelThreads {
         openblas_set_num_threads(1)
     }
 
+    /// OpenBLAS's own threads, for a measurement of the machine (training keeps it at 1).
+    public static func setBLAS(_ count: Int) { openblas_set_num_threads(Int32(max(1, count))) }
+
     static func applyOpenMP(_ count: Int) {
         if count > 0, let setThreads = ompSetNumThreads { setThreads(Int32(count)) }
     }

@@ -1,3 +1,4 @@
+import CohortBase
 import CohortDistributed
 import CohortNN
 import CohortTensor

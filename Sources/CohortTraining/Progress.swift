@@ -1,3 +1,4 @@
+import CohortBase
 import CohortTensor
 import Foundation
 
@@ -28,7 +29,7 @@ final class ProgressReporter {
         let width = 24, filled = steps > 0 ? width * step / steps : width
         let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
         let line = String(format: "epoch %d/%d [%@] %d/%d  %.0f samples/s  loss %.4f  ETA %@",
-                          epoch, epochs, bar, step, steps, samplesPerSecond, loss, formatDuration(eta))
+                          epoch, epochs, bar, step, steps, samplesPerSecond, loss, Format.duration(eta))
         FileHandle.standardError.write(Data(("\r\u{1B}[K" + line).utf8))
     }
 
@@ -46,12 +47,4 @@ final class ProgressReporter {
         if live { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
         FileHandle.standardOutput.write(Data((text + "\n").utf8))
     }
-}
-
-func formatDuration(_ seconds: Double) -> String {
-    guard seconds.isFinite, seconds >= 0 else { return "?" }
-    let s = Int(seconds.rounded())
-    if s >= 3600 { return String(format: "%dh%02dm", s / 3600, (s % 3600) / 60) }
-    if s >= 60 { return String(format: "%dm%02ds", s / 60, s % 60) }
-    return "\(s)s"
 }

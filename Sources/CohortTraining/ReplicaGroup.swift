@@ -1,3 +1,4 @@
+import CohortBase
 import CohortData
 import CohortNN
 import CohortTensor
@@ -14,9 +15,6 @@ import Dispatch
 final class ReplicaGroup: @unchecked Sendable {
     /// One replica's figures for a step (or an evaluation): loss sum, correct count, and
     /// seconds in data, forward and backward.
-    struct Outcome {
-        var lossSum = 0.0, correct = 0, data = 0.0, forward = 0.0, backward = 0.0
-    }
 
     let networks: [Network]
     let replicaBatch: Int
@@ -24,7 +22,7 @@ final class ReplicaGroup: @unchecked Sendable {
     private let inputs: [FloatBuffer]
     private let labels: [UnsafeMutablePointer<Int32>]
     /// One slot per replica, written only by that replica's thread (no shared Swift array).
-    private let outcomes: UnsafeMutableBufferPointer<Outcome>
+    private let outcomes: UnsafeMutableBufferPointer<StepOutcome>
 
     var primary: Network { networks[0] }
     var count: Int { networks.count }
@@ -42,7 +40,7 @@ final class ReplicaGroup: @unchecked Sendable {
         inputs = (0..<replicas).map { _ in FloatBuffer(count: batch * imageShape.elementCount) }
         labels = (0..<replicas).map { _ in UnsafeMutablePointer<Int32>.allocate(capacity: batch) }
         outcomes = .allocate(capacity: replicas)
-        outcomes.initialize(repeating: Outcome())
+        outcomes.initialize(repeating: StepOutcome())
     }
 
     deinit {
@@ -64,7 +62,7 @@ final class ReplicaGroup: @unchecked Sendable {
                                                              scale: scale)
         let t2 = monotonicSeconds()
         try network.backward(logitGrad, batch: replicaBatch, gradientsReady: gradientsReady)
-        outcomes[r] = Outcome(lossSum: result.lossSum, correct: result.correct, data: t1 - t0, forward: t2 - t1,
+        outcomes[r] = StepOutcome(lossSum: result.lossSum, correct: result.correct, data: t1 - t0, forward: t2 - t1,
                               backward: monotonicSeconds() - t2)
     }
 
@@ -73,7 +71,7 @@ final class ReplicaGroup: @unchecked Sendable {
     /// every layer in reverse order as its summed gradients become final. Returns the
     /// summed loss and correct count, and the first replica's timings.
     func step(data: ImageDataset, indices: ArraySlice<Int>, scale: Float,
-              gradientsReady: ((Int) throws -> Void)?) throws -> Outcome {
+              gradientsReady: ((Int) throws -> Void)?) throws -> StepOutcome {
         if count == 1 {
             // One replica: gradients are final layer by layer, so communication can overlap backward.
             try runReplica(0, data: data, indices: indices, scale: scale, gradientsReady: gradientsReady)
@@ -109,7 +107,7 @@ final class ReplicaGroup: @unchecked Sendable {
     func evaluate(on dataset: ImageDataset) -> (loss: Double, accuracy: Double) {
         let chunks = (dataset.count + replicaBatch - 1) / replicaBatch
         DispatchQueue.concurrentPerform(iterations: count) { r in
-            var outcome = Outcome()
+            var outcome = StepOutcome()
             for chunk in stride(from: r, to: chunks, by: count) {
                 let start = chunk * replicaBatch, n = min(replicaBatch, dataset.count - start)
                 dataset.fill(indices: start..<(start + n), x: inputs[r].pointer, y: labels[r])
@@ -123,4 +121,10 @@ final class ReplicaGroup: @unchecked Sendable {
         let lossSum = outcomes.reduce(0) { $0 + $1.lossSum }, correct = outcomes.reduce(0) { $0 + $1.correct }
         return (lossSum / Double(dataset.count), Double(correct) / Double(dataset.count))
     }
+}
+
+/// One rank's share of a step: its loss sum and correct count, and the seconds the first
+/// replica's thread spent on data, forward and backward (all replicas run at once).
+public struct StepOutcome: Sendable {
+    public var lossSum = 0.0, correct = 0, data = 0.0, forward = 0.0, backward = 0.0
 }

@@ -1,3 +1,4 @@
+import CohortBase
 import CohortNN
 import Foundation
 
@@ -15,28 +16,4 @@ struct ThreadPlan {
         self.threads = t
         self.replicas = replicas ?? (localBatch % t == 0 ? t : 1)
     }
-}
-
-extension ThreadPlan {
-    /// Checks that `batchSize` splits into equal slices over `worldSize` ranks and, if
-    /// given, over `replicas` per rank.
-    static func checkBatchSplit(batchSize: Int, worldSize: Int, replicas: Int?) throws {
-        guard batchSize % worldSize == 0 else {
-            throw SettingsError("--batch-size \(batchSize) is not divisible by the \(worldSize) ranks; "
-                                + "use a multiple of \(worldSize)")
-        }
-        if let r = replicas {
-            guard r > 0 else { throw SettingsError("--replicas must be positive, got \(r)") }
-            guard (batchSize / worldSize) % r == 0 else {
-                throw SettingsError("--batch-size \(batchSize) gives \(batchSize / worldSize) samples per rank, "
-                                    + "which \(r) replicas cannot share equally")
-            }
-        }
-    }
-}
-
-extension ModelKind {
-    /// The input shape of the report's data for this model: CIFAR-10's for the CNN, MNIST's
-    /// for recurrent models (used for synthetic data and benchmarks).
-    public var standardImageShape: [Int] { isRecurrent ? [1, 28, 28] : [3, 32, 32] }
 }

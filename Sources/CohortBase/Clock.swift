@@ -1,0 +1,9 @@
+import Foundation
+
+/// Seconds from a monotonic clock (for timing phases; not wall-clock dates).
+@inline(__always)
+public func monotonicSeconds() -> Double {
+    var t = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &t)
+    return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
+}

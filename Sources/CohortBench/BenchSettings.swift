@@ -1,0 +1,50 @@
+import CohortBase
+import CohortNN
+import CohortRun
+
+/// What `cohort bench` measures: timed training steps of a model on synthetic data of its
+/// input shape, the same data-parallel step as `cohort train`, split into its phases. A
+/// worker process receives these settings as JSON.
+public struct BenchSettings: Codable, Equatable, Sendable {
+    public var model: ModelKind = .cnn
+    public var hidden = 128
+    /// Multiplier of the CNN's filters (see `Models.make`).
+    public var width = 1
+    /// Global batch, split over the ranks as in training.
+    public var batchSize = 64
+    public var steps = 30
+    public var warmup = 5
+    public var threads: Int?
+    /// Replicas per rank (nil: one per thread when they divide the rank's batch).
+    public var replicas: Int?
+    public var bucketMb = 25.0
+    public var noOverlap = false
+
+    enum CodingKeys: String, CodingKey {
+        case model, hidden, width, batchSize = "batch_size", steps, warmup, threads, replicas, bucketMb = "bucket_mb"
+        case noOverlap = "no_overlap"
+    }
+
+    public init() {}
+
+    public var imageShape: [Int] { model.standardImageShape }
+
+    /// The defaults with `given` (settings by key, e.g. from command-line flags) on top.
+    public static func from(given: [String: JSONValue]) throws -> BenchSettings {
+        var merged = JSONValue(BenchSettings()).objectValue ?? [:]
+        merged.merge(given) { $1 }
+        return try JSONValue.object(merged).decode(BenchSettings.self, source: "settings")
+    }
+
+    public func validate(worldSize: Int = 1) throws {
+        guard batchSize > 0, hidden > 0, width > 0, width <= 64, steps > 0, warmup >= 0 else {
+            throw CohortError.settings("--batch-size, --hidden and --steps must be positive, --width in 1...64, "
+                                       + "--warmup not negative")
+        }
+        if let t = threads, t <= 0 { throw CohortError.settings("--threads must be positive, got \(t)") }
+        guard bucketMb.isFinite, bucketMb > 0, bucketMb <= Double(1 << 30) else {
+            throw CohortError.settings("--bucket-mb must be positive and at most 2^30, got \(bucketMb)")
+        }
+        try BatchSplit.check(batchSize: batchSize, worldSize: worldSize, replicas: replicas)
+    }
+}

@@ -1,0 +1,88 @@
+import CohortBase
+import CohortData
+import CohortDistributed
+import CohortOptim
+import CohortTensor
+import CohortTraining
+import Foundation
+
+/// Runs the timed steps of one configuration on every rank of `communicator`.
+public enum BenchmarkRunner {
+    /// Collective: every rank runs the same steps; the result is meaningful on rank 0.
+    public static func run(settings: BenchSettings, communicator comm: Communicator) throws -> BenchMeasurement {
+        let world = comm.size
+        try settings.validate(worldSize: world)
+        let data = Synthetic.make(shape: settings.imageShape, count: settings.batchSize * 4, seed: 0, split: 0)
+        let shape = DataParallelRank.Shape(model: settings.model, hidden: settings.hidden, width: settings.width,
+                                           imageShape: settings.imageShape, classes: 10, globalBatch: settings.batchSize,
+                                           threads: settings.threads, replicas: settings.replicas,
+                                           bucketMb: settings.bucketMb, overlap: !settings.noOverlap)
+        let rank = try DataParallelRank(shape: shape, datasetSize: data.count, seed: 0, communicator: comm) { count in
+            OptimizerKind.adagrad.make(count: count, learningRate: 0.01)
+        }
+        try rank.broadcastParameters()
+        let names = BenchMeasurement.phaseNames
+        var phase = [Double](repeating: 0, count: names.count)
+        var start = 0.0
+        let stepsPerEpoch = rank.sampler.stepsPerEpoch
+        for step in 0..<(settings.warmup + settings.steps) {
+            if step == settings.warmup {
+                try comm.barrier()
+                phase = phase.map { _ in 0 }
+                start = monotonicSeconds()
+            }
+            if step % stepsPerEpoch == 0 { rank.startEpoch(step / stepsPerEpoch) }
+            let t0 = monotonicSeconds()
+            let (outcome, wait) = try rank.reduceGradients(data: data, step: step % stepsPerEpoch)
+            let t2 = monotonicSeconds()
+            rank.applyGradients()
+            let t3 = monotonicSeconds()
+            // Wall time of data, forward and backward, shared out in the proportions the first
+            // replica's thread measured (all replicas run at once).
+            let measured = outcome.data + outcome.forward + outcome.backward, wall = t2 - t0 - wait
+            let share = measured > 0 ? wall / measured : 0
+            phase[0] += outcome.data * share
+            phase[1] += outcome.forward * share
+            phase[2] += outcome.backward * share
+            phase[3] += wait
+            phase[4] += t3 - t2
+        }
+        let seconds = monotonicSeconds() - start
+        let meanPhases = try comm.allreduceSum(phase + [seconds]).map { $0 / Double(world) }
+        return BenchMeasurement(ranks: world, threadsPerRank: rank.threads, globalBatch: settings.batchSize,
+                                steps: settings.steps, seconds: seconds,
+                                phaseSeconds: Dictionary(uniqueKeysWithValues: zip(names, meanPhases)),
+                                modelGflopPerSample: Double(rank.network.trainingFLOPsPerSample) / 1e9,
+                                bucketBytes: rank.bucketBytes)
+    }
+
+    /// Times allreduces on every rank and has rank 0 write them to `path`.
+    public static func timeAllreduce(communicator: Communicator, writingTo path: String) throws {
+        let timings = try timeAllreduce(communicator: communicator)
+        guard communicator.rank == 0 else { return }
+        try JSONFile.write(AllreduceTimings(ranks: communicator.size, timings: timings), to: path)
+    }
+
+    /// Times in-place allreduces of several sizes (the median of `repeats` after a warm-up),
+    /// on every rank; the alpha-beta model is fitted to them.
+    static func timeAllreduce(communicator comm: Communicator, sizes: [Int] = [4, 65_536, 1 << 20, 4 << 20],
+                              repeats: Int = 15) throws -> [AllreduceTimings.Timing] {
+        let buffer = FloatBuffer(count: (sizes.max() ?? 4) / 4)
+        var result: [AllreduceTimings.Timing] = []
+        for bytes in sizes {
+            let count = max(1, bytes / 4)
+            var times: [Double] = []
+            for i in 0..<(repeats + 3) {
+                try comm.barrier()
+                let t0 = monotonicSeconds()
+                try comm.allreduceSum(buffer.pointer, count: count)
+                if i >= 3 { times.append(monotonicSeconds() - t0) }
+            }
+            // Rank 0's view, agreed on: the slowest rank's median (every rank waits for it).
+            let median = times.sorted()[times.count / 2]
+            let slowest = try comm.allreduceSum((0..<comm.size).map { $0 == comm.rank ? median : 0 }).max() ?? median
+            result.append(.init(bytes: Double(count * 4), seconds: slowest))
+        }
+        return result
+    }
+}

@@ -1,0 +1,80 @@
+import CohortBase
+import CohortNN
+import CohortReporting
+import Foundation
+
+/// The files of a run, written by rank 0: `config.json`,
+/// `metrics.csv`, `metrics.jsonl`, `summary.json`, `loss.svg`, `accuracy.svg`,
+/// `model.safetensors`. Every file is replaced atomically, so an interrupted run never
+/// leaves half a file, and `summary.json` appears only when the run has finished.
+public struct RunDirectory {
+    public let path: String
+
+    /// Creates the directory (and parents) or fails with a message naming it. With
+    /// `settings`, a directory that already holds a run is checked first: one with other
+    /// settings is never overwritten, and one with checkpoints only continues with `resume`.
+    public init(path: String, settings: JSONValue? = nil, resume: Bool = false) throws {
+        self.path = path
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
+            guard isDirectory.boolValue else { throw CohortError.failure("--out \(path): exists and is not a directory") }
+        } else {
+            do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
+                throw CohortError.failure("--out \(path): cannot create the directory (\(error.localizedDescription))")
+            }
+        }
+        guard access(path, W_OK) == 0 else { throw CohortError.failure("--out \(path): directory is not writable") }
+        if let settings { try Self.checkReuse(path: path, settings: settings, resume: resume) }
+        // A previous run's summary would claim that this one finished.
+        try? FileManager.default.removeItem(atPath: RunSummary.path(directory: path))
+    }
+
+    public func file(_ name: String) -> String { "\(path)/\(name)" }
+
+    static func checkReuse(path: String, settings: JSONValue, resume: Bool) throws {
+        guard FileManager.default.fileExists(atPath: RunRecord.path(directory: path)) else {
+            if resume { throw CohortError.failure("--resume \(path): no run there (config.json is missing)") }
+            return
+        }
+        let recorded = try RunRecord.read(directory: path).config.definingSettings
+        guard recorded == settings else {
+            throw CohortError.failure("--out \(path) holds a run with other settings (\(recorded)); this run has "
+                           + "\(settings). Choose another --out, or give the same settings"
+                           + (resume ? "" : " (and --resume to continue it)"))
+        }
+        if !resume, !Checkpoint.list(run: path).isEmpty {
+            throw CohortError.failure("--out \(path) has checkpoints of a run with these settings: add --resume to continue it, "
+                           + "or remove \(Checkpoint.directory(run: path)) to start afresh")
+        }
+    }
+
+    public func writeRecord(_ record: RunRecord) throws {
+        try JSONFile.write(record, to: RunRecord.path(directory: path))
+    }
+
+    /// Rewrites the per-epoch files and curves with every epoch so far.
+    public func writeEpochs(_ epochs: [EpochMetrics], title: String) throws {
+        try writeAtomically(([EpochMetrics.csvHeader] + epochs.map(\.csvRow)).joined(separator: "\n") + "\n",
+                            to: file("metrics.csv"))
+        try writeAtomically(epochs.map { JSONFile.line($0) + "\n" }.joined(), to: file("metrics.jsonl"))
+        let loss = LineChart(title: "\(title): loss", xLabel: "epoch", yLabel: "cross-entropy loss", series: [
+            .init(name: "train", color: "#1f77b4", points: epochs.map { (Double($0.epoch), $0.trainLoss) }),
+            .init(name: "test", color: "#d62728", points: epochs.map { (Double($0.epoch), $0.testLoss) }),
+        ])
+        let accuracy = LineChart(title: "\(title): accuracy", xLabel: "epoch", yLabel: "accuracy", series: [
+            .init(name: "train", color: "#1f77b4", points: epochs.map { (Double($0.epoch), $0.trainAccuracy) }),
+            .init(name: "test", color: "#d62728", points: epochs.map { (Double($0.epoch), $0.testAccuracy) }),
+        ])
+        try writeAtomically(loss.svg(), to: file("loss.svg"))
+        try writeAtomically(accuracy.svg(), to: file("accuracy.svg"))
+    }
+
+    public func writeModel(_ network: Network, metadata: [(String, String)], name: String = "model.safetensors") throws {
+        try SafeTensors.write(tensors: network.tensors, storage: network.parameters.pointer, metadata: metadata,
+                              to: file(name))
+    }
+
+    public func writeSummary(_ summary: RunSummary) throws {
+        try JSONFile.write(summary, to: RunSummary.path(directory: path))
+    }
+}

@@ -1,0 +1,240 @@
+import CohortBase
+import CohortData
+import CohortNN
+import CohortOptim
+import Foundation
+
+/// Every setting of a training run, defined once: `cohort train`'s flags are these fields
+/// (a flag `--batch-size` is the key `batch_size`), `config.json` records them, a resumed
+/// run is checked against them, and worker processes receive them.
+public struct TrainingConfig: Codable, Equatable, Sendable {
+    public var model: ModelKind = .cnn
+    public var hidden = 128
+    /// Multiplier of the CNN's filters (1: the report's 32 and 64).
+    public var width = 1
+    public var dataset: DatasetKind = .synthetic
+    public var dataDir: String?
+    /// Use only the first N training samples.
+    public var limit: Int?
+    /// Evaluate on only the first N test samples.
+    public var testLimit: Int?
+    public var optimizer: OptimizerKind = .adagrad
+    public var lr = 0.01
+    public var momentum = 0.0
+    public var nesterov = false
+    /// nil: the optimizer's own default (0; 0.01 for AdamW).
+    public var weightDecay: Double?
+    public var epochs = 1
+    /// Global batch B, cut into equal slices over the ranks.
+    public var batchSize = 64
+    /// Seed of initialisation, shuffling and synthetic data.
+    public var seed: UInt64 = 0
+    /// What a non-finite loss or gradient does: stop the run, or skip that step.
+    public var onNan: NonFinitePolicy = .stop
+    /// Threads per rank (nil: the node's cores / ranks on the node).
+    public var threads: Int?
+    /// Replicas of the model per rank, one thread each, splitting the rank's batch
+    /// (nil: one per thread of the rank, when they can share its batch equally).
+    public var replicas: Int?
+    /// Gradient bucket size for the allreduce, in MiB (PyTorch DDP's default: 25).
+    public var bucketMb = 25.0
+    /// Reduce gradients after backward instead of overlapping each bucket with it.
+    public var noOverlap = false
+    public var out = "runs/latest"
+    /// Also checkpoint every K global steps (a checkpoint ends every epoch regardless).
+    public var checkpointSteps: Int?
+    /// Compare a checksum of the parameters across ranks every K steps (0: only at the end).
+    public var checkEvery = 100
+    /// Also write the parameters as initialised, before the first step (`initial.safetensors`).
+    public var saveInitial = false
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case model, hidden, width, dataset, dataDir = "data_dir", limit, testLimit = "test_limit", optimizer, lr, momentum
+        case nesterov, weightDecay = "weight_decay", epochs, batchSize = "batch_size", seed, onNan = "on_nan"
+        case threads, replicas, bucketMb = "bucket_mb", noOverlap = "no_overlap", out
+        case checkpointSteps = "checkpoint_steps", checkEvery = "check_every", saveInitial = "save_initial"
+    }
+
+    /// The settings that decide what the run computes (the model, the data, the optimizer,
+    /// the global batch, the seed): two runs that agree on them take the same steps, and a
+    /// resumed run must keep them. The rest says how the run is carried out and may change
+    /// on resume (epochs only grow: a checkpoint past them is refused).
+    static let definingKeys: [CodingKeys] = [.model, .hidden, .width, .dataset, .limit, .testLimit, .optimizer, .lr,
+                                             .momentum, .nesterov, .weightDecay, .batchSize, .seed, .onNan]
+
+    public init() {}
+
+    /// The defining settings as JSON (what checkpoints record and a reused directory must match).
+    public var definingSettings: JSONValue {
+        let all = JSONValue(self).objectValue ?? [:]
+        return .object(all.filter { key, _ in Self.definingKeys.contains { $0.rawValue == key } })
+    }
+
+    /// The defaults with `given` (settings by key, e.g. from command-line flags) on top.
+    public static func from(given: [String: JSONValue]) throws -> TrainingConfig {
+        try checkKeys(given)
+        var merged = JSONValue(TrainingConfig()).objectValue ?? [:]
+        merged.merge(given) { $1 }
+        return try JSONValue.object(merged).decode(TrainingConfig.self, source: "settings")
+    }
+
+    /// The run recorded in `directory`/config.json, continued with `given` on top: a defining
+    /// setting may only repeat the recorded value.
+    public static func resuming(_ directory: String, given: [String: JSONValue]) throws -> TrainingConfig {
+        try checkKeys(given)
+        let recorded = try RunRecord.read(directory: directory).config
+        var merged = JSONValue(recorded).objectValue ?? [:]
+        for key in definingKeys.map(\.rawValue) {
+            if let value = given[key], value != .null, value != merged[key] {
+                throw CohortError.settings("--\(flagName(key)) \(value): the run in \(directory) has "
+                                           + "\(merged[key].map { "\($0)" } ?? "none"), and a resumed run keeps its settings")
+            }
+        }
+        if let out = given[CodingKeys.out.rawValue], out != .string(directory) {
+            throw CohortError.settings("--out \(out) and --resume \(directory) name different runs")
+        }
+        merged.merge(given) { $1 }
+        merged[CodingKeys.out.rawValue] = .string(directory)
+        return try JSONValue.object(merged).decode(TrainingConfig.self, source: "settings")
+    }
+
+    static func checkKeys(_ given: [String: JSONValue]) throws {
+        let known = Set(CodingKeys.allCases.map(\.rawValue))
+        if let unknown = given.keys.sorted().first(where: { !known.contains($0) }) {
+            throw CohortError.settings("\(unknown) is not a training setting")
+        }
+    }
+
+    /// `batch_size` -> `batch-size`.
+    public static func flagName(_ key: String) -> String { key.replacingOccurrences(of: "_", with: "-") }
+
+    /// Checks every setting, naming the flag at fault.
+    public func validate(worldSize: Int = 1) throws {
+        func fail(_ message: String) -> CohortError { .settings(message) }
+        guard lr.isFinite, lr > 0 else { throw fail("--lr must be a positive number, got \(lr)") }
+        guard epochs > 0 else { throw fail("--epochs must be positive, got \(epochs)") }
+        guard batchSize > 0 else { throw fail("--batch-size must be positive, got \(batchSize)") }
+        guard hidden > 0 else { throw fail("--hidden must be positive, got \(hidden)") }
+        guard width > 0, width <= 64 else { throw fail("--width must be in 1...64, got \(width)") }
+        guard seed < 1 << 53 else { throw fail("--seed must be below 2^53 (it is recorded in JSON), got \(seed)") }
+        guard momentum.isFinite, momentum >= 0, momentum < 1 else { throw fail("--momentum must be in [0, 1), got \(momentum)") }
+        if nesterov && !(optimizer == .sgd && momentum > 0) { throw fail("--nesterov needs --optimizer sgd with --momentum > 0") }
+        if let wd = weightDecay, !(wd.isFinite && wd >= 0) { throw fail("--weight-decay must be >= 0, got \(wd)") }
+        if let l = limit, l <= 0 { throw fail("--limit must be positive, got \(l)") }
+        if let l = testLimit, l <= 0 { throw fail("--test-limit must be positive, got \(l)") }
+        if let t = threads, t <= 0 { throw fail("--threads must be positive, got \(t)") }
+        // Bytes must fit an Int: a bucket larger than any model is as good as one bucket.
+        guard bucketMb.isFinite, bucketMb > 0, bucketMb <= Double(1 << 30) else {
+            throw fail("--bucket-mb must be positive and at most 2^30, got \(bucketMb)")
+        }
+        if let k = checkpointSteps, k <= 0 { throw fail("--checkpoint-steps must be positive, got \(k)") }
+        guard checkEvery >= 0 else { throw fail("--check-every must be >= 0, got \(checkEvery)") }
+        try BatchSplit.check(batchSize: batchSize, worldSize: worldSize, replicas: replicas)
+    }
+
+    /// The shape synthetic images take for this model: CIFAR-like for the CNN, MNIST-like for recurrent models.
+    public var syntheticShape: [Int] { model.standardImageShape }
+
+    /// Loads the data and checks that the model fits it, before anything is written.
+    public func loadData() throws -> DatasetSplits {
+        var data = try DatasetSource.load(dataset, dataDirectory: dataDir, seed: seed, syntheticShape: syntheticShape,
+                                          syntheticCounts: (limit ?? 10_000, testLimit ?? 2_000))
+        if let l = limit { data.train = data.train.prefix(l) }
+        if let l = testLimit { data.test = data.test.prefix(l) }
+        let train = data.train
+        if model.isRecurrent && train.channels != 1 {
+            throw CohortError.failure("--model \(model.rawValue) reads the rows of one-channel images; "
+                                      + "\(dataset.rawValue) has \(train.channels) channels")
+        }
+        if model == .cnn && (train.height < 4 || train.width < 4 || train.height != train.width) {
+            throw CohortError.failure("--model cnn needs square images of at least 4x4; \(dataset.rawValue) has "
+                                      + "\(train.height)x\(train.width)")
+        }
+        guard train.count >= batchSize else {
+            throw CohortError.failure("--batch-size \(batchSize) is larger than the \(train.count) training samples")
+        }
+        return data
+    }
+}
+
+/// How a global batch splits: into equal slices over the ranks and, if given, over the
+/// replicas of each rank.
+public enum BatchSplit {
+    public static func check(batchSize: Int, worldSize: Int, replicas: Int?) throws {
+        guard batchSize % worldSize == 0 else {
+            throw CohortError.settings("--batch-size \(batchSize) is not divisible by the \(worldSize) ranks; "
+                                       + "use a multiple of \(worldSize)")
+        }
+        if let r = replicas {
+            guard r > 0 else { throw CohortError.settings("--replicas must be positive, got \(r)") }
+            guard (batchSize / worldSize) % r == 0 else {
+                throw CohortError.settings("--batch-size \(batchSize) gives \(batchSize / worldSize) samples per rank, "
+                                           + "which \(r) replicas cannot share equally")
+            }
+        }
+    }
+}
+
+/// `config.json`: a run's settings, and how this run was carried out.
+public struct RunRecord: Codable, Sendable {
+    public var config: TrainingConfig
+    public var worldSize: Int
+    /// The threads and replicas each rank used (the settings' nil resolved).
+    public var threadsPerRank: Int
+    public var replicasPerRank: Int
+    public var version = cohortVersion
+
+    enum CodingKeys: String, CodingKey {
+        case worldSize = "world_size", threadsPerRank = "threads_per_rank", replicasPerRank = "replicas_per_rank"
+        case version
+    }
+
+    public init(config: TrainingConfig, worldSize: Int, threadsPerRank: Int, replicasPerRank: Int) {
+        self.config = config; self.worldSize = worldSize
+        self.threadsPerRank = threadsPerRank; self.replicasPerRank = replicasPerRank
+    }
+
+    // One flat object: the settings' keys beside the run's own.
+    public init(from decoder: Decoder) throws {
+        config = try TrainingConfig(from: decoder)
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        worldSize = try container.decode(Int.self, forKey: .worldSize)
+        threadsPerRank = try container.decode(Int.self, forKey: .threadsPerRank)
+        replicasPerRank = try container.decode(Int.self, forKey: .replicasPerRank)
+        version = try container.decode(String.self, forKey: .version)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        try config.encode(to: encoder)
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(worldSize, forKey: .worldSize)
+        try container.encode(threadsPerRank, forKey: .threadsPerRank)
+        try container.encode(replicasPerRank, forKey: .replicasPerRank)
+        try container.encode(version, forKey: .version)
+    }
+
+    public static func path(directory: String) -> String { "\(directory)/config.json" }
+
+    /// The record of the run in `directory`, its settings checked as flags would be.
+    public static func read(directory: String) throws -> RunRecord {
+        let path = path(directory: directory)
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw CohortError.failure("\(directory): no run there (config.json is missing)")
+        }
+        let record = try JSONFile.read(RunRecord.self, path: path)
+        do { try record.config.validate() } catch let error as CohortError {
+            throw CohortError.failure("\(path): \(error.description)")
+        }
+        return record
+    }
+}
+
+public let cohortVersion = "0.2.0"
+
+/// What a step with a non-finite loss or gradient does (`--on-nan`).
+public enum NonFinitePolicy: String, CaseIterable, Codable, Sendable {
+    /// End the run with a message naming the epoch and step; the last checkpoint stays.
+    case stop
+    /// Leave the parameters and optimizer state as they were and go on with the next step.
+    case skip
+}

@@ -1,0 +1,136 @@
+import CohortBase
+import CohortLaunch
+import CohortRun
+import Foundation
+
+/// Runs the points of a sweep, each as its own `cohort train` job with `spec.ranks`
+/// ranks, into `DIR/runs/<point>/`: one after another on this machine (under `mpirun` when
+/// more than one rank), through a launcher such as `srun`, or, given a hostfile, several
+/// at once on disjoint groups of its slots, the rest queued until a group is free.
+///
+/// `DIR/sweep.json` records the specification. Started again on the same directory with
+/// the same specification, the sweep skips every point whose run finished (its
+/// `summary.json` exists, which `cohort train` writes last), resumes a point that has
+/// checkpoints, and runs the others afresh; a different specification is refused rather
+/// than mixed in.
+public struct SweepRunner {
+    public let spec: SweepSpec
+    public let directory: String
+    /// Checks one point's `cohort train` arguments before anything runs, and returns its epochs.
+    let check: ([String]) throws -> Int
+    /// Where runs go: `.local`, `.launcher`, or one group of hosts per concurrent run.
+    public var placements: [Placement] = [.local]
+    /// Extra `cohort train` arguments for every run that are not part of the grid's identity
+    /// (e.g. `--threads`).
+    public var runArguments: [String] = []
+
+    public init(spec: SweepSpec, directory: String, check: @escaping ([String]) throws -> Int) {
+        self.spec = spec; self.directory = directory; self.check = check
+    }
+
+    public func runDirectory(_ point: SweepPoint) -> String { "\(directory)/runs/\(point.name)" }
+
+    public static func isFinished(runDirectory: String) -> Bool {
+        FileManager.default.fileExists(atPath: RunSummary.path(directory: runDirectory))
+    }
+
+    /// Checks every point's flags before the first run starts; returns their epochs.
+    func validate(_ points: [SweepPoint]) throws -> [Int] {
+        try points.map { point in
+            do { return try check(spec.arguments(for: point, runDirectory: runDirectory(point))) } catch {
+                throw CohortError.settings("grid point \(point.label): \(error)")
+            }
+        }
+    }
+
+    /// Runs every unfinished point of `only` (default: all); returns the points that failed.
+    public func run(only: [Int]? = nil, log: (String) -> Void) throws -> [SweepPoint] {
+        let points = spec.points
+        let epochs = try validate(points)
+        log("sweep \(spec.name): \(points.count) point(s) x \(spec.ranks) rank(s) -> \(directory)"
+            + (placements.count > 1 ? ", \(placements.count) at a time" : ""))
+        try prepareDirectory()
+        let chosen = only ?? Array(points.indices)
+        let pending = chosen.filter { !Self.isFinished(runDirectory: runDirectory(points[$0])) }
+        if pending.count < chosen.count {
+            log("sweep: \(chosen.count - pending.count) of \(chosen.count) point(s) finished earlier, skipped")
+        }
+        var queue = pending[...]
+        var running: [(index: Int, process: Process, slot: Int, start: Double)] = []
+        var free = Array(placements.indices)
+        var failed: [SweepPoint] = []
+        var spentSeconds = 0.0, spentEpochs = 0
+        while !queue.isEmpty || !running.isEmpty {
+            while let slot = free.first, let index = queue.first {
+                queue.removeFirst(); free.removeFirst()
+                let point = points[index]
+                let remaining = ([index] + queue).map { epochs[$0] }.reduce(0, +)
+                let eta = spentEpochs > 0
+                    ? ", ETA for the rest \(Format.duration(spentSeconds / Double(spentEpochs) * Double(remaining) / Double(placements.count)))"
+                    : ""
+                let place = placements.count > 1 ? " on group \(slot + 1) of \(placements.count)" : ""
+                log("sweep: point \(index + 1)/\(points.count): \(point.label) (\(spec.ranks) rank(s)\(place))\(eta)")
+                // A point stopped part-way (a failure, a signal) continues from its checkpoint.
+                var arguments = spec.arguments(for: point, runDirectory: runDirectory(point)) + runArguments
+                if !Checkpoint.list(run: runDirectory(point)).isEmpty { arguments += ["--resume", runDirectory(point)] }
+                let process = try placements[slot].start(ranks: spec.ranks, arguments: arguments,
+                                                         environment: try privateTemporaryDirectory(slot: slot))
+                running.append((index, process, slot, monotonicSeconds()))
+            }
+            // Wait for any run to end; take the ended ones out once (others may end meanwhile).
+            while running.allSatisfy({ $0.process.isRunning }) { usleep(100_000) }
+            let ended = running.indices.filter { !running[$0].process.isRunning }
+            for job in ended.map({ running[$0] }) {
+                let point = points[job.index], seconds = monotonicSeconds() - job.start
+                spentSeconds += seconds; spentEpochs += epochs[job.index]
+                if job.process.terminationStatus == 0 && Self.isFinished(runDirectory: runDirectory(point)) {
+                    let best = (try? RunSummary.read(directory: runDirectory(point)))??.best.testAccuracy
+                    log("sweep: point \(job.index + 1)/\(points.count) finished in \(Format.duration(seconds))"
+                        + (best.map { String(format: ", best test accuracy %.4f", $0) } ?? ""))
+                } else {
+                    log("sweep: point \(job.index + 1)/\(points.count) failed (exit \(job.process.terminationStatus)); "
+                        + "going on with the rest")
+                    failed.append(point)
+                }
+                free.append(job.slot)
+            }
+            for i in ended.reversed() { running.remove(at: i) }
+            free.sort()
+        }
+        for slot in placements.indices where placements.count > 1 { try? FileManager.default.removeItem(atPath: temporaryBase(slot)) }
+        return failed
+    }
+
+    /// Runs started at once each get a TMPDIR of their own (one per slot group): mpiruns
+    /// sharing one race for Open MPI's session directory, which a finishing job removes
+    /// while another is creating it ("mkdir ... File exists"). Nothing when runs take turns.
+    private func privateTemporaryDirectory(slot: Int) throws -> [String: String] {
+        guard placements.count > 1 else { return [:] }
+        let path = temporaryBase(slot)
+        do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
+            throw CohortError.failure("\(path): cannot create (\(error.localizedDescription))")
+        }
+        return ["TMPDIR": path]
+    }
+
+    private func temporaryBase(_ slot: Int) -> String {
+        let base = ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp"
+        return "\(base)/cohort-sweep-\(getpid())-group\(slot + 1)"
+    }
+
+    private func prepareDirectory() throws {
+        let file = "\(directory)/sweep.json"
+        if FileManager.default.fileExists(atPath: file) {
+            let recorded = try SweepSpec.read(directory: directory)
+            guard recorded == spec else {
+                throw CohortError.settings("\(directory) holds a different sweep (see its sweep.json); "
+                                    + "give another --out, or the same grid and flags to resume it")
+            }
+            return
+        }
+        do { try FileManager.default.createDirectory(atPath: "\(directory)/runs", withIntermediateDirectories: true) } catch {
+            throw CohortError.failure("\(directory): cannot create the sweep directory (\(error.localizedDescription))")
+        }
+        try JSONFile.write(spec, to: file)
+    }
+}

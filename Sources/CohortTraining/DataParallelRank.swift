@@ -1,0 +1,94 @@
+import CohortBase
+import CohortData
+import CohortDistributed
+import CohortNN
+import CohortOptim
+import CohortTensor
+
+/// What one rank needs to take data-parallel steps, set up the same way for `cohort train`
+/// and `cohort bench`: its thread plan, the model replicas that share its slice of the global
+/// batch, the optimizer, the sampler and the gradient reducer.
+public final class DataParallelRank {
+    /// The model, the batch and how it is split over ranks, threads and gradient buckets.
+    public struct Shape: Sendable {
+        public var model: ModelKind, hidden: Int, width: Int
+        public var imageShape: [Int], classes: Int
+        public var globalBatch: Int
+        public var threads: Int?, replicas: Int?
+        public var bucketMb: Double, overlap: Bool
+
+        public init(model: ModelKind, hidden: Int, width: Int, imageShape: [Int], classes: Int, globalBatch: Int,
+                    threads: Int?, replicas: Int?, bucketMb: Double, overlap: Bool) {
+            self.model = model; self.hidden = hidden; self.width = width; self.imageShape = imageShape
+            self.classes = classes; self.globalBatch = globalBatch; self.threads = threads; self.replicas = replicas
+            self.bucketMb = bucketMb; self.overlap = overlap
+        }
+    }
+
+    public let communicator: Communicator
+    public let globalBatch: Int, localBatch: Int
+    let plan: ThreadPlan
+    let replicas: ReplicaGroup
+    public let network: Network
+    public let optimizer: Optimizer
+    public private(set) var sampler: EpochSampler
+    let reducer: GradientReducer
+    /// The reducer's per-layer callback, made once: a step allocates nothing.
+    private let layerFinished: (Int) throws -> Void
+    /// The loss of each sample is divided by the global batch, so the summed gradients are the mean's.
+    private let scale: Float
+
+    /// Builds the replicas with `seed`'s initial parameters, which every rank then takes from rank 0.
+    public init(shape: Shape, datasetSize: Int, seed: UInt64, communicator: Communicator,
+                makeOptimizer: (Int) -> Optimizer) throws {
+        self.communicator = communicator
+        globalBatch = shape.globalBatch
+        localBatch = shape.globalBatch / communicator.size
+        // Replicas each run on one of the rank's threads; their kernels get what is left per replica.
+        plan = ThreadPlan(threads: shape.threads, replicas: shape.replicas, localBatch: localBatch,
+                          ranksOnNode: communicator.localSize)
+        KernelThreads.set(plan.threadsPerReplica)
+        replicas = ReplicaGroup(model: shape.model, imageShape: shape.imageShape, hidden: shape.hidden,
+                                width: shape.width, classes: shape.classes, localBatch: localBatch,
+                                replicas: plan.replicas)
+        network = replicas.primary
+        network.initializeParameters(seed: seed)
+        optimizer = makeOptimizer(network.parameterCount)
+        sampler = EpochSampler(datasetSize: datasetSize, globalBatch: shape.globalBatch, rank: communicator.rank,
+                               worldSize: communicator.size, seed: seed)
+        reducer = GradientReducer(network: network, communicator: communicator,
+                                  bucketBytes: Int(shape.bucketMb * 1_048_576), overlap: shape.overlap)
+        layerFinished = reducer.layerFinished
+        scale = 1 / Float(shape.globalBatch)
+    }
+
+    public var threads: Int { plan.threads }
+    public var replicaCount: Int { plan.replicas }
+    public var bucketBytes: [Int] { reducer.bucketBytes }
+
+    /// Draws epoch `epoch`'s order of the training set (the same on every rank).
+    public func startEpoch(_ epoch: Int) { sampler.startEpoch(epoch) }
+
+    /// Ranks start identical whatever they computed: rank 0's parameters win.
+    public func broadcastParameters() throws {
+        try communicator.broadcast(network.parameters.pointer, count: network.parameterCount, root: 0)
+    }
+
+    /// One step's gradients, summed over every rank: forward and backward of this rank's slice
+    /// of global step `step` (split over the replicas), each gradient bucket's allreduce
+    /// started as soon as backward has produced it, then waited for. Returns this rank's
+    /// loss sum, correct count and phase times, and the seconds spent waiting for the reduction.
+    public func reduceGradients(data: ImageDataset, step: Int) throws -> (outcome: StepOutcome, waitSeconds: Double) {
+        let outcome = try replicas.step(data: data, indices: sampler.indices(step: step), scale: scale,
+                                        gradientsReady: layerFinished)
+        return (outcome, try reducer.finish())
+    }
+
+    /// The optimizer's update of the parameters with the reduced gradients.
+    public func applyGradients() {
+        optimizer.step(parameters: network.parameters.pointer, gradients: network.gradients.pointer)
+    }
+
+    /// Test loss and accuracy over `data`, through the replicas.
+    public func evaluate(on data: ImageDataset) -> (loss: Double, accuracy: Double) { replicas.evaluate(on: data) }
+}

@@ -1,0 +1,132 @@
+import CohortBase
+import CohortData
+import CohortRun
+import Foundation
+
+/// One epoch of `Trainer`: its steps, then rank 0's evaluation and files, then a checkpoint.
+extension Trainer {
+    /// The running sums of the epoch in progress on this rank.
+    struct EpochSums {
+        var lossSum = 0.0, correct = 0, commSeconds = 0.0, skipped = 0
+    }
+
+    /// Runs `epoch` from its first step (or, resumed, from where it stopped). False when a
+    /// signal stopped the run: a checkpoint is written and nothing more is to be done.
+    func runEpoch(_ epoch: Int) throws -> Bool {
+        rank.startEpoch(epoch)
+        let firstStep = epoch == startEpoch ? startStep : 0
+        var sums = EpochSums()
+        if firstStep > 0 {
+            // A resumed epoch continues this rank's sums (or, on another world size, rank 0 carries the total).
+            (sums.lossSum, sums.correct) = RunStart.resumedSums(position.partialSums, rank: communicator.rank,
+                                                                world: communicator.size)
+            sums.skipped = position.skippedInEpoch
+        }
+        let start = monotonicSeconds()
+        for step in firstStep..<stepsPerEpoch {
+            guard try takeStep(epoch: epoch, step: step, sums: &sums) else { return false }
+            showProgress(epoch: epoch, step: step, firstStep: firstStep, sums: sums, since: start)
+        }
+        let seconds = monotonicSeconds() - start
+        let totals = try communicator.allreduceSum([sums.lossSum, Double(sums.correct)])
+        if let runDirectory {
+            try record(epoch: epoch, totals: totals, sums: sums, seconds: seconds, timedSteps: stepsPerEpoch - firstStep,
+                       in: runDirectory)
+        }
+        _ = try checkpoint(epoch: epoch + 1, step: 0, sums: EpochSums())
+        return true
+    }
+
+    /// One global step on every rank: gradients reduced, then (if every rank's are finite) the
+    /// update. False when a signal asked the run to stop here (a checkpoint is written).
+    func takeStep(epoch: Int, step: Int, sums: inout EpochSums) throws -> Bool {
+        let (outcome, wait) = try rank.reduceGradients(data: data.train, step: step)
+        sums.commSeconds += wait
+        stepFlags.pointer[0] = stop.isRequested ? 1 : 0
+        stepFlags.pointer[1] = outcome.lossSum.isFinite && RankAgreement.allFinite(network.gradients) ? 0 : 1
+        try communicator.allreduceSum(stepFlags.pointer, count: 2)
+        if stepFlags.pointer[1] > 0 {
+            guard config.onNan == .skip else { throw nonFiniteStop(epoch: epoch, step: step) }
+            position.skippedSteps += 1
+            sums.skipped += 1
+            progress.notice("cohort: skipped epoch \(epoch + 1), step \(step + 1): non-finite loss or gradients")
+        } else {
+            rank.applyGradients()
+            sums.lossSum += outcome.lossSum
+            sums.correct += outcome.correct
+        }
+        let globalStep = epoch * stepsPerEpoch + step + 1
+        drift?.apply(to: network, rank: communicator.rank, globalStep: globalStep)
+        if config.checkEvery > 0 && globalStep % config.checkEvery == 0 {
+            _ = try RankAgreement.check(network, communicator: communicator, at: "epoch \(epoch + 1), step \(step + 1)")
+        }
+        if stepFlags.pointer[0] > 0 {
+            let path = try checkpoint(epoch: epoch, step: step + 1, sums: sums)
+            progress.notice("cohort: stopped by a signal at epoch \(epoch + 1), step \(step + 1); checkpoint "
+                            + "\(path ?? "written by rank 0"); continue with --resume \(config.out)")
+            return false
+        }
+        if let k = config.checkpointSteps, globalStep % k == 0, step + 1 < stepsPerEpoch {
+            _ = try checkpoint(epoch: epoch, step: step + 1, sums: sums)
+        }
+        return true
+    }
+
+    /// The stop for a non-finite loss or gradient, naming the last good checkpoint (only rank 0
+    /// holds the run directory: other nodes may not see it).
+    func nonFiniteStop(epoch: Int, step: Int) -> CohortError {
+        let lastGood = runDirectory.map { run in
+            Checkpoint.list(run: run.path).first.map { "its last good checkpoint is \(Checkpoint.directory(run: run.path))/\($0)" }
+                ?? "before its first checkpoint"
+        } ?? "rank 0 names its last good checkpoint"
+        return .stopped("non-finite loss or gradients at epoch \(epoch + 1), step \(step + 1) (lr \(config.lr)); "
+                        + "the run stops here, \(lastGood) (--on-nan skip would skip such steps)")
+    }
+
+    /// Rank 0's evaluation and files at the end of an epoch.
+    func record(epoch: Int, totals: [Double], sums: EpochSums, seconds: Double, timedSteps: Int,
+                in runDirectory: RunDirectory) throws {
+        let samples = Double((stepsPerEpoch - sums.skipped) * config.batchSize)
+        let evalStart = monotonicSeconds()
+        let (testLoss, testAccuracy) = rank.evaluate(on: data.test)
+        let metrics = EpochMetrics(epoch: epoch + 1, trainLoss: totals[0] / samples, trainAccuracy: totals[1] / samples,
+                                   testLoss: testLoss, testAccuracy: testAccuracy, seconds: seconds,
+                                   samplesPerSecond: Double(timedSteps * config.batchSize) / seconds,
+                                   commSeconds: sums.commSeconds, worldSize: communicator.size,
+                                   evalSeconds: monotonicSeconds() - evalStart)
+        position.history.append(metrics)
+        try tensorBoard?.add(step: epoch + 1, scalars: [
+            ("loss/train", metrics.trainLoss), ("loss/test", metrics.testLoss),
+            ("accuracy/train", metrics.trainAccuracy), ("accuracy/test", metrics.testAccuracy),
+            ("throughput/samples_per_s", metrics.samplesPerSecond), ("lr", config.lr),
+        ])
+        try runDirectory.writeEpochs(position.history, title: "\(config.model.rawValue) on \(config.dataset.rawValue)")
+        progress.line(String(format: "epoch %d/%d  train loss %.4f acc %.2f%%  test loss %.4f acc %.2f%%  "
+                             + "%.1f s  %.0f samples/s", epoch + 1, config.epochs, metrics.trainLoss,
+                             100 * metrics.trainAccuracy, testLoss, 100 * testAccuracy, seconds, metrics.samplesPerSecond))
+    }
+
+    /// Rank 0 writes where the run stands (collective: every rank's partial sums are gathered).
+    func checkpoint(epoch: Int, step: Int, sums: EpochSums) throws -> String? {
+        var slots = [Double](repeating: 0, count: 2 * communicator.size)
+        slots[2 * communicator.rank] = sums.lossSum
+        slots[2 * communicator.rank + 1] = Double(sums.correct)
+        position.partialSums = try communicator.allreduceSum(slots)
+        position.epoch = epoch; position.step = step; position.optimizerSteps = rank.optimizer.stepCount
+        position.skippedInEpoch = sums.skipped
+        guard let runDirectory else { return nil }
+        return try Checkpoint.write(run: runDirectory.path, network: network, optimizer: rank.optimizer, position: position,
+                                    settings: config.definingSettings)
+    }
+
+    func showProgress(epoch: Int, step: Int, firstStep: Int, sums: EpochSums, since start: Double) {
+        guard isRoot else { return }
+        let elapsed = monotonicSeconds() - start, done = step + 1 - firstStep
+        let startGlobalStep = startEpoch * stepsPerEpoch + startStep, globalStep = epoch * stepsPerEpoch + step + 1
+        progress.step(epoch: epoch + 1, step: step + 1, of: stepsPerEpoch,
+                      samplesPerSecond: Double(done * config.batchSize) / max(elapsed, 1e-9),
+                      loss: sums.lossSum / Double(max(1, step + 1 - sums.skipped) * rank.localBatch),
+                      elapsedInRun: monotonicSeconds() - runStart,
+                      totalSteps: stepsPerEpoch * config.epochs - startGlobalStep, stepsDone: globalStep - startGlobalStep)
+    }
+}

@@ -1,0 +1,77 @@
+import ArgumentParser
+import CohortBase
+import CohortLaunch
+import Foundation
+
+extension Placement.SlurmLauncher: ExpressibleByArgument {}
+
+/// `cohort launch`: starts `cohort COMMAND ...` as an MPI job. The one place that builds the
+/// command line of `mpirun` or `srun`: `launch/train`, `cluster/train` and the Slurm scripts
+/// all call it.
+struct Launch: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Start `cohort COMMAND ...` as an MPI job: on this machine, on a hostfile's nodes, or under Slurm.",
+        discussion: """
+        On this machine, N ranks each get cores/N cores of their own when N divides the cores \
+        (--map-by slot:PE=k --bind-to core), no binding otherwise, and --oversubscribe beyond \
+        the cores. With --hostfile, one rank per slot (or --per-node K per node) over TCP, \
+        MPI's traffic kept on --iface. With --slurm, srun --mpi=pmix (one rank per task) or \
+        Open MPI's mpirun inside the allocation. --allow-run-as-root is added for root, and \
+        COHORT_DATA is passed on to other nodes. The job replaces this process.
+        """)
+
+    @Option(name: [.customShort("n"), .customLong("ranks")], help: "Ranks on this machine (default: one per core).")
+    var ranks: Int?
+    @Option(help: "An Open MPI hostfile: one rank per slot, over TCP.")
+    var hostfile: String?
+    @Option(help: "With --hostfile: this many ranks on each node.")
+    var perNode: Int?
+    @Option(help: "With --hostfile: keep MPI's TCP traffic on this interface or subnet.")
+    var iface: String?
+    @Option(help: "Inside a Slurm allocation: start the ranks with srun (one per task) or Open MPI's mpirun.")
+    var slurm: Placement.SlurmLauncher?
+    @Flag(help: "Print the command instead of running it.")
+    var dryRun = false
+    @Argument(parsing: .postTerminator, help: "After `--`: the cohort command and its flags, e.g. `-- train --model cnn ...`.")
+    var command: [String] = []
+
+    var placement: Placement {
+        if let slurm { return .slurm(slurm) }
+        if let hostfile { return .hostfile(path: hostfile, perNode: perNode, iface: iface) }
+        return .local
+    }
+
+    func validate() throws {
+        if let ranks, !(1...(1 << 20)).contains(ranks) { throw ValidationError("--ranks must be in 1...2^20, got \(ranks)") }
+        if let perNode, !(1...(1 << 20)).contains(perNode) {
+            throw ValidationError("--per-node must be in 1...2^20, got \(perNode)")
+        }
+        if hostfile != nil && slurm != nil { throw ValidationError("give --hostfile or --slurm, not both") }
+        if hostfile == nil && (perNode != nil || iface != nil) { throw ValidationError("--per-node and --iface go with --hostfile") }
+        guard !command.isEmpty else { throw ValidationError("give the cohort command to run, e.g. `-- train --model cnn`") }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let arguments = command
+            if let hostfile { _ = try Hostfile(path: hostfile) }
+            let count = hostfile == nil && slurm == nil ? ranks ?? ProcessInfo.processInfo.activeProcessorCount : ranks
+            // Even one rank goes through mpirun: it binds the rank as it would bind N.
+            let words = try placement.command(ranks: count, arguments: arguments, mpirunForOneRank: true)
+            if dryRun {
+                say(words.map(shellQuoted).joined(separator: " "))
+                return
+            }
+            guard let program = MPIRun.find(words[0]) else { throw CohortError.failure("\(words[0]): not found on PATH") }
+            let cWords = words.map { strdup($0) } + [nil]
+            execv(program, cWords)
+            throw CohortError.failure("cannot start \(program): \(String(cString: strerror(errno)))")
+        }
+    }
+}
+
+/// `word` as a shell reads it back: as it is when it is plain, else in single quotes.
+func shellQuoted(_ word: String) -> String {
+    let plain = !word.isEmpty && word.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "_-./:=@%+,".contains($0)) }
+    return plain ? word : "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
+}

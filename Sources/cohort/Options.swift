@@ -1,0 +1,130 @@
+import ArgumentParser
+import CohortBase
+import CohortData
+import CohortNN
+import CohortOptim
+import CohortRun
+
+extension ModelKind: ExpressibleByArgument {}
+extension DatasetKind: ExpressibleByArgument {}
+extension OptimizerKind: ExpressibleByArgument {}
+extension NonFinitePolicy: ExpressibleByArgument {}
+
+// Option groups whose options are settings: each option's name is the setting's key
+// (`--batch-size` is `batch_size`), read by `givenSettings`. Optional, so that a resumed run
+// can tell a flag given from a default; the defaults live in the settings types.
+
+/// The model, for `train` and `bench`.
+struct ModelOptions: ParsableArguments {
+    @Option(help: "Model: the report's CNN, or one recurrent layer over the image rows (default: cnn).")
+    var model: ModelKind?
+    @Option(help: "Hidden size of rnn, lstm and gru (default: 128).")
+    var hidden: Int?
+    @Option(help: "Multiplier of the CNN's filters, 32·W and 64·W: a larger model for scaling studies (default: 1).")
+    var width: Int?
+}
+
+/// How a step is split over ranks, replicas and gradient buckets, for `train` and `bench`.
+struct ParallelOptions: ParsableArguments {
+    @Option(help: "Global batch size, split evenly over the ranks (default: 64).")
+    var batchSize: Int?
+    @Option(help: "Threads per rank, shared by its replicas (default: cores / ranks on the node).")
+    var threads: Int?
+    @Option(help: ArgumentHelp("Replicas of the model per rank, each on its own thread with a slice of the rank's batch "
+                               + "(default: one per thread, when they can share the batch equally)."))
+    var replicas: Int?
+    @Option(help: "Gradient bucket size in MiB for the allreduce (default: 25).")
+    var bucketMb: Double?
+    @Flag(help: "Reduce gradients after backward instead of overlapping with it.")
+    var noOverlap = false
+}
+
+/// The rest of `cohort train`'s settings (`TrainingConfig`).
+struct TrainOptions: ParsableArguments {
+    @Option(help: "Dataset to train and test on (default: synthetic).")
+    var dataset: DatasetKind?
+    @Option(help: "Directory with the dataset's files.")
+    var dataDir: String?
+    @Option(help: "Optimizer, with PyTorch's defaults (default: adagrad).")
+    var optimizer: OptimizerKind?
+    @Option(help: "Learning rate (default: 0.01).")
+    var lr: Double?
+    @Option(help: "Momentum (sgd, rmsprop; default: 0).")
+    var momentum: Double?
+    @Flag(help: "Nesterov momentum (sgd).")
+    var nesterov = false
+    @Option(help: "Weight decay (default 0; 0.01 for adamw).")
+    var weightDecay: Double?
+    @Option(help: "Epochs (default: 1).")
+    var epochs: Int?
+    @Option(help: "Seed for initialisation, shuffling and synthetic data (default: 0).")
+    var seed: UInt64?
+    @Option(help: "Use only the first N training samples.")
+    var limit: Int?
+    @Option(help: "Evaluate on only the first N test samples.")
+    var testLimit: Int?
+    @Option(help: "Run directory to write.")
+    var out: String?
+    @Option(help: "Also write a checkpoint every N steps (one ends every epoch regardless).")
+    var checkpointSteps: Int?
+    @Option(help: "On a non-finite loss or gradient: stop the run, or skip that step (default: stop).")
+    var onNan: NonFinitePolicy?
+    @Option(help: "Compare a checksum of the parameters across ranks every N steps; 0: only at the end (default: 100).")
+    var checkEvery: Int?
+    @Flag(help: "Also write the initial parameters, before the first step, as initial.safetensors.")
+    var saveInitial = false
+}
+
+/// How long `cohort bench` measures.
+struct TimingOptions: ParsableArguments {
+    @Option(help: "Timed steps per configuration (default: 30).")
+    var steps: Int?
+    @Option(help: "Untimed warm-up steps before them (default: 5).")
+    var warmup: Int?
+}
+
+/// A parsed option or flag as a setting: nil when it was not given.
+private protocol GivenSetting {
+    var settingValue: JSONValue? { get }
+}
+
+extension Option: GivenSetting where Value: Encodable {
+    fileprivate var settingValue: JSONValue? {
+        let value = JSONValue(wrappedValue)
+        return value == .null ? nil : value
+    }
+}
+
+extension Flag: GivenSetting where Value == Bool {
+    fileprivate var settingValue: JSONValue? { wrappedValue ? .bool(true) : nil }
+}
+
+private protocol GivenSettingGroup {
+    var givenSettings: [String: JSONValue] { get }
+}
+
+extension OptionGroup: GivenSettingGroup where Value: ParsableArguments {
+    fileprivate var givenSettings: [String: JSONValue] { wrappedValue.givenSettings }
+}
+
+extension ParsableArguments {
+    /// The options given on the command line, by setting key: `--batch-size 32` is
+    /// `["batch_size": 32]`, a flag given is `true`; option groups are read too.
+    var givenSettings: [String: JSONValue] {
+        var settings: [String: JSONValue] = [:]
+        for child in Mirror(reflecting: self).children {
+            if let group = child.value as? GivenSettingGroup {
+                settings.merge(group.givenSettings) { $1 }
+            } else if let name = child.label, let value = (child.value as? GivenSetting)?.settingValue {
+                // A property wrapper's storage is `_name`; the key is the name in snake case.
+                settings[snakeCase(String(name.drop { $0 == "_" }))] = value
+            }
+        }
+        return settings
+    }
+}
+
+/// `batchSize` -> `batch_size`.
+func snakeCase(_ name: String) -> String {
+    name.reduce(into: "") { out, c in out += c.isUppercase ? "_" + c.lowercased() : String(c) }
+}

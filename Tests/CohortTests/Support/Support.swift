@@ -1,0 +1,198 @@
+import CZlib
+import CohortBase
+import CohortBase
+@testable import CohortBench
+@testable import CohortLaunch
+import CohortNN
+@testable import CohortRun
+@testable import CohortSweep
+import CohortTensor
+import Foundation
+import Testing
+
+/// Shared helpers of the tests: PyTorch fixtures, comparisons, finite differences.
+
+/// The repository's top directory (for its scripts and sweep files).
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().deletingLastPathComponent()
+
+/// Writes `bytes` gzip-compressed to `path`.
+func writeGzip(_ bytes: [UInt8], to path: String) {
+    let file = gzopen(path, "wb")!
+    _ = bytes.withUnsafeBytes { gzwrite(file, $0.baseAddress, UInt32($0.count)) }
+    gzclose(file)
+}
+
+/// A tensor from `Fixtures/torch_fixtures.json` (written by `make_torch_fixtures.py`).
+struct FixtureTensor {
+    let shape: [Int]
+    let data: [Float]
+    init(_ any: Any?) {
+        let dict = any as! [String: Any]
+        shape = dict["shape"] as! [Int]
+        data = (dict["data"] as! [Double]).map(Float.init)
+    }
+}
+
+enum Fixtures {
+    static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures")
+
+    nonisolated(unsafe) static let torch: [String: Any] = {
+        let data = try! Data(contentsOf: directory.appendingPathComponent("torch_fixtures.json"))
+        return try! JSONSerialization.jsonObject(with: data) as! [String: Any]
+    }()
+
+    static func torchCase(_ name: String) -> [String: Any] { torch[name] as! [String: Any] }
+}
+
+/// Asserts `|a - b| <= atol + rtol·|b|` elementwise, reporting the worst element.
+func expectClose(_ a: [Float], _ b: [Float], atol: Float = 1e-5, rtol: Float = 1e-4, _ what: String,
+                 sourceLocation: SourceLocation = #_sourceLocation) {
+    #expect(a.count == b.count, "\(what): \(a.count) values, expected \(b.count)", sourceLocation: sourceLocation)
+    guard a.count == b.count else { return }
+    var worst = 0, worstExcess: Float = -.infinity
+    for i in 0..<a.count {
+        let excess = abs(a[i] - b[i]) - (atol + rtol * abs(b[i]))
+        if !(excess <= worstExcess) || excess.isNaN { worstExcess = excess.isNaN ? .infinity : excess; worst = i }
+    }
+    #expect(worstExcess <= 0, "\(what)[\(worst)] = \(a[worst]), expected \(b[worst])", sourceLocation: sourceLocation)
+}
+
+func array(_ p: UnsafePointer<Float>, _ count: Int) -> [Float] { Array(UnsafeBufferPointer(start: p, count: count)) }
+
+/// Copies fixture parameters into a network by their PyTorch names.
+func loadParameters(_ params: [String: Any], into network: Network) {
+    for t in network.tensors {
+        let fixture = FixtureTensor(params[t.name])
+        #expect(fixture.shape == t.shape, "shape of \(t.name)")
+        (network.parameters.pointer + t.offset).update(from: fixture.data, count: t.count)
+    }
+}
+
+/// Central finite differences of a scalar function of the network's parameters and its
+/// input, compared with the analytic gradients.
+///
+/// `objective` runs forward and returns the scalar in double precision;
+/// `gradient` runs forward and backward and returns dObjective/dx (the parameter
+/// gradients are read from `network.gradients`). At most `samples` coordinates of each
+/// are checked, chosen by a fixed stream.
+func checkFiniteDifferences(network: Network, input: FloatBuffer, epsilon: Float = 1e-2,
+                            atol: Double = 2e-3, rtol: Double = 2e-2, samples: Int = 60,
+                            objective: () -> Double, gradient: () -> [Float]?,
+                            _ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
+    network.zeroGradients()
+    let inputGradient = gradient()
+    let parameterGradient = network.gradients.array
+    var rng = SplitMix64(seed: 99)
+    func numeric(_ p: UnsafeMutablePointer<Float>) -> Double {
+        let saved = p.pointee
+        p.pointee = saved + epsilon
+        let up = objective()
+        p.pointee = saved - epsilon
+        let down = objective()
+        p.pointee = saved
+        return (up - down) / Double(2 * epsilon)
+    }
+    func check(_ count: Int, _ pointer: UnsafeMutablePointer<Float>, _ analytic: [Float], _ label: String) {
+        let indices = count <= samples ? Array(0..<count) : (0..<samples).map { _ in rng.nextIndex(below: count) }
+        for i in indices {
+            let n = numeric(pointer + i), a = Double(analytic[i])
+            #expect(abs(n - a) <= atol + rtol * max(abs(n), abs(a)),
+                    "\(what): d/d\(label)[\(i)] analytic \(a), numeric \(n)", sourceLocation: sourceLocation)
+        }
+    }
+    for t in network.tensors {
+        check(t.count, network.parameters.pointer + t.offset, Array(parameterGradient[t.offset..<(t.offset + t.count)]), t.name)
+    }
+    if let inputGradient {
+        check(input.count, input.pointer, inputGradient, "input")
+    }
+}
+
+/// Random values with a fixed seed, kept away from 0 by at least `margin` (for ReLU's kink).
+func randomValues(_ count: Int, seed: UInt64, margin: Float = 0) -> [Float] {
+    var rng = SplitMix64(seed: seed)
+    return (0..<count).map { _ in
+        let v = rng.uniform(-1, 1)
+        return v >= 0 ? v + margin : v - margin
+    }
+}
+
+/// Writes a test file, failing the test if it cannot.
+func put(_ path: String, _ contents: Data, sourceLocation: SourceLocation = #_sourceLocation) {
+    #expect(FileManager.default.createFile(atPath: path, contents: contents), "cannot write \(path)",
+            sourceLocation: sourceLocation)
+}
+
+struct ProcessOutcome {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+    var timedOut: Bool
+}
+
+/// Runs a program to completion (or kills it after `timeout` seconds), capturing its
+/// output through files so that a hung child cannot block the test on a pipe.
+func runProcess(_ executable: String, _ arguments: [String], environment: [String: String] = [:],
+                timeout: Double = 600) throws -> ProcessOutcome {
+    let scratch = NSTemporaryDirectory() + "cohort-proc-\(UUID().uuidString)"
+    _ = FileManager.default.createFile(atPath: scratch + ".out", contents: nil)
+    _ = FileManager.default.createFile(atPath: scratch + ".err", contents: nil)
+    defer {
+        try? FileManager.default.removeItem(atPath: scratch + ".out")
+        try? FileManager.default.removeItem(atPath: scratch + ".err")
+    }
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    process.standardOutput = FileHandle(forWritingAtPath: scratch + ".out")
+    process.standardError = FileHandle(forWritingAtPath: scratch + ".err")
+    let finished = DispatchSemaphore(value: 0)
+    process.terminationHandler = { _ in finished.signal() }
+    try process.run()
+    let timedOut = finished.wait(timeout: .now() + timeout) == .timedOut
+    if timedOut {
+        process.terminate()
+        finished.wait()
+    }
+    let read = { (path: String) in String(decoding: FileManager.default.contents(atPath: path) ?? Data(), as: UTF8.self) }
+    return ProcessOutcome(status: process.terminationStatus, stdout: read(scratch + ".out"),
+                          stderr: read(scratch + ".err"), timedOut: timedOut)
+}
+
+/// A temporary directory that lives as long as one test (its suite instance) and is
+/// removed with everything in it afterwards.
+final class ScratchDirectory: Sendable {
+    let path: String
+
+    init(_ prefix: String) {
+        path = NSTemporaryDirectory() + "\(prefix)-\(UUID().uuidString)"
+        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+}
+
+/// The suites that start processes: the `cohort` binary, `mpirun` jobs, network namespaces.
+/// `swift test --skip SystemTests` runs the others, the fast unit tests, alone.
+@Suite enum SystemTests {}
+
+/// Expects `body` to throw Cohort's error of `kind`.
+func expectError(_ kind: CohortError.Kind, _ comment: Comment? = nil, sourceLocation: SourceLocation = #_sourceLocation,
+                 _ body: () throws -> Void) {
+    do {
+        try body()
+        Issue.record("expected a \(kind) error\(comment.map { ": \($0)" } ?? "")", sourceLocation: sourceLocation)
+    } catch let error as CohortError {
+        #expect(error.kind == kind, "\(error)\(comment.map { ": \($0)" } ?? "")", sourceLocation: sourceLocation)
+    } catch {
+        Issue.record("expected a CohortError, got \(type(of: error)): \(error)", sourceLocation: sourceLocation)
+    }
+}
+
+/// A JSON file as Foundation reads it, for checks of the files' keys as other tools see them.
+func jsonObject(_ path: String) throws -> [String: Any] {
+    try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as! [String: Any]
+}

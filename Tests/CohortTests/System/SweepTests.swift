@@ -1,0 +1,192 @@
+import CohortAnalysis
+import CohortBase
+@testable import CohortBench
+@testable import CohortLaunch
+@testable import CohortRun
+@testable import CohortSweep
+import CohortTraining
+import Foundation
+import Testing
+
+extension SystemTests {
+    /// Grids from the command line and from sweep files, and whole sweeps through the binary:
+    /// bad grids refused before any run, an interrupted sweep resumed, the report's numbers.
+    @Suite(.serialized) struct SweepTests {
+        let scratch = ScratchDirectory("cohort-sweep")
+
+        @Test func gridAxesParse() throws {
+            let axis = try GridAxis(parsing: "lr=0.001, 0.01")
+            #expect(axis.flag == "lr" && axis.values == ["0.001", "0.01"])
+            #expect(try GridAxis(parsing: "batch_size=32,64").flag == "batch-size")
+            let spec = try SweepSpec(name: "s", ranks: 2, fixed: ["--model", "cnn"],
+                                     axes: [try GridAxis(parsing: "lr=0.1,0.01"), try GridAxis(parsing: "optimizer=adam,adagrad,sgd")])
+            let points = spec.points
+            #expect(points.count == 6)
+            // The first axis varies slowest; names are unique and ordered.
+            #expect(points.map(\.label) == ["lr=0.1 optimizer=adam", "lr=0.1 optimizer=adagrad", "lr=0.1 optimizer=sgd",
+                                            "lr=0.01 optimizer=adam", "lr=0.01 optimizer=adagrad", "lr=0.01 optimizer=sgd"])
+            #expect(points[4].name == "4_lr-0.01_optimizer-adagrad")
+            #expect(spec.arguments(for: points[4], runDirectory: "D")
+                    == ["train", "--model", "cnn", "--lr", "0.01", "--optimizer", "adagrad", "--out", "D"])
+            // Boolean flags: true passes the flag, false leaves it out.
+            let flags = try SweepSpec(name: "s", ranks: 1, fixed: [], axes: [try GridAxis(parsing: "nesterov=true,false")])
+            #expect(flags.points.map { flags.arguments(for: $0, runDirectory: "D") } == [["train", "--nesterov", "--out", "D"],
+                                                                                        ["train", "--out", "D"]])
+            // The specification round-trips through sweep.json, axes in their order (not sorted).
+            let unsorted = try SweepSpec(name: "s", ranks: 1, fixed: [], axes: [try GridAxis(parsing: "optimizer=adam,sgd"),
+                                                                                try GridAxis(parsing: "lr=0.1,0.01")])
+            for s in [spec, unsorted] { #expect(try JSONFile.decode(SweepSpec.self, from: JSONFile.encode(s), source: "") == s) }
+        }
+
+        @Test(arguments: [("lr", "FLAG=VALUE"), ("lr=", "no values"), ("lr=0.1,,0.2", "value 2 of lr is empty"),
+                          ("=0.1", "not a flag name"), ("--lr=0.1", "not a flag name"), ("out=a,b", "set by the sweep"),
+                          ("lr=0.1,0.1", "twice")])
+        func badGridAxesAreRefused(text: String, message: String) {
+            #expect {
+                try GridAxis(parsing: text)
+            } throws: { error in
+                "\(error)".contains(message)
+            }
+        }
+
+        @Test func badSpecificationsAreRefused() throws {
+            let lr = try GridAxis(parsing: "lr=0.1,0.2")
+            expectError(.settings) { _ = try SweepSpec(name: "s", ranks: 1, fixed: [], axes: [lr, lr]) }
+            expectError(.settings) { _ = try SweepSpec(name: "s", ranks: 1, fixed: ["--lr", "0.3"], axes: [lr]) }
+            expectError(.settings) { _ = try SweepSpec(name: "s", ranks: 1, fixed: ["--out", "x"], axes: []) }
+            expectError(.settings) { _ = try SweepSpec(name: "s", ranks: 1, fixed: ["--out=x"], axes: []) }
+            expectError(.settings) { _ = try SweepSpec(name: "s", ranks: 1, fixed: ["--resume", "x"], axes: []) }
+            expectError(.settings) { _ = try SweepSpec(name: "s", ranks: 0, fixed: [], axes: [lr]) }
+        }
+
+        @Test func sweepFilesParse() throws {
+            let file = try SweepFile(text: """
+                # a comment
+                name = "demo"   # trailing comment
+                ranks = 2
+
+                [train]
+                model = "gru"
+                batch_size = 32
+                quiet = true
+                nesterov = false
+
+                [grid]
+                lr = [0.01, 0.001]
+                optimizer = ["adam", "adagrad",]
+                """, source: "demo.toml")
+            #expect(file.name == "demo" && file.ranks == 2)
+            #expect(file.fixed == ["--model", "gru", "--batch-size", "32", "--quiet"])
+            #expect(file.axes == [try GridAxis(flag: "lr", values: ["0.01", "0.001"]),
+                                  try GridAxis(flag: "optimizer", values: ["adam", "adagrad"])])
+        }
+
+        @Test(arguments: [("[grid]\nlr = 0.1", ":2:", "is an array"), ("[train]\nlr = [0.1]", ":2:", "one value"),
+                          ("[other]", ":1:", "unknown table"), ("lr = 0.1", ":1:", "unknown top-level key"),
+                          ("[grid]\nlr = [0.1, abc]", ":2:", "not a value"), ("[grid]\nlr = [0.1", ":2:", "end with ]"),
+                          ("[grid]\nlr = []", ":2:", "no values"), ("ranks = -1", ":1:", "positive"),
+                          ("[train]\nmodel = \"cnn", ":2:", "unterminated"), ("[grid]\nlr = [1]\nlr = [2]", ":3:", "twice"),
+                          ("[train]\njust a line", ":2:", "key = value")])
+        func badSweepFilesNameTheLine(text: String, line: String, message: String) {
+            #expect {
+                try SweepFile(text: text, source: "bad.toml")
+            } throws: { error in
+                "\(error)".hasPrefix("bad.toml\(line)") && "\(error)".contains(message)
+            }
+        }
+
+        @Test func theReportsGridFilesParse() throws {
+            let root = repositoryRoot
+            let cifar = try SweepFile(path: root.appendingPathComponent("sweeps/cifar10-cnn.toml").path)
+            #expect(cifar.axes.map(\.flag) == ["lr", "optimizer", "epochs"])
+            #expect(cifar.axes.map(\.values.count) == [3, 2, 2])
+            let mnist = try SweepFile(path: root.appendingPathComponent("sweeps/mnist-rnn.toml").path)
+            #expect(Set(mnist.axes.map(\.flag)) == ["model", "lr", "hidden", "optimizer"])
+            #expect(mnist.axes.map(\.values.count).reduce(1, *) == 24)
+        }
+
+        /// `cohort sweep` with the binary: common flags for a tiny synthetic CNN.
+        func sweep(_ directory: String, grid: [String], extra: [String] = []) throws -> ProcessOutcome {
+            try CohortBinary.run(["sweep", "--out", directory] + grid.flatMap { ["--grid", $0] } + extra
+                                     + ["--", "--model", "cnn", "--dataset", "synthetic", "--limit", "128", "--test-limit", "64",
+                                        "--batch-size", "32", "--epochs", "2", "--quiet"])
+        }
+
+        @Test(arguments: [("lr=abc", [], "lr"), ("nosuchflag=1,2", [], "nosuchflag"), ("lr=", [], "no values"),
+                          ("hidden=8,0", [], "--hidden must be positive"), ("lr=0.1", ["--ranks", "5"], "divisible")])
+        func badGridsFailBeforeAnyRun(grid: String, extra: [String], message: String) throws {
+            let directory = "\(scratch.path)/bad"
+            let result = try sweep(directory, grid: [grid], extra: extra)
+            #expect(result.status != 0)
+            #expect(result.stderr.contains(message), "\(result.stderr)")
+            #expect(!result.stderr.contains("Fatal error"))
+            #expect(!FileManager.default.fileExists(atPath: "\(directory)/runs"), "nothing may run")
+        }
+
+        @Test func anInterruptedSweepResumesAndTheReportMatchesTheRuns() throws {
+            let directory = "\(scratch.path)/resume"
+            // Axes out of alphabetical order: the points keep the grid's order across runs.
+            let grid = ["optimizer=adam,adagrad", "lr=0.01,0.001"]
+            let first = try sweep(directory, grid: grid, extra: ["--no-visualize"])
+            #expect(first.status == 0, "\(first.stderr)")
+            let runs = try FileManager.default.contentsOfDirectory(atPath: "\(directory)/runs").sorted()
+            #expect(runs.count == 4)
+            // Interrupt point 3 after the fact: its run has no summary.json, as a killed run would.
+            let killed = "\(directory)/runs/\(runs[2])"
+            try FileManager.default.removeItem(atPath: "\(killed)/summary.json")
+            let kept = try Data(contentsOf: URL(fileURLWithPath: "\(directory)/runs/\(runs[0])/summary.json"))
+            let second = try sweep(directory, grid: grid, extra: ["--no-visualize"])
+            #expect(second.status == 0, "\(second.stderr)")
+            #expect(second.stdout.contains("3 of 4 point(s) finished earlier, skipped"))
+            #expect(second.stdout.contains("point 3/4: optimizer=adagrad lr=0.01"))
+            #expect(!second.stdout.contains("point 1/4: "))
+            #expect(FileManager.default.fileExists(atPath: "\(killed)/summary.json"))
+            #expect(try Data(contentsOf: URL(fileURLWithPath: "\(directory)/runs/\(runs[0])/summary.json")) == kept)
+
+            // A different grid on the same directory is refused, not mixed in.
+            let other = try sweep(directory, grid: ["lr=0.5"], extra: ["--no-visualize"])
+            #expect(other.status != 0 && other.stderr.contains("holds a different sweep"), "\(other.stderr)")
+
+            // Every run's best figures appear in the report's table as summary.json has them.
+            let report = try String(contentsOfFile: "\(directory)/report.md", encoding: .utf8)
+            for run in runs {
+                let best = try #require(try RunSummary.read(directory: "\(directory)/runs/\(run)")).best
+                let row = [best.trainLoss, best.trainAccuracy, best.testLoss, best.testAccuracy].map(Format.figure)
+                #expect(report.contains("| Train | \(row[0]) | \(row[1]) |"), "\(run)")
+                #expect(report.contains("| Test  | \(row[2]) | \(row[3]) |"), "\(run)")
+                #expect(report.contains("![loss](runs/\(run)/loss.svg)"))
+            }
+            let ranked = try SweepReport(directory: directory).ranked.compactMap(\.bestTestAccuracy)
+            #expect(ranked == ranked.sorted(by: >) && ranked.count == 4)
+        }
+
+        /// One point of the grid through a launcher found on PATH (as a Slurm array task runs
+        /// it with `srun`; here `env`, which just runs the command), and no report.
+        @Test func onePointThroughALauncher() throws {
+            let directory = "\(scratch.path)/point"
+            let result = try sweep(directory, grid: ["lr=0.01,0.001"], extra: ["--point", "1", "--launcher", "env"])
+            #expect(result.status == 0, "\(result.stderr)")
+            #expect(result.stdout.contains("point 2/2: lr=0.001") && !result.stdout.contains("point 1/2"), "\(result.stdout)")
+            #expect(result.stdout.contains("point 1 done"))
+            let runs = try FileManager.default.contentsOfDirectory(atPath: "\(directory)/runs")
+            #expect(runs == ["1_lr-0.001"])
+            #expect(!FileManager.default.fileExists(atPath: "\(directory)/report.md"))
+            let missing = try sweep("\(scratch.path)/nolauncher", grid: ["lr=0.01"], extra: ["--launcher", "no-such-launcher"])
+            #expect(missing.status != 0 && missing.stderr.contains("not found on PATH"), "\(missing.stderr)")
+        }
+
+        @Test func recurrentSweepsCompareTheCells() throws {
+            let directory = "\(scratch.path)/cells"
+            let result = try CohortBinary.run(["sweep", "--out", directory, "--grid", "model=rnn,gru",
+                                                   "--", "--dataset", "synthetic", "--hidden", "8", "--limit", "128",
+                                                   "--test-limit", "32", "--batch-size", "32", "--epochs", "3", "--quiet"])
+            #expect(result.status == 0, "\(result.stderr)")
+            let report = try String(contentsOfFile: "\(directory)/report.md", encoding: .utf8)
+            #expect(report.contains("## Recurrent cells compared"))
+            #expect(report.contains("| rnn | 1 |") && report.contains("| gru | 1 |"))
+            // The best run was visualised: hidden-state statistics for all 28 steps.
+            #expect(report.contains("### Hidden state per step"))
+            #expect(report.contains("| 28 |"))
+        }
+    }
+}

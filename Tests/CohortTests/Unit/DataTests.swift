@@ -1,0 +1,169 @@
+import CohortBase
+@testable import CohortBench
+import CohortData
+@testable import CohortLaunch
+@testable import CohortRun
+@testable import CohortSweep
+import CohortTensor
+import Foundation
+import Testing
+
+/// Dataset readers on files the tests write, including each kind of bad input.
+@Suite struct DataTests {
+    let scratch = ScratchDirectory("cohort-data")
+    var directory: String { scratch.path }
+
+    func write(_ bytes: [UInt8], _ name: String, gzip: Bool = false) -> String {
+        let path = "\(directory)/\(name)"
+        if gzip {
+            writeGzip(bytes, to: path)
+        } else {
+            put(path, Data(bytes))
+        }
+        return path
+    }
+
+    static func idxImages(count: Int, rows: Int = 4, columns: Int = 3) -> [UInt8] {
+        var b: [UInt8] = [0, 0, 8, 3]
+        for d in [count, rows, columns] { b += [UInt8(d >> 24 & 255), UInt8(d >> 16 & 255), UInt8(d >> 8 & 255), UInt8(d & 255)] }
+        return b + (0..<(count * rows * columns)).map { UInt8($0 % 256) }
+    }
+
+    static func idxLabels(_ labels: [UInt8]) -> [UInt8] {
+        let n = labels.count
+        return [0, 0, 8, 1, UInt8(n >> 24 & 255), UInt8(n >> 16 & 255), UInt8(n >> 8 & 255), UInt8(n & 255)] + labels
+    }
+
+    func expectError(_ fragment: String, sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void) {
+        do {
+            try body()
+            Issue.record("expected an error mentioning \"\(fragment)\"", sourceLocation: sourceLocation)
+        } catch let error as CohortError {
+            #expect(error.description.contains(fragment), "\(error.description)", sourceLocation: sourceLocation)
+        } catch {
+            Issue.record("unexpected error \(error)", sourceLocation: sourceLocation)
+        }
+    }
+
+    @Test func idxPlainAndGzipReadTheSame() throws {
+        let plain = try IDX.load(images: write(Self.idxImages(count: 5), "a-images"),
+                                 labels: write(Self.idxLabels([0, 1, 2, 3, 9]), "a-labels"), name: "t")
+        let gz = try IDX.load(images: write(Self.idxImages(count: 5), "b-images.gz", gzip: true),
+                              labels: write(Self.idxLabels([0, 1, 2, 3, 9]), "b-labels.gz", gzip: true), name: "t")
+        #expect(plain.count == 5 && plain.height == 4 && plain.width == 3 && plain.channels == 1)
+        #expect(plain.pixels == gz.pixels && plain.labels == gz.labels)
+        #expect(plain.labels == [0, 1, 2, 3, 9])
+        #expect(Array(plain.pixels.prefix(13)) == (0..<13).map(UInt8.init))
+    }
+
+    @Test func idxSplitsFromADirectory() throws {
+        _ = write(Self.idxImages(count: 6), "train-images-idx3-ubyte.gz", gzip: true)
+        _ = write(Self.idxLabels([1, 2, 3, 4, 5, 6]), "train-labels-idx1-ubyte.gz", gzip: true)
+        _ = write(Self.idxImages(count: 2), "t10k-images-idx3-ubyte")
+        _ = write(Self.idxLabels([7, 8]), "t10k-labels-idx1-ubyte")
+        let splits = try IDX.loadSplits(directory: directory, name: "mnist")
+        #expect(splits.train.count == 6 && splits.test.count == 2)
+    }
+
+    @Test func idxBadInput() {
+        expectError("no such file") { _ = try IDX.read("\(directory)/missing", dimensions: 3) }
+        expectError("bad IDX magic") { _ = try IDX.read(write([1, 2, 3, 4, 0, 0, 0, 1], "magic"), dimensions: 1) }
+        expectError("has 1 dimensions, expected 3") { _ = try IDX.read(write(Self.idxLabels([1]), "rank"), dimensions: 3) }
+        expectError("truncated") { _ = try IDX.read(write(Array(Self.idxImages(count: 3).dropLast(5)), "short"), dimensions: 3) }
+        expectError("header is truncated") { _ = try IDX.read(write([0, 0, 8, 3, 0, 0], "header"), dimensions: 3) }
+        expectError("label 10") {
+            _ = try IDX.load(images: write(Self.idxImages(count: 2), "i"), labels: write(Self.idxLabels([3, 10]), "l"), name: "t")
+        }
+        expectError("2 images but") {
+            _ = try IDX.load(images: write(Self.idxImages(count: 2), "i2"), labels: write(Self.idxLabels([3]), "l2"), name: "t")
+        }
+        expectError("unexpected bytes") { _ = try IDX.read(write(Self.idxLabels([1, 2]) + [0], "extra"), dimensions: 1) }
+    }
+
+    @Test func truncatedGzipIsAnError() {
+        let full = write(Self.idxImages(count: 50), "full.gz", gzip: true)
+        let bytes = [UInt8](FileManager.default.contents(atPath: full)!)
+        let cut = write(Array(bytes.prefix(bytes.count / 2)), "cut.gz")
+        expectError("truncated") { _ = try IDX.read(cut, dimensions: 3) }
+        var corrupt = bytes
+        corrupt[bytes.count - 8] ^= 0xFF  // the CRC-32 of the gzip trailer
+        expectError("corrupt gzip data") { _ = try IDX.read(write(corrupt, "corrupt.gz"), dimensions: 3) }
+    }
+
+    @Test func imageSizesMustMatchBetweenSplits() {
+        _ = write(Self.idxImages(count: 2, rows: 4, columns: 3), "train-images-idx3-ubyte")
+        _ = write(Self.idxLabels([1, 2]), "train-labels-idx1-ubyte")
+        _ = write(Self.idxImages(count: 2, rows: 5, columns: 3), "t10k-images-idx3-ubyte")
+        _ = write(Self.idxLabels([1, 2]), "t10k-labels-idx1-ubyte")
+        expectError("test images are 5x3") { _ = try IDX.loadSplits(directory: directory, name: "mnist") }
+    }
+
+    static func cifarRecords(_ labels: [UInt8]) -> [UInt8] {
+        labels.flatMap { label in [label] + (0..<3072).map { UInt8(($0 + Int(label)) % 256) } }
+    }
+
+    @Test func cifarReadsRecords() throws {
+        let nested = "\(directory)/cifar-10-batches-bin"
+        try FileManager.default.createDirectory(atPath: nested, withIntermediateDirectories: true)
+        for (i, name) in (CIFAR10.trainFiles + CIFAR10.testFiles).enumerated() {
+            put("\(nested)/\(name)", Data(Self.cifarRecords([UInt8(i), 9])))
+        }
+        let splits = try CIFAR10.loadSplits(directory: directory)
+        #expect(splits.train.count == 10 && splits.test.count == 2)
+        #expect(splits.train.labels == [0, 9, 1, 9, 2, 9, 3, 9, 4, 9])
+        #expect(splits.train.imageShape == [3, 32, 32])
+        // Pixel 0 of record 1 (label 9) is 9; normalised (9/255 - 0.5)/0.5.
+        let x = FloatBuffer(count: 3072)
+        var y: Int32 = 0
+        splits.train.fill(indices: [1], x: x.pointer, y: &y)
+        #expect(y == 9)
+        #expect(abs(x[0] - (9 / 255 - 0.5) / 0.5) < 1e-6)
+    }
+
+    @Test func cifarBadInput() throws {
+        expectError("not a whole number") { _ = try CIFAR10.load(files: [write(Array(Self.cifarRecords([1]).dropLast()), "cut.bin")]) }
+        expectError("label 12") { _ = try CIFAR10.load(files: [write(Self.cifarRecords([1, 12]), "label.bin")]) }
+        expectError("empty file") { _ = try CIFAR10.load(files: [write([], "empty.bin")]) }
+        expectError("missing data_batch_1.bin") { _ = try CIFAR10.loadSplits(directory: directory) }
+    }
+
+    @Test func searchPathOrder() throws {
+        let env = ["COHORT_DATA": directory]
+        #expect(DatasetSource.searchPath(for: .mnist, environment: env)
+                == ["\(directory)/mnist", "./data/mnist", "/usr/share/datasets/mnist"])
+        try FileManager.default.createDirectory(atPath: "\(directory)/fashion-mnist", withIntermediateDirectories: true)
+        #expect(try DatasetSource.directory(for: .fashionMNIST, dataDirectory: nil, environment: env)
+                == "\(directory)/fashion-mnist")
+        #expect(try DatasetSource.directory(for: .mnist, dataDirectory: directory, environment: [:]) == directory)
+        expectError("no such directory") { _ = try DatasetSource.directory(for: .mnist, dataDirectory: "\(directory)/nope") }
+    }
+
+    @Test func syntheticIsDeterministicAndBalanced() {
+        let a = Synthetic.make(shape: [1, 28, 28], count: 500, seed: 3, split: 0)
+        let b = Synthetic.make(shape: [1, 28, 28], count: 500, seed: 3, split: 0)
+        let c = Synthetic.make(shape: [1, 28, 28], count: 500, seed: 4, split: 0)
+        #expect(a.pixels == b.pixels && a.labels == b.labels)
+        #expect(a.pixels != c.pixels)
+        for k in 0..<10 { #expect(a.labels.filter { $0 == k }.count > 20) }
+        #expect(Synthetic.make(shape: [3, 32, 32], count: 4, seed: 0, split: 1).imageShape == [3, 32, 32])
+    }
+
+    @Test func samplerSlicesOneGlobalPermutation() {
+        let size = 103, batch = 12, world = 3
+        var samplers = (0..<world).map { EpochSampler(datasetSize: size, globalBatch: batch, rank: $0, worldSize: world, seed: 5) }
+        for r in 0..<world { samplers[r].startEpoch(2) }
+        #expect(samplers[0].stepsPerEpoch == 8)  // 103 / 12, the last partial batch dropped
+        var seen: [Int] = []
+        for step in 0..<8 {
+            for r in 0..<world { seen += samplers[r].indices(step: step) }
+        }
+        // Rank slices of each step, concatenated in rank order, are the permutation itself.
+        #expect(seen == Array(samplers[0].permutation.prefix(96)))
+        #expect(Set(samplers[0].permutation) == Set(0..<size))
+        var single = EpochSampler(datasetSize: size, globalBatch: batch, rank: 0, worldSize: 1, seed: 5)
+        single.startEpoch(2)
+        #expect(single.permutation == samplers[1].permutation)
+        single.startEpoch(3)
+        #expect(single.permutation != samplers[1].permutation)
+    }
+}

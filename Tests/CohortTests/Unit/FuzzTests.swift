@@ -1,0 +1,149 @@
+import CohortBase
+@testable import CohortBench
+import CohortData
+@testable import CohortLaunch
+@testable import CohortRun
+@testable import CohortSweep
+import CohortTensor
+@testable import CohortTraining
+import Foundation
+import Testing
+
+/// Mutation fuzzing of everything that reads files: valid IDX, CIFAR-10, JSON and sweep
+/// files are damaged at random (bits flipped, bytes replaced, header fields set to extreme
+/// values, cut short, extended, gzip-wrapped) and each reader must either accept the file
+/// or throw its own error: never trap, hang or throw something else. Seeded, so a failure
+/// repeats; bounded by COHORT_FUZZ_SECONDS per reader (default 2; .ci/run gives more).
+@Suite struct FuzzTests {
+    let scratch = ScratchDirectory("cohort-fuzz")
+    static let seconds = Double(ProcessInfo.processInfo.environment["COHORT_FUZZ_SECONDS"] ?? "") ?? 2
+
+    /// Runs `body` on mutations of `seed` until the time is up, and on at least 50.
+    func fuzz(_ name: String, seed input: [UInt8], _ body: ([UInt8]) throws -> Void) {
+        // Seeded by the name's FNV-1a (Swift's hashValue differs from process to process).
+        var rng = SplitMix64(seed: Array(name.utf8).withUnsafeBytes(fnv1a), stream: 9)
+        let deadline = Date().addingTimeInterval(Self.seconds)
+        var cases = 0
+        while Date() < deadline || cases < 50 {
+            var bytes = input
+            for _ in 0..<(1 + rng.nextIndex(below: 4)) { mutate(&bytes, &rng) }
+            do { try body(bytes) } catch is CohortError {} catch {
+                Issue.record("\(name): case \(cases) threw \(type(of: error)): \(error)")
+            }
+            cases += 1
+        }
+    }
+
+    func mutate(_ bytes: inout [UInt8], _ rng: inout SplitMix64) {
+        let extremes: [UInt32] = [0, 1, 0x7FFF_FFFF, 0xFFFF_FFFF, 0x0100_0000, 60_000]
+        switch rng.nextIndex(below: 7) {
+        case 0 where !bytes.isEmpty:  // flip a bit
+            bytes[rng.nextIndex(below: bytes.count)] ^= UInt8(1 << rng.nextIndex(below: 8))
+        case 1 where !bytes.isEmpty:  // replace a byte
+            bytes[rng.nextIndex(below: bytes.count)] = UInt8(rng.nextIndex(below: 256))
+        case 2 where bytes.count >= 4:  // a big-endian header word set to an extreme
+            let at = 4 * rng.nextIndex(below: min(4, bytes.count / 4))
+            let v = extremes[rng.nextIndex(below: extremes.count)]
+            for k in 0..<4 { bytes[at + k] = UInt8(v >> (24 - 8 * UInt32(k)) & 0xFF) }
+        case 3:  // cut short
+            bytes = Array(bytes.prefix(rng.nextIndex(below: bytes.count + 1)))
+        case 4:  // extend
+            bytes += (0..<(1 + rng.nextIndex(below: 64))).map { _ in UInt8(rng.nextIndex(below: 256)) }
+        case 5:  // gzip it (readers take gzip or not, by magic)
+            bytes = gzip(bytes)
+        default:  // a random byte string of a similar length
+            bytes = (0..<rng.nextIndex(below: bytes.count + 16)).map { _ in UInt8(rng.nextIndex(below: 256)) }
+        }
+    }
+
+    func gzip(_ bytes: [UInt8]) -> [UInt8] {
+        let path = "\(scratch.path)/gz-\(UUID().uuidString)"
+        writeGzip(bytes, to: path)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        return [UInt8](FileManager.default.contents(atPath: path) ?? Data())
+    }
+
+    func file(_ bytes: [UInt8], _ name: String) throws -> String {
+        let path = "\(scratch.path)/\(name)"
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    @Test func idxReaders() {
+        let images = DataTests.idxImages(count: 6, rows: 5, columns: 4), labels = DataTests.idxLabels([1, 2, 3, 4, 5, 6])
+        fuzz("idx images", seed: images) { bytes in
+            let dataset = try IDX.load(images: file(bytes, "images"), labels: file(labels, "labels"), name: "fuzz")
+            #expect(dataset.count == 6 && dataset.pixels.count == dataset.count * dataset.sampleSize)
+        }
+        fuzz("idx labels", seed: labels) { bytes in
+            _ = try IDX.load(images: file(images, "images"), labels: file(bytes, "labels"), name: "fuzz")
+        }
+    }
+
+    @Test func cifarReader() {
+        let records = DataTests.cifarRecords([3, 7])
+        fuzz("cifar", seed: records) { bytes in
+            let dataset = try CIFAR10.load(files: [file(bytes, "batch.bin")])
+            #expect(dataset.pixels.count == dataset.count * 3072 && dataset.labels.allSatisfy { $0 < 10 })
+        }
+    }
+
+    /// The project's JSON files, each as its reader takes it, seeded with a real one.
+    @Test func jsonFilesAndSweepFileReaders() throws {
+        var config = TrainingConfig()
+        config.limit = 640; config.weightDecay = 5e-4
+        let record = RunRecord(config: config, worldSize: 2, threadsPerRank: 1, replicasPerRank: 1)
+        fuzz("config.json", seed: Array(JSONFile.encode(record))) { bytes in
+            let record = try JSONFile.decode(RunRecord.self, from: Data(bytes), source: "config.json")
+            try record.config.validate()
+        }
+        let state = CheckpointState(position: TrainingPosition(epoch: 1, step: 3, optimizerSteps: 13, skippedSteps: 0,
+                                                               stepsPerEpoch: 10, partialSums: [2.5, 17, 2.25, 16],
+                                                               history: []),
+                                    globalStep: 13, worldSize: 2, settings: config.definingSettings, modelHash: "00",
+                                    optimizerHash: "11")
+        fuzz("state.json", seed: Array(JSONFile.encode(state))) { bytes in
+            _ = try JSONFile.decode(CheckpointState.self, from: Data(bytes), source: "state.json")
+        }
+        let measurement = BenchMeasurement(ranks: 1, threadsPerRank: 2, globalBatch: 64, steps: 30, seconds: 1.5,
+                                           phaseSeconds: ["data": 0.1, "forward": 0.6], modelGflopPerSample: 0.088,
+                                           bucketBytes: [1 << 20, 378_664])
+        let bench = BenchReport(settings: BenchSettings(), cores: 2, machineSgemmGflops: 190,
+                                configurations: [.init(measured: measurement, speedup: 1, efficiency: 1,
+                                                       machineSgemmGflops: 190, fractionOfSgemm: 0.9, prediction: nil)],
+                                linkModel: nil)
+        fuzz("bench.json", seed: Array(JSONFile.encode(bench))) { bytes in
+            _ = try JSONFile.decode(BenchReport.self, from: Data(bytes), source: "bench.json")
+        }
+        let spec = try SweepSpec(name: "s", ranks: 2, fixed: ["--model", "cnn"],
+                                 axes: [GridAxis(flag: "lr", values: ["0.1", "0.01"])])
+        fuzz("sweep.json", seed: Array(JSONFile.encode(spec))) { bytes in
+            _ = try JSONFile.decode(SweepSpec.self, from: Data(bytes), source: "sweep.json")
+        }
+        let sweep = Array("name = \"x\"\nranks = 2\n[train]\nmodel = \"cnn\"\n[grid]\nlr = [0.1, 0.01]\n".utf8)
+        fuzz("sweep file", seed: sweep) { bytes in
+            _ = try SweepFile(text: String(decoding: bytes, as: UTF8.self), source: "fuzz.toml")
+        }
+        fuzz("hostfile", seed: Array("# nodes\nnode1 slots=3\nnode2 slots=2 max_slots=4\nnode3\n".utf8)) { bytes in
+            let path = NSTemporaryDirectory() + "cohort-fuzz-hostfile-\(getpid())"
+            defer { unlink(path) }
+            FileManager.default.createFile(atPath: path, contents: Data(bytes))
+            _ = try Hostfile(path: path).placements(ranks: 2, iface: nil)
+        }
+    }
+
+    @Test func jsonReadsWhatItWritesExactly() throws {
+        var rng = SplitMix64(seed: 5)
+        let numbers = (0..<500).map { _ in Double(bitPattern: rng.next()) }.filter(\.isFinite)
+            + [0.1, 1e-300, Double.leastNonzeroMagnitude, 123456789012, -0.0]
+        let back = try JSONFile.decode([Double].self, from: JSONFile.encode(numbers), source: "numbers")
+        #expect(back.map(\.bitPattern) == numbers.map(\.bitPattern), "doubles round-trip bit for bit")
+        let nonFinite = try JSONFile.decode([Double].self, from: JSONFile.encode([Double.nan, .infinity, -.infinity]),
+                                            source: "non-finite")
+        #expect(nonFinite[0].isNaN && nonFinite[1] == .infinity && nonFinite[2] == -.infinity)
+        #expect(JSONFile.line(["b": 1, "a": 2]) == #"{"a":2,"b":1}"#, "keys sorted")
+        for bad in ["", "{", "[1,]", "{\"a\" 1}", "01x", "\"\\q\"", "[1] 2", "nul", "\"\u{01}\"", "+1", ".5", "1e999"] {
+            expectError(.failure, "\(bad)") { _ = try JSONFile.decode(JSONValue.self, from: Data(bad.utf8), source: "bad") }
+        }
+    }
+}

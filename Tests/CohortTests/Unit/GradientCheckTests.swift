@@ -1,0 +1,148 @@
+import CohortBase
+@testable import CohortBench
+@testable import CohortLaunch
+import CohortNN
+@testable import CohortRun
+@testable import CohortSweep
+import CohortTensor
+import Testing
+
+/// Every backward checked against central finite differences of the forward.
+@Suite struct GradientCheckTests {
+    /// Checks `layer` on objective `Σ y·R` for a fixed random `R`, through its input and all parameters.
+    func checkLayer(_ layer: Layer, batch: Int, input values: [Float]? = nil, epsilon: Float = 1e-2,
+                    _ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        let network = Network(layers: [("layer", layer)], maxBatch: batch)
+        network.initializeParameters(seed: 7)
+        let inputCount = batch * layer.inputShape.elementCount, outputCount = batch * layer.outputShape.elementCount
+        let x = FloatBuffer(values ?? randomValues(inputCount, seed: 1))
+        let r = FloatBuffer(randomValues(outputCount, seed: 2))
+        checkFiniteDifferences(
+            network: network, input: x, epsilon: epsilon,
+            objective: {
+                let y = network.forward(x.pointer, batch: batch)
+                return (0..<outputCount).reduce(0.0) { $0 + Double(y[$1]) * Double(r[$1]) }
+            },
+            gradient: {
+                _ = network.forward(x.pointer, batch: batch)
+                return network.backward(r.pointer, batch: batch, needsInputGradient: true).map { array($0, inputCount) }
+            }, what, sourceLocation: sourceLocation)
+    }
+
+    @Test func conv2DStridedPadded() {
+        checkLayer(Conv2D(inChannels: 2, outChannels: 3, height: 5, width: 5, kernel: 3, stride: 2, padding: 1, maxBatch: 2),
+                   batch: 2, "conv k3 s2 p1")
+    }
+
+    @Test func conv2DFiveByFive() {
+        checkLayer(Conv2D(inChannels: 2, outChannels: 2, height: 6, width: 6, kernel: 5, padding: 2, maxBatch: 2),
+                   batch: 2, "conv k5 p2")
+    }
+
+    @Test func maxPool() {
+        // Distinct inputs 0.05 apart: a perturbation of 0.01 never changes a window's winner.
+        var rng = SplitMix64(seed: 5)
+        var values = (0..<(2 * 3 * 6 * 6)).map { Float($0) * 0.05 }
+        values.shuffle(using: &rng)
+        checkLayer(MaxPool2D(channels: 3, height: 6, width: 6, kernel: 2, maxBatch: 2), batch: 2, input: values, "pool k2")
+        checkLayer(MaxPool2D(channels: 3, height: 6, width: 6, kernel: 3, stride: 2, padding: 1, maxBatch: 2),
+                   batch: 2, input: values, "pool k3 s2 p1")
+    }
+
+    @Test func relu() {
+        checkLayer(ReLU(shape: [3, 4], maxBatch: 2), batch: 2, input: randomValues(24, seed: 3, margin: 0.05), "relu")
+    }
+
+    /// In a network, a max-pooling after a ReLU applies the ReLU's mask in its own backward
+    /// and the ReLU's backward passes the gradient through: the result must equal the two
+    /// layers' separate backward passes, for the 2×2 fast path and for overlapping windows.
+    @Test(arguments: [(2, 2, 0), (3, 2, 1)])
+    func reluThenPoolEqualsSeparateBackwards(kernel: Int, stride: Int, padding: Int) throws {
+        let shape: Shape = [3, 6, 6], batch = 2
+        func pool() -> MaxPool2D {
+            MaxPool2D(channels: 3, height: 6, width: 6, kernel: kernel, stride: stride, padding: padding, maxBatch: batch)
+        }
+        let x = FloatBuffer(randomValues(batch * shape.elementCount, seed: 8))
+        let fused = Network(layers: [(nil, ReLU(shape: shape, maxBatch: batch)), (nil, pool())], maxBatch: batch)
+        let (relu, alone) = (ReLU(shape: shape, maxBatch: batch), pool())
+        let outputCount = batch * alone.outputShape.elementCount
+        let dy = FloatBuffer(randomValues(outputCount, seed: 9))
+
+        let fusedOut = array(fused.forward(x.pointer, batch: batch), outputCount)
+        let fusedGrad = try #require(fused.backward(dy.pointer, batch: batch, needsInputGradient: true))
+        let separateOut = array(alone.forward(relu.forward(x.pointer, batch: batch), batch: batch), outputCount)
+        let poolGrad = try #require(alone.backward(dy.pointer, batch: batch, needsInputGradient: true))
+        let separateGrad = try #require(relu.backward(poolGrad, batch: batch, needsInputGradient: true))
+        #expect(fusedOut == separateOut)
+        let count = batch * shape.elementCount
+        #expect(array(fusedGrad, count) == array(separateGrad, count))
+        // Both are right, not merely equal: a negative input never gets a gradient.
+        #expect(zip(array(UnsafePointer(x.pointer), count), array(fusedGrad, count)).allSatisfy { $0.0 > 0 || $0.1 == 0 })
+        #expect(array(fusedGrad, count).contains { $0 != 0 })
+    }
+
+    @Test func linear() {
+        checkLayer(Linear(inFeatures: 5, outFeatures: 4, maxBatch: 3), batch: 3, "linear")
+    }
+
+    @Test(arguments: CellKind.allCases)
+    func recurrent(kind: CellKind) {
+        checkLayer(Recurrent(kind: kind, inputSize: 4, hidden: 5, steps: 3, maxBatch: 2), batch: 2, "\(kind)")
+    }
+
+    @Test func softmaxCrossEntropy() {
+        let batch = 3, classes = 5
+        let loss = SoftmaxCrossEntropy(classes: classes, maxBatch: batch)
+        var logits = randomValues(batch * classes, seed: 11).map { $0 * 3 }
+        let labels: [Int32] = [0, 4, 2]
+        let (_, grad) = loss.forwardBackward(logits: logits, labels: labels, batch: batch, scale: 1 / Float(batch))
+        let analytic = array(grad, batch * classes)
+        for i in 0..<logits.count {
+            let saved = logits[i], eps: Float = 1e-2
+            logits[i] = saved + eps
+            let up = loss.evaluate(logits: logits, labels: labels, batch: batch).lossSum / Double(batch)
+            logits[i] = saved - eps
+            let down = loss.evaluate(logits: logits, labels: labels, batch: batch).lossSum / Double(batch)
+            logits[i] = saved
+            let numeric = (up - down) / Double(2 * eps)
+            #expect(abs(numeric - Double(analytic[i])) <= 1e-3, "dlogits[\(i)]: \(analytic[i]) vs \(numeric)")
+        }
+    }
+
+    @Test func softmaxCrossEntropyIsStableForHugeLogits() {
+        let loss = SoftmaxCrossEntropy(classes: 3, maxBatch: 1)
+        let result = loss.evaluate(logits: [1000, 0, -1000], labels: [1], batch: 1)
+        #expect(abs(result.lossSum - 1000) < 1e-3)
+        #expect(result.correct == 0)
+    }
+
+    /// The whole loss of a model (mean cross-entropy over the batch) w.r.t. every parameter.
+    func checkModel(_ network: Network, batch: Int, labels: [Int32], epsilon: Float, _ what: String) {
+        network.initializeParameters(seed: 3)
+        let inputCount = batch * network.inputShape.elementCount
+        let x = FloatBuffer(randomValues(inputCount, seed: 4))
+        let loss = SoftmaxCrossEntropy(classes: 10, maxBatch: batch)
+        checkFiniteDifferences(
+            network: network, input: x, epsilon: epsilon, samples: 40,
+            objective: {
+                let logits = network.forward(x.pointer, batch: batch)
+                return loss.evaluate(logits: logits, labels: labels, batch: batch).lossSum / Double(batch)
+            },
+            gradient: {
+                let logits = network.forward(x.pointer, batch: batch)
+                let (_, g) = loss.forwardBackward(logits: logits, labels: labels, batch: batch, scale: 1 / Float(batch))
+                return network.backward(g, batch: batch, needsInputGradient: true).map { array($0, inputCount) }
+            }, what)
+    }
+
+    @Test func wholeCNN() {
+        checkModel(Models.cnn(channels: 2, size: 8, filters: (3, 4), maxBatch: 2), batch: 2, labels: [3, 8],
+                   epsilon: 1e-3, "cnn")
+    }
+
+    @Test(arguments: CellKind.allCases)
+    func wholeRecurrentModel(kind: CellKind) {
+        checkModel(Models.sequence(kind, steps: 4, inputSize: 3, hidden: 5, maxBatch: 2), batch: 2, labels: [1, 9],
+                   epsilon: 1e-2, "\(kind) model")
+    }
+}

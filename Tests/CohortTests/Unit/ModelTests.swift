@@ -1,0 +1,32 @@
+import CohortBase
+@testable import CohortBench
+@testable import CohortLaunch
+import CohortNN
+@testable import CohortRun
+@testable import CohortSweep
+import Testing
+
+/// Model structure: shapes, parameter counts, the FLOP count that `cohort bench` reports.
+@Suite struct ModelTests {
+    @Test func cnnShapesAndCost() {
+        let cifar = Models.cnn(channels: 3, size: 32, maxBatch: 1)
+        #expect(cifar.outputShape == [10])
+        // conv1 32·3·25 + 32, conv2 64·32·25 + 64, fc 10·4096 + 10: PyTorch's SeedCNN has 94,666 parameters.
+        #expect(cifar.parameterCount == 94_666)
+        // conv1 forward + dW, conv2 and fc forward + dW + dX (2·multiply-adds each).
+        let conv1 = 2 * 32 * 75 * 1024, conv2 = 2 * 64 * 800 * 256, fc = 2 * 4096 * 10
+        #expect(cifar.trainingFLOPsPerSample == 2 * conv1 + 3 * conv2 + 3 * fc)
+        #expect(cifar.trainingFLOPsPerSample == 88_719_360)
+        let mnist = Models.cnn(channels: 1, size: 28, maxBatch: 1)
+        #expect(mnist.tensor(named: "fc.weight")?.shape == [10, 64 * 7 * 7])
+    }
+
+    @Test func recurrentParameterCounts() {
+        // PyTorch: G·H·(I + H) + 2·G·H for the cell, H·10 + 10 for fc.
+        for (kind, gates) in [(ModelKind.rnn, 1), (.lstm, 4), (.gru, 3)] {
+            let network = Models.make(kind, imageShape: [1, 28, 28], hidden: 128, maxBatch: 1)
+            #expect(network.parameterCount == gates * 128 * (28 + 128) + 2 * gates * 128 + 1290)
+            #expect(network.trainingFLOPsPerSample == 2 * 28 * gates * 128 * (28 + 128) * 2 + 3 * 2 * 128 * 10)
+        }
+    }
+}

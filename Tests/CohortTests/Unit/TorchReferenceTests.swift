@@ -1,0 +1,137 @@
+import CohortBase
+@testable import CohortBench
+@testable import CohortLaunch
+import CohortNN
+import CohortOptim
+@testable import CohortRun
+@testable import CohortSweep
+import CohortTensor
+import Testing
+
+/// Forward outputs and gradients compared with PyTorch's on the same inputs and
+/// parameters (`Fixtures/make_torch_fixtures.py`).
+@Suite struct TorchReferenceTests {
+    /// Runs `layer` forward on the fixture's `x`, backward on its `dy`, and compares `y`,
+    /// `dx` and every parameter gradient. `prefix` is the fixture's name for the layer's parameters.
+    func compare(_ layer: Layer, fixture name: String, prefix: String = "",
+                 sourceLocation: SourceLocation = #_sourceLocation) {
+        let c = Fixtures.torchCase(name)
+        let x = FixtureTensor(c["x"]), dy = FixtureTensor(c["dy"]), y = FixtureTensor(c["y"]), dx = FixtureTensor(c["dx"])
+        let batch = x.shape[0]
+        let network = Network(layers: [("layer", layer)], maxBatch: batch)
+        let params = c["params"] as! [String: Any], grads = c["grads"] as! [String: Any]
+        for t in network.tensors {
+            let key = prefix + t.name.dropFirst("layer.".count)
+            let p = FixtureTensor(params[key])
+            #expect(p.shape == t.shape, "\(name): shape of \(key)", sourceLocation: sourceLocation)
+            (network.parameters.pointer + t.offset).update(from: p.data, count: t.count)
+        }
+        network.zeroGradients()
+        let out = network.forward(x.data, batch: batch)
+        expectClose(array(out, y.data.count), y.data, "\(name) y", sourceLocation: sourceLocation)
+        let inputGrad = network.backward(dy.data, batch: batch, needsInputGradient: true)!
+        expectClose(array(inputGrad, dx.data.count), dx.data, "\(name) dx", sourceLocation: sourceLocation)
+        for t in network.tensors {
+            let key = prefix + t.name.dropFirst("layer.".count)
+            let g = FixtureTensor(grads[key])
+            expectClose(Array(network.gradients.array[t.offset..<(t.offset + t.count)]), g.data, "\(name) d\(key)",
+                        sourceLocation: sourceLocation)
+        }
+    }
+
+    @Test func conv2D() {
+        for name in ["conv2d_k3_s2_p1", "conv2d_k5_s1_p2"] {
+            let config = Fixtures.torchCase(name)["config"] as! [String: Int]
+            let x = FixtureTensor(Fixtures.torchCase(name)["x"])
+            compare(Conv2D(inChannels: config["in"]!, outChannels: config["out"]!, height: x.shape[2], width: x.shape[3],
+                           kernel: config["kernel"]!, stride: config["stride"]!, padding: config["padding"]!,
+                           maxBatch: x.shape[0]), fixture: name)
+        }
+    }
+
+    @Test func maxPool2D() {
+        for name in ["maxpool_k2", "maxpool_k3_s2_p1"] {
+            let config = Fixtures.torchCase(name)["config"] as! [String: Int]
+            let x = FixtureTensor(Fixtures.torchCase(name)["x"])
+            compare(MaxPool2D(channels: x.shape[1], height: x.shape[2], width: x.shape[3], kernel: config["kernel"]!,
+                              stride: config["stride"]!, padding: config["padding"]!, maxBatch: x.shape[0]), fixture: name)
+        }
+    }
+
+    @Test func linear() {
+        compare(Linear(inFeatures: 5, outFeatures: 4, maxBatch: 3), fixture: "linear")
+    }
+
+    @Test(arguments: CellKind.allCases)
+    func recurrent(kind: CellKind) {
+        compare(Recurrent(kind: kind, inputSize: 5, hidden: 6, steps: 4, maxBatch: 3), fixture: kind.rawValue,
+                prefix: "rnn.")
+    }
+
+    @Test func crossEntropy() {
+        let c = Fixtures.torchCase("cross_entropy")
+        let logits = FixtureTensor(c["logits"]), labels = (c["labels"] as! [Int]).map(Int32.init)
+        let batch = logits.shape[0]
+        let loss = SoftmaxCrossEntropy(classes: logits.shape[1], maxBatch: batch)
+        let (result, grad) = loss.forwardBackward(logits: logits.data, labels: labels, batch: batch, scale: 1 / Float(batch))
+        #expect(abs(result.lossSum / Double(batch) - (c["loss"] as! Double)) < 1e-5)
+        expectClose(array(grad, logits.data.count), FixtureTensor(c["dlogits"]).data, "dlogits")
+    }
+
+    /// Logits, mean loss and every parameter gradient of a whole model.
+    func compareModel(_ network: Network, fixture name: String) {
+        let c = Fixtures.torchCase(name)
+        let x = FixtureTensor(c["x"]), labels = (c["labels"] as! [Int]).map(Int32.init)
+        let batch = x.shape[0]
+        loadParameters(c["params"] as! [String: Any], into: network)
+        network.zeroGradients()
+        let logits = network.forward(x.data, batch: batch)
+        expectClose(array(logits, batch * 10), FixtureTensor(c["logits"]).data, "\(name) logits")
+        let loss = SoftmaxCrossEntropy(classes: 10, maxBatch: batch)
+        let (result, g) = loss.forwardBackward(logits: logits, labels: labels, batch: batch, scale: 1 / Float(batch))
+        #expect(abs(result.lossSum / Double(batch) - (c["loss"] as! Double)) < 1e-5, "\(name) loss")
+        network.backward(g, batch: batch)
+        let grads = c["grads"] as! [String: Any]
+        for t in network.tensors {
+            expectClose(Array(network.gradients.array[t.offset..<(t.offset + t.count)]), FixtureTensor(grads[t.name]).data,
+                        "\(name) d\(t.name)")
+        }
+    }
+
+    @Test func cnnModel() {
+        compareModel(Models.cnn(channels: 1, size: 8, filters: (4, 6), maxBatch: 3), fixture: "cnn_model")
+    }
+
+    @Test func gruModel() {
+        compareModel(Models.make(.gru, imageShape: [1, 4, 5], hidden: 6, maxBatch: 3), fixture: "gru_model")
+    }
+
+    /// Several steps of each optimizer against `torch.optim`, from the same start and gradients.
+    @Test func optimizersMatchTorch() {
+        let cases = Fixtures.torch["optimizers"] as! [[String: Any]]
+        for c in cases {
+            let name = c["name"] as! String
+            var p = FixtureTensor(c["start"]).data
+            let n = p.count
+            let optimizer: Optimizer
+            switch name {
+            case "sgd": optimizer = SGD(count: n, learningRate: 0.1)
+            case "sgd_momentum_wd": optimizer = SGD(count: n, learningRate: 0.1, momentum: 0.9, weightDecay: 0.01)
+            case "sgd_nesterov": optimizer = SGD(count: n, learningRate: 0.1, momentum: 0.9, nesterov: true)
+            case "adam": optimizer = Adam(count: n, learningRate: 0.01)
+            case "adam_wd": optimizer = Adam(count: n, learningRate: 0.01, weightDecay: 0.1)
+            case "adamw": optimizer = OptimizerKind.adamw.make(count: n, learningRate: 0.01)
+            case "adagrad": optimizer = Adagrad(count: n, learningRate: 0.1)
+            case "rmsprop": optimizer = RMSProp(count: n, learningRate: 0.01)
+            case "rmsprop_momentum": optimizer = RMSProp(count: n, learningRate: 0.01, momentum: 0.9)
+            default: Issue.record("unknown optimizer fixture \(name)"); continue
+            }
+            let grads = (c["grads"] as! [Any]).map { FixtureTensor($0).data }
+            let after = (c["after"] as! [Any]).map { FixtureTensor($0).data }
+            for (step, (g, expected)) in zip(grads, after).enumerated() {
+                p.withUnsafeMutableBufferPointer { optimizer.step(parameters: $0.baseAddress!, gradients: g) }
+                expectClose(p, expected, atol: 1e-6, rtol: 1e-5, "\(name) step \(step + 1)")
+            }
+        }
+    }
+}
