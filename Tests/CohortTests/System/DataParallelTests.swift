@@ -121,7 +121,7 @@ extension SystemTests {
             try expectSameParameters(four, one)
             try expectRanksIdentical(four)
             let config = try String(contentsOfFile: "\(two)/config.json", encoding: .utf8)
-            #expect(config.contains("\"replicas\": 2"))
+            #expect(config.contains("\"replicas_per_rank\" : 2"))
         }
 
         @Test func overlapAndNoOverlapAgree() throws {
