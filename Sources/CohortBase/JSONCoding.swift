@@ -106,6 +106,14 @@ public enum JSONValue: Codable, Equatable, Sendable, CustomStringConvertible {
         try JSONFile.decode(type, from: JSONFile.encode(self, pretty: false), source: source)
     }
 
+    /// `base` with `given` (values by key) put over its own, decoded again as `T`: settings
+    /// given on a command line over defaults or over a recorded run.
+    public static func merging<T: Codable>(_ given: [String: JSONValue], over base: T) throws -> T {
+        var merged = JSONValue(base).objectValue ?? [:]
+        merged.merge(given) { $1 }
+        return try JSONValue.object(merged).decode(T.self, source: "settings")
+    }
+
     public var objectValue: [String: JSONValue]? { if case .object(let o) = self { return o } else { return nil } }
 
     /// Compact JSON text, keys sorted.

@@ -31,9 +31,7 @@ public struct BenchSettings: Codable, Equatable, Sendable {
 
     /// The defaults with `given` (settings by key, e.g. from command-line flags) on top.
     public static func from(given: [String: JSONValue]) throws -> BenchSettings {
-        var merged = JSONValue(BenchSettings()).objectValue ?? [:]
-        merged.merge(given) { $1 }
-        return try JSONValue.object(merged).decode(BenchSettings.self, source: "settings")
+        try JSONValue.merging(given, over: BenchSettings())
     }
 
     public func validate(worldSize: Int = 1) throws {

@@ -73,9 +73,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     /// The defaults with `given` (settings by key, e.g. from command-line flags) on top.
     public static func from(given: [String: JSONValue]) throws -> TrainingConfig {
         try checkKeys(given)
-        var merged = JSONValue(TrainingConfig()).objectValue ?? [:]
-        merged.merge(given) { $1 }
-        return try JSONValue.object(merged).decode(TrainingConfig.self, source: "settings")
+        return try JSONValue.merging(given, over: TrainingConfig())
     }
 
     /// The run recorded in `directory`/config.json, continued with `given` on top: a defining
@@ -83,19 +81,20 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     public static func resuming(_ directory: String, given: [String: JSONValue]) throws -> TrainingConfig {
         try checkKeys(given)
         let recorded = try RunRecord.read(directory: directory).config
-        var merged = JSONValue(recorded).objectValue ?? [:]
+        let settings = JSONValue(recorded).objectValue ?? [:]
         for key in definingKeys.map(\.rawValue) {
-            if let value = given[key], value != .null, value != merged[key] {
+            if let value = given[key], value != settings[key] {
                 throw CohortError.settings("--\(flagName(key)) \(value): the run in \(directory) has "
-                                           + "\(merged[key].map { "\($0)" } ?? "none"), and a resumed run keeps its settings")
+                                           + "\(settings[key].map { "\($0)" } ?? "none"), and a resumed run keeps its settings")
             }
         }
         if let out = given[CodingKeys.out.rawValue], out != .string(directory) {
             throw CohortError.settings("--out \(out) and --resume \(directory) name different runs")
         }
-        merged.merge(given) { $1 }
-        merged[CodingKeys.out.rawValue] = .string(directory)
-        return try JSONValue.object(merged).decode(TrainingConfig.self, source: "settings")
+        // The run continues where --resume names it, however config.json spelled the path.
+        var config: TrainingConfig = try JSONValue.merging(given, over: recorded)
+        config.out = directory
+        return config
     }
 
     static func checkKeys(_ given: [String: JSONValue]) throws {

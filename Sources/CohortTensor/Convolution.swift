@@ -9,10 +9,8 @@ import CDNNL
 /// The kernels work on the image directly (no unfolded patch matrix) in blocked layouts
 /// that keep 16 channels in one AVX-512 register (`nChw16c` activations, `OIhw16i16o`
 /// weights); each tensor is reordered between Cohort's layout and the kernel's inside
-/// (a few percent of the convolution's time). Against im2col + OpenBLAS sgemm, which
-/// spent as long unfolding, packing and folding back (col2im) as the CNN's other layers
-/// together, `cohort bench --model cnn` went from 3072 to 4535 samples/s (272 to 402
-/// effective GFLOP/s) on a 2-core AVX-512 machine.
+/// (a few percent of the convolution's time), where im2col + sgemm would spend as long
+/// unfolding, packing and folding back as on the product (measurements: docs/performance.md).
 ///
 /// One instance belongs to one layer of one replica and is used by one thread at a time.
 /// Results are deterministic: the same batch and thread count give the same bits.

@@ -3,9 +3,9 @@ import CDNNL
 /// `C[M, N] += A[M, K] · B[K, N]`, row-major, for a fixed shape and a `B` that stays the same
 /// over many products: a recurrent layer's `W_hh` over the steps of one sequence. `prepare`
 /// converts B once into the blocked layout of oneDNN's brgemm kernel; each `multiplyAdd` then
-/// reads A and C where they are. OpenBLAS packs B again on every call, which for the
-/// recurrent models' `[32, 128] × [128, 512]` step costs as much as the product: measured on
-/// one AVX-512 core, 16 µs per product here against 25-27 µs for `cblas_sgemm`.
+/// reads A and C where they are. OpenBLAS would pack B again on every call, which for the
+/// recurrent models' small `[batch, H] × [H, gates·H]` steps costs about as much as the
+/// product itself (docs/performance.md).
 ///
 /// One instance per layer, shape and replica, used by one thread at a time; deterministic.
 public final class MatrixProductKernel {

@@ -11,10 +11,9 @@ import Glibc
 /// that dominate (convolutions, the recurrent layers' step products) and gets them; OpenBLAS,
 /// left with products done once per pass (input projections, weight gradients, linear
 /// layers), runs on the calling thread. The two keep separate thread pools whose idle threads
-/// spin for a while after each call; with several threads each they took turns on the same
-/// cores: one replica on 2 threads ran the CNN at 3018 samples/s and the LSTM at 6039, against
-/// 4125 and 16409 with OpenBLAS on one thread. (OpenMP keeps oneDNN's setting per calling
-/// thread, so each kernel applies it again on the thread that runs it.)
+/// spin for a while after each call, so with several threads each they would take turns on
+/// the same cores (docs/performance.md has the figures). OpenMP keeps oneDNN's setting per
+/// calling thread, so each kernel applies it again on the thread that runs it.
 public enum KernelThreads {
     /// oneDNN's thread count for primitives built now; 0 (OpenMP's default, every core) until `set`.
     nonisolated(unsafe) private(set) static var openMPThreads = 0

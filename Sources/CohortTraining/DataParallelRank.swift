@@ -40,7 +40,7 @@ public final class DataParallelRank {
 
     /// Builds the replicas with `seed`'s initial parameters, which every rank then takes from rank 0.
     public init(shape: Shape, datasetSize: Int, seed: UInt64, communicator: Communicator,
-                makeOptimizer: (Int) -> Optimizer) throws {
+                makeOptimizer: (Int) -> Optimizer) {
         self.communicator = communicator
         globalBatch = shape.globalBatch
         localBatch = shape.globalBatch / communicator.size

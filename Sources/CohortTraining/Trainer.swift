@@ -28,11 +28,12 @@ public final class Trainer {
     var position: TrainingPosition
     /// Where this process started (a resumed run starts inside an epoch).
     let startEpoch: Int, startStep: Int
-    let stop = StopRequest.install()
+    /// Installed once the run is set up: a signal before that ends the process as usual.
+    let stop: StopRequest
     let drift = DriftFault.fromEnvironment
     /// Per step, every rank adds [stop requested, non-finite values seen] to this and acts on the sums.
     let stepFlags = FloatBuffer(count: 2)
-    let runStart = monotonicSeconds()
+    let runStart: Double
 
     var isRoot: Bool { communicator.rank == 0 }
     var stepsPerEpoch: Int { rank.sampler.stepsPerEpoch }
@@ -50,7 +51,7 @@ public final class Trainer {
                                            globalBatch: config.batchSize, threads: config.threads,
                                            replicas: config.replicas, bucketMb: config.bucketMb,
                                            overlap: !config.noOverlap)
-        rank = try DataParallelRank(shape: shape, datasetSize: data.train.count, seed: config.seed,
+        rank = DataParallelRank(shape: shape, datasetSize: data.train.count, seed: config.seed,
                                     communicator: communicator) { count in
             config.optimizer.make(count: count, learningRate: Float(config.lr), momentum: Float(config.momentum),
                                   nesterov: config.nesterov, weightDecay: config.weightDecay.map(Float.init))
@@ -61,6 +62,8 @@ public final class Trainer {
         tensorBoard = start.tensorBoard
         position = start.position
         (startEpoch, startStep) = (position.epoch, position.step)
+        stop = StopRequest.install()
+        runStart = monotonicSeconds()
         if config.saveInitial && !resume {
             try runDirectory?.writeModel(network, metadata: modelMetadata, name: "initial.safetensors")
         }

@@ -29,11 +29,10 @@ extension SystemTests {
         /// Adagrad) divide by the gradient's own size, turning rounding noise on near-zero
         /// gradients into steps of ±lr; and a ReLU or max-pool decision that sits within
         /// rounding of its threshold flips, changing one gradient term by an amount that grows
-        /// with lr. With lr 0.002 the runs agree to about 1e-7 while a wrong slice, scale or
+        /// with lr. With a small lr the runs agree to rounding while a wrong slice, scale or
         /// reduction still moves parameters by far more than the 1e-5 tolerance. The run is kept
         /// short because such flips are rare but not impossible: the CNN makes about a million
-        /// ReLU and pooling decisions per step, and over 30 steps one of them may sit within 1e-7
-        /// of its threshold (one such flip moved conv2.bias by 1.5e-4 between steps 20 and 25).
+        /// ReLU and pooling decisions per step (docs/performance.md, "Exactness is kept while speeding up").
         func train(_ model: String, ranks: Int, batch: Int, extra: [String] = [], name: String) throws -> String {
             let out = "\(root)/\(name)"
             var arguments = ["train", "--model", model, "--dataset", "synthetic", "--batch-size", "\(batch)",
