@@ -30,10 +30,11 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
+        .systemLibrary(name: "CLinux"),
 
         // Small things every layer shares: the error type, atomic file writes, hashing, the
         // clock, JSON coding, number formats.
-        .target(name: "CohortBase", swiftSettings: optimize),
+        .target(name: "CohortBase", dependencies: ["CLinux"], swiftSettings: optimize),
         // Tensors and kernels: buffers, GEMM, convolution, pooling, elementwise, RNG.
         .target(name: "CohortTensor", dependencies: ["CohortBase", "CBLAS", "CDNNL"], swiftSettings: optimize),
         // Neural network: layers with forward/backward, models, loss.

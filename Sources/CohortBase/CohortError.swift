@@ -11,6 +11,9 @@ public struct CohortError: Error, CustomStringConvertible, Equatable, Sendable {
         /// A run ended on purpose by a condition every rank sees at the same step
         /// (non-finite values, drifted ranks).
         case stopped
+        /// A collective that waited longer than `--timeout`: a rank hung, stopped or cut off.
+        /// The job ends; a restart from the last checkpoint may well succeed.
+        case timedOut
         /// Anything else: an unreadable file, a failed child process, a broken link.
         case failure
     }
@@ -29,12 +32,14 @@ public struct CohortError: Error, CustomStringConvertible, Equatable, Sendable {
     public static func failure(_ message: String) -> CohortError { CohortError(.failure, message) }
 
     /// The process's exit code: 64 (EX_USAGE, as swift-argument-parser's own) for settings and
-    /// refused runs, 3 for a deliberate stop, 1 otherwise. Launchers restart only on 1 (and on
-    /// signals): the other two would end the same way again.
+    /// refused runs, 3 for a deliberate stop, 4 for a collective that timed out, 1 otherwise.
+    /// Launchers restart on 1 and 4 (and on signals), not on 64 or 3: those would end the
+    /// same way again.
     public var exitCode: Int32 {
         switch kind {
         case .settings, .refused: return 64
         case .stopped: return 3
+        case .timedOut: return 4
         case .failure: return 1
         }
     }

@@ -1,3 +1,4 @@
+import CLinux
 import Foundation
 
 /// This machine's name up to the first dot: part of the names of files that several nodes
@@ -40,6 +41,14 @@ public func writeDurably(_ contents: Data, to path: String, reportedAs name: Str
         try handle.close()
     } catch {
         throw CohortError.failure("\(name): cannot write (\(error.localizedDescription))")
+    }
+}
+
+/// Swaps two existing paths (files or directories) in one step: a reader sees one or the
+/// other, never neither.
+public func exchangeAtomically(_ a: String, _ b: String) throws {
+    guard renameat2(COHORT_AT_FDCWD, a, COHORT_AT_FDCWD, b, UInt32(COHORT_RENAME_EXCHANGE)) == 0 else {
+        throw CohortError.failure("\(b): cannot replace it with \(a) (\(String(cString: strerror(errno))))")
     }
 }
 

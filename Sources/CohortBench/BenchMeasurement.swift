@@ -1,4 +1,5 @@
 import CohortBase
+import CohortRun
 import Foundation
 
 /// One configuration's figures, as a worker writes them and `bench.json` keeps them.
@@ -16,6 +17,8 @@ public struct BenchMeasurement: Codable, Sendable {
     public var modelGflopPerSample: Double
     /// Bytes of each gradient bucket (one allreduce each per step).
     public var bucketBytes: [Int]
+    /// Each rank's compute per step and wait share over the timed steps.
+    public var rankTimes: [RankTiming] = []
 
     public var samplesPerSecond: Double { Double(steps * globalBatch) / seconds }
     public var effectiveGFLOPs: Double { modelGflopPerSample * samplesPerSecond }
@@ -35,6 +38,7 @@ public struct BenchMeasurement: Codable, Sendable {
     enum CodingKeys: String, CodingKey {
         case ranks, threadsPerRank = "threads_per_rank", globalBatch = "global_batch", steps, seconds
         case phaseSeconds = "phase_seconds", modelGflopPerSample = "model_gflop_per_sample", bucketBytes = "bucket_bytes"
+        case rankTimes = "rank_times"
         // Derived, written for readers of the file.
         case samplesPerSecond = "samples_per_s", effectiveGFLOPs = "effective_gflops", phaseShare = "phase_share"
     }
@@ -56,6 +60,7 @@ public struct BenchMeasurement: Codable, Sendable {
         phaseSeconds = try c.decode([String: Double].self, forKey: .phaseSeconds)
         modelGflopPerSample = try c.decode(Double.self, forKey: .modelGflopPerSample)
         bucketBytes = try c.decode([Int].self, forKey: .bucketBytes)
+        rankTimes = try c.decodeIfPresent([RankTiming].self, forKey: .rankTimes) ?? []
         guard ranks > 0, steps > 0, globalBatch > 0, seconds.isFinite, seconds > 0 else {
             throw CohortError.failure("a configuration needs positive ranks, steps, global_batch and seconds")
         }
@@ -67,6 +72,7 @@ public struct BenchMeasurement: Codable, Sendable {
         try c.encode(globalBatch, forKey: .globalBatch); try c.encode(steps, forKey: .steps)
         try c.encode(seconds, forKey: .seconds); try c.encode(phaseSeconds, forKey: .phaseSeconds)
         try c.encode(modelGflopPerSample, forKey: .modelGflopPerSample); try c.encode(bucketBytes, forKey: .bucketBytes)
+        try c.encode(rankTimes, forKey: .rankTimes)
         try c.encode(samplesPerSecond, forKey: .samplesPerSecond); try c.encode(effectiveGFLOPs, forKey: .effectiveGFLOPs)
         try c.encode(phaseShare, forKey: .phaseShare)
     }

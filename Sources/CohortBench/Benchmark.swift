@@ -23,12 +23,13 @@ public enum BenchmarkRunner {
         try rank.broadcastParameters()
         let names = BenchMeasurement.phaseNames
         var phase = [Double](repeating: 0, count: names.count)
-        var start = 0.0
+        var start = 0.0, timesBefore = rank.times
         let stepsPerEpoch = rank.sampler.stepsPerEpoch
         for step in 0..<(settings.warmup + settings.steps) {
             if step == settings.warmup {
                 try comm.barrier()
                 phase = phase.map { _ in 0 }
+                timesBefore = rank.times
                 start = monotonicSeconds()
             }
             if step % stepsPerEpoch == 0 { rank.startEpoch(step / stepsPerEpoch) }
@@ -49,11 +50,14 @@ public enum BenchmarkRunner {
         }
         let seconds = monotonicSeconds() - start
         let meanPhases = try comm.allreduceSum(phase + [seconds]).map { $0 / Double(world) }
-        return BenchMeasurement(ranks: world, threadsPerRank: rank.threads, globalBatch: settings.batchSize,
+        let rankTimes = try rank.gatherTimes(since: timesBefore).enumerated().map { $0.element.timing(rank: $0.offset) }
+        var measurement = BenchMeasurement(ranks: world, threadsPerRank: rank.threads, globalBatch: settings.batchSize,
                                 steps: settings.steps, seconds: seconds,
                                 phaseSeconds: Dictionary(uniqueKeysWithValues: zip(names, meanPhases)),
                                 modelGflopPerSample: Double(rank.network.trainingFLOPsPerSample) / 1e9,
                                 bucketBytes: rank.bucketBytes)
+        measurement.rankTimes = rankTimes
+        return measurement
     }
 
     /// Times allreduces on every rank and has rank 0 write them to `path`.

@@ -89,6 +89,13 @@ public struct BenchmarkSuite {
             }
             lines.append(line)
         }
+        // Per rank, where there are several: a straggler shows as one rank's long compute.
+        for c in configurations where c.measured.rankTimes.count > 1 {
+            lines.append("\(c.measured.ranks) ranks, compute per step and wait share by rank: "
+                         + c.measured.rankTimes.map { String(format: "%d: %.2f ms %.1f%%", $0.rank,
+                                                             1e3 * $0.computeSecondsPerStep, 100 * $0.waitShare) }
+                             .joined(separator: ", "))
+        }
         return lines.joined(separator: "\n")
     }
 

@@ -26,6 +26,11 @@ public protocol Communicator: AnyObject {
     func waitReduction(slot: Int) throws
     /// Sums small metric vectors (loss sums, counts) in double precision, result on every rank.
     func allreduceSum(_ values: [Double]) throws -> [Double]
+    /// Seconds any collective may wait before this rank ends the job (0: forever); see
+    /// `MPICommunicator` for what it reports.
+    var timeout: Double { get set }
+    /// Where the run is (1-based epoch and step; 0: not training yet), for that report.
+    var position: (epoch: Int, step: Int) { get set }
     /// Ends the whole job with `code` on every rank (for an error that only some ranks saw).
     func abort(code: Int32) -> Never
     /// Leaves the communication layer cleanly; the last call before the process exits.

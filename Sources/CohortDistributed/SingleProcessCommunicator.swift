@@ -7,6 +7,8 @@ public final class SingleProcessCommunicator: Communicator {
     public var rank: Int { 0 }
     public var size: Int { 1 }
     public var localSize: Int { 1 }
+    public var timeout = 0.0
+    public var position = (epoch: 0, step: 0)
     public func barrier() throws {}
     public func broadcast(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int) throws {}
     public func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws {}

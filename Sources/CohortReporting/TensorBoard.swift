@@ -9,12 +9,15 @@ import Foundation
 /// the data an `Event` protocol buffer. The first event names the file version; each
 /// later one holds a `Summary` with one `simple_value` per tag at a step.
 public final class TensorBoardWriter {
+    /// What every event file's name starts with (TensorBoard finds them by it).
+    public static let filePrefix = "events.out.tfevents."
+
     public let path: String
     private let handle: FileHandle
 
     /// Creates a new event file in `directory` (a resumed run adds a file; TensorBoard reads them all).
     public init(directory: String, wallTime: Double = Date().timeIntervalSince1970) throws {
-        path = "\(directory)/events.out.tfevents.\(Int(wallTime)).\(shortHostName).\(getpid())"
+        path = "\(directory)/\(Self.filePrefix)\(Int(wallTime)).\(shortHostName).\(getpid())"
         guard FileManager.default.createFile(atPath: path, contents: nil), let handle = FileHandle(forWritingAtPath: path) else {
             throw CocoaError(.fileWriteNoPermission, userInfo: [NSFilePathErrorKey: path])
         }

@@ -44,20 +44,41 @@ public struct TrainingPosition: Codable, Sendable {
     public var globalStep: Int { epoch * stepsPerEpoch + step }
 }
 
+/// How a run was carried out: what decides the order of float sums besides the settings
+/// (ranks, each rank's threads and replicas, the gradient buckets). A resumed run with other
+/// values equals an uninterrupted one up to rounding, not bit for bit.
+public struct Execution: Codable, Equatable, Sendable {
+    public var worldSize: Int, threadsPerRank: Int, replicasPerRank: Int, bucketMb: Double
+
+    enum CodingKeys: String, CodingKey {
+        case worldSize = "world_size", threadsPerRank = "threads_per_rank", replicasPerRank = "replicas_per_rank"
+        case bucketMb = "bucket_mb"
+    }
+
+    public init(worldSize: Int, threadsPerRank: Int, replicasPerRank: Int, bucketMb: Double) {
+        self.worldSize = worldSize; self.threadsPerRank = threadsPerRank; self.replicasPerRank = replicasPerRank
+        self.bucketMb = bucketMb
+    }
+
+    public var description: String {
+        "\(worldSize) rank(s) x \(threadsPerRank) thread(s) in \(replicasPerRank) replica(s), \(Format.figure(bucketMb)) MiB buckets"
+    }
+}
+
 /// `state.json` of a checkpoint: the position, the settings it continues, the FNV-1a hashes
 /// of both tensor files, and a checksum over all of it.
 struct CheckpointState: Codable {
     var format = 2
     var position: TrainingPosition
     var globalStep: Int
-    /// Ranks of the run that wrote it (its partial sums hold two figures per rank).
-    var worldSize: Int
+    /// How the run that wrote it was carried out (its partial sums hold two figures per rank).
+    var execution: Execution
     var settings: JSONValue
     var modelHash: String, optimizerHash: String
     var checksum: String?
 
     enum CodingKeys: String, CodingKey {
-        case format, position, globalStep = "global_step", worldSize = "world_size", settings
+        case format, position, globalStep = "global_step", execution, settings
         case modelHash = "model_hash", optimizerHash = "optimizer_hash", checksum
     }
 
@@ -88,7 +109,7 @@ public enum Checkpoint {
 
     /// Writes a checkpoint of `network`, `optimizer` and `position`, then keeps only the newest `keep`.
     public static func write(run: String, network: Network, optimizer: Optimizer, position: TrainingPosition,
-                             settings: JSONValue) throws -> String {
+                             settings: JSONValue, execution: Execution) throws -> String {
         let root = directory(run: run)
         let globalStep = position.globalStep
         // Temporary directories of a writer that died mid-way are of no use to anyone.
@@ -109,15 +130,20 @@ public enum Checkpoint {
         // Plain durable writes: the directory is what gets renamed into place.
         try writeDurably(model, to: "\(temporary)/model.safetensors")
         try writeDurably(optimizerData, to: "\(temporary)/optimizer.safetensors")
-        var state = CheckpointState(position: position, globalStep: globalStep, worldSize: position.partialSums.count / 2,
+        var state = CheckpointState(position: position, globalStep: globalStep, execution: execution,
                                     settings: settings, modelHash: fnv1aHex(model), optimizerHash: fnv1aHex(optimizerData))
         state.checksum = state.computedChecksum
         try writeDurably(JSONFile.encode(state) + Data("\n".utf8), to: "\(temporary)/state.json")
         syncDirectory(temporary)
-        // A checkpoint of the same step (a run resumed from before it) is replaced whole.
-        try? files.removeItem(atPath: final)
-        guard rename(temporary, final) == 0 else {
-            throw CohortError.failure("\(final): cannot move the checkpoint into place (\(String(cString: strerror(errno))))")
+        if files.fileExists(atPath: final) {
+            // A checkpoint of the same step (a run resumed from before it): swapped in one step,
+            // so the step's checkpoint exists whole at every moment; the old one is then removed.
+            try exchangeAtomically(temporary, final)
+            try? files.removeItem(atPath: temporary)
+        } else {
+            guard rename(temporary, final) == 0 else {
+                throw CohortError.failure("\(final): cannot move the checkpoint into place (\(String(cString: strerror(errno))))")
+            }
         }
         syncDirectory(root)
         for old in list(run: run).dropFirst(keep) { try? files.removeItem(atPath: "\(root)/\(old)") }
@@ -136,6 +162,7 @@ public enum Checkpoint {
         public let path: String
         public let position: TrainingPosition
         public let settings: JSONValue
+        public let execution: Execution
         public let parameters: [String: SafeTensors.Tensor]
         public let optimizerState: [String: SafeTensors.Tensor]
     }
@@ -173,7 +200,7 @@ public enum Checkpoint {
             throw CohortError.failure("optimizer.safetensors does not match its checksum")
         }
         let position = state.position, settings = state.settings
-        return Loaded(path: path, position: position, settings: settings,
+        return Loaded(path: path, position: position, settings: settings, execution: state.execution,
                       parameters: try SafeTensors.decode(modelData, path: "\(path)/model.safetensors"),
                       optimizerState: try SafeTensors.decode(optimizerData, path: "\(path)/optimizer.safetensors"))
     }

@@ -37,6 +37,30 @@ public struct EpochMetrics: Codable, Equatable, Sendable {
     }
 
     static func number(_ v: Double) -> String { v.isFinite ? "\(v)" : "nan" }
+
+    /// The epoch's TensorBoard scalars, by tag.
+    public func tensorBoardScalars(learningRate: Double) -> [(String, Double)] {
+        [("loss/train", trainLoss), ("loss/test", testLoss), ("accuracy/train", trainAccuracy),
+         ("accuracy/test", testAccuracy), ("throughput/samples_per_s", samplesPerSecond), ("lr", learningRate)]
+    }
+}
+
+/// One rank's time per step: compute (data, forward, backward, optimizer) and the share of
+/// the step it waited for the gradient reduction. A rank much slower than the others makes
+/// them all wait.
+public struct RankTiming: Codable, Equatable, Sendable {
+    public var rank: Int
+    public var steps: Int
+    public var computeSecondsPerStep: Double
+    public var waitShare: Double
+
+    enum CodingKeys: String, CodingKey {
+        case rank, steps, computeSecondsPerStep = "compute_seconds_per_step", waitShare = "wait_share"
+    }
+
+    public init(rank: Int, steps: Int, computeSecondsPerStep: Double, waitShare: Double) {
+        self.rank = rank; self.steps = steps; self.computeSecondsPerStep = computeSecondsPerStep; self.waitShare = waitShare
+    }
 }
 
 /// Best and final figures of a run, as `summary.json` records them.
@@ -63,14 +87,17 @@ public struct RunSummary: Codable, Sendable {
     public var parameterChecksum: String?
     /// Steps skipped for non-finite values (`--on-nan skip`).
     public var skippedSteps: Int
+    /// Each rank's time per step over the steps this process ran (the straggler report).
+    public var ranks: [RankTiming]
 
     enum CodingKeys: String, CodingKey {
         case best, final, samplesPerSecond = "samples_per_s", worldSize = "world_size", epochs
         case commSeconds = "comm_seconds", trainSeconds = "train_seconds", parameterChecksum = "parameter_checksum"
-        case skippedSteps = "skipped_steps"
+        case skippedSteps = "skipped_steps", ranks
     }
 
-    public init(epochs history: [EpochMetrics], worldSize: Int, parameterChecksum: UInt64? = nil, skippedSteps: Int = 0) {
+    public init(epochs history: [EpochMetrics], worldSize: Int, parameterChecksum: UInt64? = nil, skippedSteps: Int = 0,
+                ranks: [RankTiming] = []) {
         func best(_ values: [Double], _ pick: ([Double]) -> Double?) -> Double { pick(values.filter(\.isFinite)) ?? .nan }
         self.best = Figures(trainLoss: best(history.map(\.trainLoss)) { $0.min() },
                             trainAccuracy: best(history.map(\.trainAccuracy)) { $0.max() },
@@ -88,6 +115,7 @@ public struct RunSummary: Codable, Sendable {
         trainSeconds = seconds
         self.parameterChecksum = parameterChecksum.map { String(format: "%016llx", $0) }
         self.skippedSteps = skippedSteps
+        self.ranks = ranks
     }
 
     public static func path(directory: String) -> String { "\(directory)/summary.json" }

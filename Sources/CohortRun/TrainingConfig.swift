@@ -47,12 +47,14 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     public var checkEvery = 100
     /// Also write the parameters as initialised, before the first step (`initial.safetensors`).
     public var saveInitial = false
+    /// Seconds a collective may wait for the other ranks before the job ends (0: forever).
+    public var timeout = 300.0
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case model, hidden, width, dataset, dataDir = "data_dir", limit, testLimit = "test_limit", optimizer, lr, momentum
         case nesterov, weightDecay = "weight_decay", epochs, batchSize = "batch_size", seed, onNan = "on_nan"
         case threads, replicas, bucketMb = "bucket_mb", noOverlap = "no_overlap", out
-        case checkpointSteps = "checkpoint_steps", checkEvery = "check_every", saveInitial = "save_initial"
+        case checkpointSteps = "checkpoint_steps", checkEvery = "check_every", saveInitial = "save_initial", timeout
     }
 
     /// The settings that decide what the run computes (the model, the data, the optimizer,
@@ -128,6 +130,9 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         }
         if let k = checkpointSteps, k <= 0 { throw fail("--checkpoint-steps must be positive, got \(k)") }
         guard checkEvery >= 0 else { throw fail("--check-every must be >= 0, got \(checkEvery)") }
+        guard timeout.isFinite, timeout >= 0, timeout <= 1e6 else {
+            throw fail("--timeout must be in 0...1e6 seconds (0: wait for ever), got \(timeout)")
+        }
         try BatchSplit.check(batchSize: batchSize, worldSize: worldSize, replicas: replicas)
     }
 

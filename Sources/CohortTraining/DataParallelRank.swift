@@ -3,6 +3,7 @@ import CohortData
 import CohortDistributed
 import CohortNN
 import CohortOptim
+import CohortRun
 import CohortTensor
 
 /// What one rank needs to take data-parallel steps, set up the same way for `cohort train`
@@ -26,6 +27,7 @@ public final class DataParallelRank {
     }
 
     public let communicator: Communicator
+    public let shape: Shape
     public let globalBatch: Int, localBatch: Int
     let plan: ThreadPlan
     let replicas: ReplicaGroup
@@ -37,16 +39,24 @@ public final class DataParallelRank {
     private let layerFinished: (Int) throws -> Void
     /// The loss of each sample is divided by the global batch, so the summed gradients are the mean's.
     private let scale: Float
+    /// This rank's compute and wait since it started.
+    public private(set) var times = StepTimes()
+    private let slowFault = SlowRankFault.fromEnvironment
 
     /// Builds the replicas with `seed`'s initial parameters, which every rank then takes from rank 0.
     public init(shape: Shape, datasetSize: Int, seed: UInt64, communicator: Communicator,
                 makeOptimizer: (Int) -> Optimizer) {
         self.communicator = communicator
+        self.shape = shape
         globalBatch = shape.globalBatch
         localBatch = shape.globalBatch / communicator.size
         // Replicas each run on one of the rank's threads; their kernels get what is left per replica.
         plan = ThreadPlan(threads: shape.threads, replicas: shape.replicas, localBatch: localBatch,
                           ranksOnNode: communicator.localSize)
+        if let cpus = plan.oversubscribed {
+            sayError("cohort: \(communicator.size > 1 ? "rank \(communicator.rank): " : "")\(plan.threads) threads on "
+                     + "\(cpus) CPU(s) this process may run on: they will take turns (see --threads)")
+        }
         KernelThreads.set(plan.threadsPerReplica)
         replicas = ReplicaGroup(model: shape.model, imageShape: shape.imageShape, hidden: shape.hidden,
                                 width: shape.width, classes: shape.classes, localBatch: localBatch,
@@ -65,6 +75,11 @@ public final class DataParallelRank {
     public var threads: Int { plan.threads }
     public var replicaCount: Int { plan.replicas }
     public var bucketBytes: [Int] { reducer.bucketBytes }
+    /// How this rank carries the run out, as checkpoints record it.
+    public var execution: Execution {
+        Execution(worldSize: communicator.size, threadsPerRank: plan.threads, replicasPerRank: plan.replicas,
+                  bucketMb: shape.bucketMb)
+    }
 
     /// Draws epoch `epoch`'s order of the training set (the same on every rank).
     public func startEpoch(_ epoch: Int) { sampler.startEpoch(epoch) }
@@ -79,14 +94,27 @@ public final class DataParallelRank {
     /// started as soon as backward has produced it, then waited for. Returns this rank's
     /// loss sum, correct count and phase times, and the seconds spent waiting for the reduction.
     public func reduceGradients(data: ImageDataset, step: Int) throws -> (outcome: StepOutcome, waitSeconds: Double) {
+        let start = monotonicSeconds()
+        slowFault?.apply(rank: communicator.rank)
         let outcome = try replicas.step(data: data, indices: sampler.indices(step: step), scale: scale,
                                         gradientsReady: layerFinished)
-        return (outcome, try reducer.finish())
+        let wait = try reducer.finish()
+        times.steps += 1
+        times.compute += monotonicSeconds() - start - wait
+        times.wait += wait
+        return (outcome, wait)
     }
 
     /// The optimizer's update of the parameters with the reduced gradients.
     public func applyGradients() {
+        let start = monotonicSeconds()
         optimizer.step(parameters: network.parameters.pointer, gradients: network.gradients.pointer)
+        times.compute += monotonicSeconds() - start
+    }
+
+    /// Every rank's `times` since `since` (this rank's earlier `times`), in rank order (collective).
+    public func gatherTimes(since: StepTimes = StepTimes()) throws -> [StepTimes] {
+        try StepTimes.gather(times - since, communicator: communicator)
     }
 
     /// Test loss and accuracy over `data`, through the replicas.

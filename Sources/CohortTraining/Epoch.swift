@@ -40,6 +40,7 @@ extension Trainer {
     /// One global step on every rank: gradients reduced, then (if every rank's are finite) the
     /// update. False when a signal asked the run to stop here (a checkpoint is written).
     func takeStep(epoch: Int, step: Int, sums: inout EpochSums) throws -> Bool {
+        communicator.position = (epoch + 1, step + 1)
         let (outcome, wait) = try rank.reduceGradients(data: data.train, step: step)
         sums.commSeconds += wait
         stepFlags.pointer[0] = stop.isRequested ? 1 : 0
@@ -57,6 +58,7 @@ extension Trainer {
         }
         let globalStep = epoch * stepsPerEpoch + step + 1
         drift?.apply(to: network, rank: communicator.rank, globalStep: globalStep)
+        if globalStep % Self.stragglerInterval == 0 { try checkStragglers(through: globalStep) }
         if config.checkEvery > 0 && globalStep % config.checkEvery == 0 {
             _ = try RankAgreement.check(network, communicator: communicator, at: "epoch \(epoch + 1), step \(step + 1)")
         }
@@ -95,11 +97,7 @@ extension Trainer {
                                    commSeconds: sums.commSeconds, worldSize: communicator.size,
                                    evalSeconds: monotonicSeconds() - evalStart)
         position.history.append(metrics)
-        try tensorBoard?.add(step: epoch + 1, scalars: [
-            ("loss/train", metrics.trainLoss), ("loss/test", metrics.testLoss),
-            ("accuracy/train", metrics.trainAccuracy), ("accuracy/test", metrics.testAccuracy),
-            ("throughput/samples_per_s", metrics.samplesPerSecond), ("lr", config.lr),
-        ])
+        try tensorBoard?.add(step: metrics.epoch, scalars: metrics.tensorBoardScalars(learningRate: config.lr))
         try runDirectory.writeEpochs(position.history, title: "\(config.model.rawValue) on \(config.dataset.rawValue)")
         progress.line(String(format: "epoch %d/%d  train loss %.4f acc %.2f%%  test loss %.4f acc %.2f%%  "
                              + "%.1f s  %.0f samples/s", epoch + 1, config.epochs, metrics.trainLoss,
@@ -116,7 +114,7 @@ extension Trainer {
         position.skippedInEpoch = sums.skipped
         guard let runDirectory else { return nil }
         return try Checkpoint.write(run: runDirectory.path, network: network, optimizer: rank.optimizer, position: position,
-                                    settings: config.definingSettings)
+                                    settings: config.definingSettings, execution: rank.execution)
     }
 
     func showProgress(epoch: Int, step: Int, firstStep: Int, sums: EpochSums, since start: Double) {

@@ -83,10 +83,10 @@ final class ReplicaGroup: @unchecked Sendable {
         let t3 = monotonicSeconds()
         // Sum in replica order, so the result does not depend on which thread finished
         // first; each thread sums its own stretch of the parameters.
-        let n = primary.parameterCount, stretch = (n + count - 1) / count
+        let n = primary.parameterCount
         DispatchQueue.concurrentPerform(iterations: count) { part in
             let total = primary.gradients.pointer
-            let range = (part * stretch)..<min(n, (part + 1) * stretch)
+            let range = Self.stretch(part, of: n, parts: count)
             for r in 1..<count {
                 let g = networks[r].gradients.pointer
                 for i in range { total[i] += g[i] }
@@ -100,6 +100,12 @@ final class ReplicaGroup: @unchecked Sendable {
         }
         summed.backward += monotonicSeconds() - t3
         return summed
+    }
+
+    /// Part `part` of `0..<n` cut into `parts` stretches, `[part·n/parts, (part+1)·n/parts)`: they
+    /// tile `0..<n` for every count (empty stretches when there are more parts than elements).
+    static func stretch(_ part: Int, of n: Int, parts: Int) -> Range<Int> {
+        (part * n / parts)..<((part + 1) * n / parts)
     }
 
     /// Mean loss and accuracy of the shared parameters over all of `dataset`: chunks of

@@ -46,12 +46,30 @@ struct RunStart {
             optimizer.stepCount = position.optimizerSteps
         }
         resumedFrom = loaded?.path
-        // TensorBoard scalars per epoch, beside metrics.csv (a resumed run adds its own file).
-        tensorBoard = try directory.map { directory in
-            do { return try TensorBoardWriter(directory: directory.path) } catch {
-                throw CohortError.failure("\(directory.path): cannot create the TensorBoard event file "
-                                          + "(\(error.localizedDescription))")
-            }
+        if let loaded, loaded.execution != rank.execution {
+            progress.notice("cohort: \(loaded.path) was made with \(loaded.execution.description), this run has "
+                            + "\(rank.execution.description): it continues the same training up to float rounding, "
+                            + "not bit for bit")
+        }
+        tensorBoard = try directory.map { try Self.eventFile(in: $0, history: position.history, learningRate: config.lr) }
+    }
+
+    /// TensorBoard scalars per epoch, beside metrics.csv: a new event file holding the epochs
+    /// the run has finished, in place of the files of earlier starts, so that a step written
+    /// before a crash and written again after the resume appears once.
+    static func eventFile(in directory: RunDirectory, history: [EpochMetrics], learningRate: Double) throws
+        -> TensorBoardWriter {
+        let files = FileManager.default
+        for name in (try? files.contentsOfDirectory(atPath: directory.path)) ?? []
+            where name.hasPrefix(TensorBoardWriter.filePrefix) {
+            try? files.removeItem(atPath: directory.file(name))
+        }
+        do {
+            let writer = try TensorBoardWriter(directory: directory.path)
+            for metrics in history { try writer.add(step: metrics.epoch, scalars: metrics.tensorBoardScalars(learningRate: learningRate)) }
+            return writer
+        } catch {
+            throw CohortError.failure("\(directory.path): cannot write the TensorBoard event file (\(error.localizedDescription))")
         }
     }
 

@@ -34,6 +34,11 @@ public final class Trainer {
     /// Per step, every rank adds [stop requested, non-finite values seen] to this and acts on the sums.
     let stepFlags = FloatBuffer(count: 2)
     let runStart: Double
+    /// This rank's step times at the last straggler check, and the ranks already reported.
+    var timesAtLastCheck = StepTimes()
+    var reportedStragglers = Set<Int>()
+    /// Global steps between straggler checks (one small allreduce each).
+    static let stragglerInterval = 50
 
     var isRoot: Bool { communicator.rank == 0 }
     var stepsPerEpoch: Int { rank.sampler.stepsPerEpoch }
@@ -44,6 +49,7 @@ public final class Trainer {
     public init(config: TrainingConfig, resume: Bool, communicator: Communicator, showProgress: Bool = true) throws {
         self.config = config
         self.communicator = communicator
+        communicator.timeout = config.timeout
         try config.validate(worldSize: communicator.size)
         data = try config.loadData()
         let shape = DataParallelRank.Shape(model: config.model, hidden: config.hidden, width: config.width,
@@ -96,11 +102,26 @@ public final class Trainer {
         }
     }
 
+    /// Every `stragglerInterval` steps: each rank's compute per step since the last check, and
+    /// a notice naming a rank much slower than the median (once per rank).
+    func checkStragglers(through globalStep: Int) throws {
+        let ranks = try rank.gatherTimes(since: timesAtLastCheck)
+        timesAtLastCheck = rank.times
+        let median = ranks.map(\.computePerStep).sorted()[(ranks.count - 1) / 2]
+        for r in StepTimes.stragglers(ranks) where reportedStragglers.insert(r).inserted {
+            progress.notice(String(format: "cohort: rank %d is a straggler: %.1f ms of compute per step against a median "
+                                   + "of %.1f ms (steps %d-%d); every other rank waits for it", r,
+                                   1e3 * ranks[r].computePerStep, 1e3 * median, globalStep - ranks[r].steps + 1, globalStep))
+        }
+    }
+
     /// The final parameter check, and rank 0's model and summary.
     func finish() throws -> RunSummary {
         let checksum = try RankAgreement.check(network, communicator: communicator, at: "the end of the run")
+        let ranks = try rank.gatherTimes()
         let summary = RunSummary(epochs: position.history, worldSize: communicator.size, parameterChecksum: checksum,
-                                 skippedSteps: position.skippedSteps)
+                                 skippedSteps: position.skippedSteps,
+                                 ranks: ranks.enumerated().map { $0.element.timing(rank: $0.offset) })
         if let runDirectory {
             try runDirectory.writeModel(network, metadata: modelMetadata)
             try runDirectory.writeSummary(summary)

@@ -73,6 +73,9 @@ struct TrainOptions: ParsableArguments {
     var checkEvery: Int?
     @Flag(help: "Also write the initial parameters, before the first step, as initial.safetensors.")
     var saveInitial = false
+    @Option(help: ArgumentHelp("Seconds a collective may wait for the other ranks before the job ends with exit code 4, "
+                               + "naming the ranks that never arrived; 0: wait for ever (default: 300)."))
+    var timeout: Double?
 }
 
 /// How long `cohort bench` measures.

@@ -100,7 +100,9 @@ import Testing
         let state = CheckpointState(position: TrainingPosition(epoch: 1, step: 3, optimizerSteps: 13, skippedSteps: 0,
                                                                stepsPerEpoch: 10, partialSums: [2.5, 17, 2.25, 16],
                                                                history: []),
-                                    globalStep: 13, worldSize: 2, settings: config.definingSettings, modelHash: "00",
+                                    globalStep: 13,
+                                    execution: Execution(worldSize: 2, threadsPerRank: 1, replicasPerRank: 1, bucketMb: 25),
+                                    settings: config.definingSettings, modelHash: "00",
                                     optimizerHash: "11")
         fuzz("state.json", seed: Array(JSONFile.encode(state))) { bytes in
             _ = try JSONFile.decode(CheckpointState.self, from: Data(bytes), source: "state.json")
