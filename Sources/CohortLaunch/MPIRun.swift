@@ -20,6 +20,12 @@ public enum MPIRun {
         return path.split(separator: ":").map { "\($0)/\(name)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 
+    /// `find(name)`, or an error naming what is missing.
+    public static func path(of name: String) throws -> String {
+        guard let path = find(name) else { throw CohortError.failure("\(name): not found on PATH") }
+        return path
+    }
+
     /// `--allow-run-as-root` for root (Open MPI refuses root without it).
     static var rootArguments: [String] { getuid() == 0 ? ["--allow-run-as-root"] : [] }
 

@@ -62,7 +62,7 @@ public enum Placement: Sendable {
     public func start(ranks: Int, arguments: [String], environment: [String: String] = [:]) throws -> Process {
         let command = try command(ranks: ranks, arguments: arguments)
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: command[0])
+        process.executableURL = URL(fileURLWithPath: try MPIRun.path(of: command[0]))
         process.arguments = Array(command.dropFirst())
         if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         do { try process.run() } catch {

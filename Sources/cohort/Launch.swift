@@ -62,7 +62,7 @@ struct Launch: ParsableCommand {
                 say(words.map(shellQuoted).joined(separator: " "))
                 return
             }
-            guard let program = MPIRun.find(words[0]) else { throw CohortError.failure("\(words[0]): not found on PATH") }
+            let program = try MPIRun.path(of: words[0])
             let cWords = words.map { strdup($0) } + [nil]
             execv(program, cWords)
             throw CohortError.failure("cannot start \(program): \(String(cString: strerror(errno)))")

@@ -1,6 +1,7 @@
 import CohortBase
 @testable import CohortBench
 import CohortData
+import CohortNN
 @testable import CohortLaunch
 @testable import CohortRun
 @testable import CohortSweep
@@ -89,6 +90,18 @@ import Testing
     }
 
     /// The project's JSON files, each as its reader takes it, seeded with a real one.
+    /// A model file and a checkpoint's optimizer file, as `visualize --checkpoint` and resume read them.
+    @Test func safetensorsReader() {
+        let network = Models.make(.gru, imageShape: [1, 4, 4], hidden: 3, classes: 2, maxBatch: 1)
+        network.initializeParameters(seed: 4)
+        let file = SafeTensors.encode(tensors: network.tensors, storage: network.parameters.pointer,
+                                      metadata: [("format", "pt")])
+        fuzz("safetensors", seed: Array(file)) { bytes in
+            let tensors = try SafeTensors.decode(Data(bytes), path: "fuzz.safetensors")
+            try SafeTensors.assign(tensors, to: network, source: "fuzz.safetensors")
+        }
+    }
+
     @Test func jsonFilesAndSweepFileReaders() throws {
         var config = TrainingConfig()
         config.limit = 640; config.weightDecay = 5e-4
