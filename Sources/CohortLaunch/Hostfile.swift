@@ -17,7 +17,8 @@ public struct Hostfile: Sendable {
             var slots = 1
             for word in words.dropFirst() {
                 let pair = word.split(separator: "=")
-                if pair.count == 2, pair[0] == "slots", let n = Int(pair[1]), n > 0 { slots = n; continue }
+                // Bounded, so that no sum of slots overflows.
+                if pair.count == 2, pair[0] == "slots", let n = Int(pair[1]), n > 0, n <= 1 << 20 { slots = n; continue }
                 if pair.count == 2, pair[0] == "max_slots" { continue }
                 throw CohortError.settings("--hostfile \(path):\(number + 1): expected 'host slots=N', got '\(raw)'")
             }
@@ -26,6 +27,11 @@ public struct Hostfile: Sendable {
         guard !hosts.isEmpty else { throw CohortError.settings("--hostfile \(path): no hosts") }
         self.hosts = hosts
     }
+
+    public init(hosts: [(host: String, slots: Int)]) { self.hosts = hosts }
+
+    /// The file's text, one `host slots=N` line per host.
+    public var text: String { hosts.map { "\($0.host) slots=\($0.slots)\n" }.joined() }
 
     /// Slots over all hosts.
     public var slotCount: Int { hosts.map(\.slots).reduce(0, +) }

@@ -10,11 +10,12 @@ import CohortTensor
 import Foundation
 import Testing
 
-/// Mutation fuzzing of everything that reads files: valid IDX, CIFAR-10, JSON and sweep
-/// files are damaged at random (bits flipped, bytes replaced, header fields set to extreme
-/// values, cut short, extended, gzip-wrapped) and each reader must either accept the file
-/// or throw its own error: never trap, hang or throw something else. Seeded, so a failure
-/// repeats; bounded by COHORT_FUZZ_SECONDS per reader (default 2; .ci/run gives more).
+/// Mutation fuzzing of everything that reads files: valid IDX, CIFAR-10, safetensors, JSON,
+/// sweep files and hostfiles are damaged at random (bits flipped, bytes replaced, header
+/// fields set to extreme values, cut short, extended, gzip-wrapped) and each reader must
+/// either accept the file or throw its own error: never trap, hang or throw something else.
+/// Seeded, so a failure repeats; bounded by COHORT_FUZZ_SECONDS per reader (default 2;
+/// .ci/run gives more).
 @Suite struct FuzzTests {
     let scratch = ScratchDirectory("cohort-fuzz")
     static let seconds = Double(ProcessInfo.processInfo.environment["COHORT_FUZZ_SECONDS"] ?? "") ?? 2
