@@ -50,8 +50,26 @@ public enum MPIRun {
     /// nodes' cores are not known here), and MPI's traffic on `iface` (an interface or a
     /// subnet) for both the byte transfer layer and the out-of-band channel, if given.
     static func tcpArguments(iface: String?) -> [String] {
-        ["--mca", "btl", "tcp,self", "--bind-to", "none"]
+        ["--mca", "btl", "tcp,self", "--bind-to", "none"] + lostNodeArguments
             + (iface.map { ["--mca", "btl_tcp_if_include", $0, "--mca", "oob_tcp_if_include", $0] } ?? [])
+    }
+
+    /// Seconds of silence after which mpirun gives up a node's daemon: TCP keepalive on
+    /// Open MPI's out-of-band channel, idle `time`, then `probes` probes `interval` apart.
+    public static let lostNodeKeepalive = (time: 10, interval: 5, probes: 3)
+    public static var lostNodeSeconds: Int { lostNodeKeepalive.time + lostNodeKeepalive.interval * lostNodeKeepalive.probes }
+
+    /// A node whose link goes down answers nothing, and its TCP connections neither close nor
+    /// fail; Open MPI's defaults notice after 300 s + 9 x 20 s. Worse, once the collective
+    /// timeout has ended the job, mpirun waits for every daemon's goodbye and the lost one's
+    /// connection then has data in flight, which disables keepalive: mpirun waits for TCP's
+    /// retransmissions to give up (about 15 minutes). With short keepalive, mpirun notices the
+    /// lost daemon first (`lostNodeSeconds`, below the collective timeout) and ends the job
+    /// itself, without waiting for it.
+    static var lostNodeArguments: [String] {
+        ["--mca", "oob_tcp_keepalive_time", "\(lostNodeKeepalive.time)",
+         "--mca", "oob_tcp_keepalive_intvl", "\(lostNodeKeepalive.interval)",
+         "--mca", "oob_tcp_keepalive_probes", "\(lostNodeKeepalive.probes)"]
     }
 
     /// Variables passed on to ranks on other nodes (`-x NAME`): where the data is.

@@ -43,7 +43,7 @@ public enum Placement: Sendable {
             return ["srun", "--mpi=pmix", "--cpu-bind=cores"] + (ranks.map { ["--ntasks", "\($0)"] } ?? []) + program
         case .slurm(.mpirun):
             return ["mpirun"] + (ranks.map { ["-np", "\($0)"] } ?? []) + MPIRun.rootArguments
-                + ["--bind-to", "none", "--mca", "btl", "tcp,self,vader"] + forwarded + program
+                + ["--bind-to", "none", "--mca", "btl", "tcp,self,vader"] + MPIRun.lostNodeArguments + forwarded + program
         case .hosts(let hosts, let iface):
             guard let ranks else { throw CohortError.settings("a group of hosts needs a rank count") }
             return [try MPIRun.mpirun()] + MPIRun.rankArguments(ranks: ranks)

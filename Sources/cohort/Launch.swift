@@ -32,6 +32,12 @@ struct Launch: ParsableCommand {
     var slurm: Placement.SlurmLauncher?
     @Flag(help: "Print the command instead of running it.")
     var dryRun = false
+    @Option(help: ArgumentHelp("With --hostfile: start no job, but write to FILE the hosts that still answer (each asked by "
+                               + "starting /bin/true there over MPI's network), failing when fewer than --min-nodes do.",
+                               valueName: "file"))
+    var probeTo: String?
+    @Option(help: "With --probe-to: the fewest nodes that must answer.")
+    var minNodes = 1
     @Argument(parsing: .postTerminator, help: "After `--`: the cohort command and its flags, e.g. `-- train --model cnn ...`.")
     var command: [String] = []
 
@@ -48,16 +54,22 @@ struct Launch: ParsableCommand {
         }
         if hostfile != nil && slurm != nil { throw ValidationError("give --hostfile or --slurm, not both") }
         if hostfile == nil && (perNode != nil || iface != nil) { throw ValidationError("--per-node and --iface go with --hostfile") }
-        guard !command.isEmpty else { throw ValidationError("give the cohort command to run, e.g. `-- train --model cnn`") }
+        if probeTo != nil && hostfile == nil { throw ValidationError("--probe-to goes with --hostfile") }
+        guard (1...(1 << 20)).contains(minNodes) else { throw ValidationError("--min-nodes must be in 1...2^20, got \(minNodes)") }
+        guard !command.isEmpty || probeTo != nil else {
+            throw ValidationError("give the cohort command to run, e.g. `-- train --model cnn`")
+        }
     }
 
     func run() throws {
         try reportingErrors {
             let arguments = command
+            if let probeTo, let hostfile { return try probe(Hostfile(path: hostfile), writingTo: probeTo) }
             if let hostfile { _ = try Hostfile(path: hostfile) }
             let count = hostfile == nil && slurm == nil ? ranks ?? ProcessInfo.processInfo.activeProcessorCount : ranks
             // Even one rank goes through mpirun: it binds the rank as it would bind N.
             let words = try placement.command(ranks: count, arguments: arguments, mpirunForOneRank: true)
+            warnIfTimeoutBelowLostNodeDetection()
             if dryRun {
                 say(words.map(shellQuoted).joined(separator: " "))
                 return
@@ -70,8 +82,42 @@ struct Launch: ParsableCommand {
     }
 }
 
+extension Launch {
+    /// Across nodes, a collective timeout that fires before Open MPI has noticed a lost node
+    /// leaves mpirun waiting for the node (`MPIRun.lostNodeArguments`).
+    func warnIfTimeoutBelowLostNodeDetection() {
+        guard hostfile != nil || slurm == .mpirun, command.first == "train",
+              let given = lastValue(of: "--timeout", in: command), let timeout = Double(given),
+              timeout > 0, timeout <= Double(MPIRun.lostNodeSeconds) else { return }
+        sayError("cohort launch: --timeout \(given) s is not longer than the \(MPIRun.lostNodeSeconds) s in which Open MPI "
+            + "notices a lost node: if a node's link goes down, mpirun may wait for it for many minutes (see docs/reliability.md)")
+    }
+
+    /// Writes the hosts of `hostfile` that still answer to `path`, saying which were dropped.
+    func probe(_ hostfile: Hostfile, writingTo path: String) throws {
+        let answering = try HostProbe(iface: iface).answering(hostfile)
+        let lost = hostfile.hosts.map(\.host).filter { host in !answering.hosts.contains { $0.host == host } }
+        sayError("cohort launch: \(answering.hosts.count) of \(hostfile.hosts.count) node(s) answer"
+            + (lost.isEmpty ? "" : "; dropping \(lost.joined(separator: ", ")), which did not"))
+        guard answering.hosts.count >= minNodes else {
+            throw CohortError.failure("only \(answering.hosts.count) node(s) answer, fewer than --min-nodes \(minNodes)")
+        }
+        try writeAtomically(answering.text, to: path)
+    }
+}
+
 /// `word` as a shell reads it back: as it is when it is plain, else in single quotes.
 func shellQuoted(_ word: String) -> String {
     let plain = !word.isEmpty && word.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "_-./:=@%+,".contains($0)) }
     return plain ? word : "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
+}
+
+/// The value of the last `NAME VALUE` or `NAME=VALUE` among `arguments`.
+func lastValue(of name: String, in arguments: [String]) -> String? {
+    var value: String?
+    for (index, word) in arguments.enumerated() {
+        if word == name, index + 1 < arguments.count { value = arguments[index + 1] }
+        if word.hasPrefix(name + "=") { value = String(word.dropFirst(name.count + 1)) }
+    }
+    return value
 }
