@@ -13,7 +13,7 @@ import sys
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 TAGS = {"loss/train": "train_loss", "loss/test": "test_loss", "accuracy/train": "train_acc",
-        "accuracy/test": "test_acc", "throughput/samples_per_s": "samples_per_s"}
+        "accuracy/test": "test_acc", "throughput/samples_per_s": "samples_per_s", "lr": "lr"}
 
 
 def main(run):

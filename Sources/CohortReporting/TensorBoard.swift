@@ -1,8 +1,6 @@
 import CohortBase
 import Foundation
 
-/// This machine's host name up to its first dot, looked up once: with the process id it
-/// makes file names that writers on other nodes of a shared file system never share.
 /// Scalars in TensorBoard's event-file format, as `torch.utils.tensorboard.SummaryWriter`
 /// writes them: a file `events.out.tfevents.<seconds>.<host>.<pid>` of records, each
 /// `[length: u64 LE][masked CRC-32C of length: u32 LE][data][masked CRC-32C of data: u32 LE]`,
@@ -25,35 +23,45 @@ public final class TensorBoardWriter {
         var event = ProtoWriter()
         event.double(1, wallTime)
         event.string(3, "brain.Event:2")
-        try append(event.bytes)
+        try append([event.bytes])
     }
 
     deinit { try? handle.close() }
 
     /// One event with `scalars` (tag, value) at `step`.
     public func add(step: Int, scalars: [(String, Double)], wallTime: Double = Date().timeIntervalSince1970) throws {
-        var summary = ProtoWriter()
-        for (tag, value) in scalars {
-            var entry = ProtoWriter()
-            entry.string(1, tag)
-            entry.float(2, Float(value))
-            summary.message(1, entry)
-        }
-        var event = ProtoWriter()
-        event.double(1, wallTime)
-        event.varint(2, UInt64(bitPattern: Int64(step)))
-        event.message(5, summary)
-        try append(event.bytes)
+        try add(events: [(step, scalars)], wallTime: wallTime)
     }
 
-    private func append(_ data: [UInt8]) throws {
-        var record: [UInt8] = []
-        let length = withUnsafeBytes(of: UInt64(data.count).littleEndian) { Array($0) }
-        record += length
-        record += littleEndian(CRC32C.masked(length))
-        record += data
-        record += littleEndian(CRC32C.masked(data))
-        try handle.write(contentsOf: record)
+    /// One event per (step, scalars), written together and synchronised once.
+    public func add(events: [(step: Int, scalars: [(String, Double)])],
+                    wallTime: Double = Date().timeIntervalSince1970) throws {
+        try append(events.map { step, scalars in
+            var summary = ProtoWriter()
+            for (tag, value) in scalars {
+                var entry = ProtoWriter()
+                entry.string(1, tag)
+                entry.float(2, Float(value))
+                summary.message(1, entry)
+            }
+            var event = ProtoWriter()
+            event.double(1, wallTime)
+            event.varint(2, UInt64(bitPattern: Int64(step)))
+            event.message(5, summary)
+            return event.bytes
+        })
+    }
+
+    private func append(_ events: [[UInt8]]) throws {
+        var records: [UInt8] = []
+        for data in events {
+            let length = withUnsafeBytes(of: UInt64(data.count).littleEndian) { Array($0) }
+            records += length
+            records += littleEndian(CRC32C.masked(length))
+            records += data
+            records += littleEndian(CRC32C.masked(data))
+        }
+        try handle.write(contentsOf: records)
         try handle.synchronize()
     }
 

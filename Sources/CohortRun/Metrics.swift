@@ -12,20 +12,23 @@ public struct EpochMetrics: Codable, Equatable, Sendable {
     public var commSeconds: Double
     public var worldSize: Int
     public var evalSeconds: Double
+    /// The learning rate of the epoch's last step (nil in checkpoints of versions before schedules).
+    public var learningRate: Double?
 
     /// The CSV columns, in order; the same keys name the fields in JSON.
     enum CodingKeys: String, CodingKey, CaseIterable {
         case epoch, trainLoss = "train_loss", trainAccuracy = "train_acc", testLoss = "test_loss"
         case testAccuracy = "test_acc", seconds, samplesPerSecond = "samples_per_s", commSeconds = "comm_seconds"
-        case worldSize = "world_size", evalSeconds = "eval_seconds"
+        case worldSize = "world_size", evalSeconds = "eval_seconds", learningRate = "lr"
     }
 
     public init(epoch: Int, trainLoss: Double, trainAccuracy: Double, testLoss: Double, testAccuracy: Double,
-                seconds: Double, samplesPerSecond: Double, commSeconds: Double, worldSize: Int, evalSeconds: Double) {
+                seconds: Double, samplesPerSecond: Double, commSeconds: Double, worldSize: Int, evalSeconds: Double,
+                learningRate: Double?) {
         self.epoch = epoch; self.trainLoss = trainLoss; self.trainAccuracy = trainAccuracy
         self.testLoss = testLoss; self.testAccuracy = testAccuracy; self.seconds = seconds
         self.samplesPerSecond = samplesPerSecond; self.commSeconds = commSeconds; self.worldSize = worldSize
-        self.evalSeconds = evalSeconds
+        self.evalSeconds = evalSeconds; self.learningRate = learningRate
     }
 
     static let csvHeader = CodingKeys.allCases.map(\.rawValue).joined(separator: ",")
@@ -33,15 +36,17 @@ public struct EpochMetrics: Codable, Equatable, Sendable {
     var csvRow: String {
         [String(epoch), Self.number(trainLoss), Self.number(trainAccuracy), Self.number(testLoss),
          Self.number(testAccuracy), Self.number(seconds), Self.number(samplesPerSecond),
-         Self.number(commSeconds), String(worldSize), Self.number(evalSeconds)].joined(separator: ",")
+         Self.number(commSeconds), String(worldSize), Self.number(evalSeconds),
+         learningRate.map(Self.number) ?? ""].joined(separator: ",")
     }
 
     static func number(_ v: Double) -> String { v.isFinite ? "\(v)" : "nan" }
 
-    /// The epoch's TensorBoard scalars, by tag.
-    public func tensorBoardScalars(learningRate: Double) -> [(String, Double)] {
+    /// The epoch's TensorBoard scalars, by tag (the rate per step has events of its own).
+    public var tensorBoardScalars: [(String, Double)] {
         [("loss/train", trainLoss), ("loss/test", testLoss), ("accuracy/train", trainAccuracy),
-         ("accuracy/test", testAccuracy), ("throughput/samples_per_s", samplesPerSecond), ("lr", learningRate)]
+         ("accuracy/test", testAccuracy), ("throughput/samples_per_s", samplesPerSecond)]
+            + (learningRate.map { [("lr", $0)] } ?? [])
     }
 }
 

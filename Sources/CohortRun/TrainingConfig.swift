@@ -19,7 +19,18 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     /// Evaluate on only the first N test samples.
     public var testLimit: Int?
     public var optimizer: OptimizerKind = .adagrad
+    /// The learning rate for `baseBatch` samples per step (see `lrScaling`), the schedule's peak.
     public var lr = 0.01
+    /// After the warmup: constant, step decay or cosine to 0 (`LearningRateSchedule`).
+    public var lrSchedule: LearningRateDecay = .constant
+    /// Epochs (fractions allowed) of linear warmup from 0 to the peak.
+    public var warmupEpochs = 0.0
+    /// With `lrSchedule` step: epochs between cuts by `gamma`.
+    public var stepEpochs: Double?
+    public var gamma = 0.1
+    /// How the peak follows the global batch B: lr·(B/baseBatch), lr·sqrt(B/baseBatch), or lr.
+    public var lrScaling: LearningRateScaling = .none
+    public var baseBatch = 64
     public var momentum = 0.0
     public var nesterov = false
     /// nil: the optimizer's own default (0; 0.01 for AdamW).
@@ -27,6 +38,9 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     public var epochs = 1
     /// Global batch B, cut into equal slices over the ranks.
     public var batchSize = 64
+    /// Samples per rank instead of `batchSize`: a new run's global batch is this times its
+    /// rank count (and a resumed run keeps that global batch).
+    public var batchPerRank: Int?
     /// Seed of initialisation, shuffling and synthetic data.
     public var seed: UInt64 = 0
     /// What a non-finite loss or gradient does: stop the run, or skip that step.
@@ -51,8 +65,11 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     public var timeout = 300.0
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case model, hidden, width, dataset, dataDir = "data_dir", limit, testLimit = "test_limit", optimizer, lr, momentum
-        case nesterov, weightDecay = "weight_decay", epochs, batchSize = "batch_size", seed, onNan = "on_nan"
+        case model, hidden, width, dataset, dataDir = "data_dir", limit, testLimit = "test_limit", optimizer, lr
+        case lrSchedule = "lr_schedule", warmupEpochs = "warmup_epochs", stepEpochs = "step_epochs", gamma
+        case lrScaling = "lr_scaling", baseBatch = "base_batch", momentum
+        case nesterov, weightDecay = "weight_decay", epochs, batchSize = "batch_size", batchPerRank = "batch_per_rank"
+        case seed, onNan = "on_nan"
         case threads, replicas, bucketMb = "bucket_mb", noOverlap = "no_overlap", out
         case checkpointSteps = "checkpoint_steps", checkEvery = "check_every", saveInitial = "save_initial", timeout
     }
@@ -62,6 +79,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     /// resumed run must keep them. The rest says how the run is carried out and may change
     /// on resume (epochs only grow: a checkpoint past them is refused).
     static let definingKeys: [CodingKeys] = [.model, .hidden, .width, .dataset, .limit, .testLimit, .optimizer, .lr,
+                                             .lrSchedule, .warmupEpochs, .stepEpochs, .gamma, .lrScaling, .baseBatch,
                                              .momentum, .nesterov, .weightDecay, .batchSize, .seed, .onNan]
 
     public init() {}
@@ -72,10 +90,37 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         return .object(all.filter { key, _ in Self.definingKeys.contains { $0.rawValue == key } })
     }
 
+    /// Settings as a checkpoint or config.json recorded them, completed with today's defaults:
+    /// a setting added since was, in effect, at its default in a run that predates it.
+    public static func completing(_ recorded: [String: JSONValue]) throws -> TrainingConfig {
+        try JSONValue.merging(recorded, over: TrainingConfig())
+    }
+
+    /// The defining settings a checkpoint recorded, completed with today's defaults.
+    public static func definingSettings(recorded: JSONValue) -> JSONValue {
+        guard let object = recorded.objectValue, let config = try? completing(object) else { return recorded }
+        return config.definingSettings
+    }
+
     /// The defaults with `given` (settings by key, e.g. from command-line flags) on top.
     public static func from(given: [String: JSONValue]) throws -> TrainingConfig {
         try checkKeys(given)
+        if given[CodingKeys.batchSize.rawValue] != nil && given[CodingKeys.batchPerRank.rawValue] != nil {
+            throw CohortError.settings("give --batch-size (the global batch) or --batch-per-rank, not both")
+        }
         return try JSONValue.merging(given, over: TrainingConfig())
+    }
+
+    /// A new run's global batch for `worldSize` ranks: `batchPerRank` of each, if given.
+    public mutating func resolveBatch(worldSize: Int) {
+        if let perRank = batchPerRank { batchSize = perRank * worldSize }
+    }
+
+    /// The learning rate of every step of this run (`stepsPerEpoch` steps per epoch).
+    public func schedule(stepsPerEpoch: Int) -> LearningRateSchedule {
+        LearningRateSchedule(peak: lr * lrScaling.factor(globalBatch: batchSize, baseBatch: baseBatch), decay: lrSchedule,
+                             warmupEpochs: warmupEpochs, stepEpochs: stepEpochs ?? 1, gamma: gamma, epochs: epochs,
+                             stepsPerEpoch: stepsPerEpoch)
     }
 
     /// The run recorded in `directory`/config.json, continued with `given` on top: a defining
@@ -89,6 +134,11 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
                 throw CohortError.settings("--\(flagName(key)) \(value): the run in \(directory) has "
                                            + "\(settings[key].map { "\($0)" } ?? "none"), and a resumed run keeps its settings")
             }
+        }
+        let perRank = CodingKeys.batchPerRank.rawValue
+        if let value = given[perRank], value != settings[perRank] {
+            throw CohortError.settings("--batch-per-rank \(value): the run in \(directory) has a global batch of "
+                                       + "\(recorded.batchSize), which a resumed run keeps on any number of ranks")
         }
         if let out = given[CodingKeys.out.rawValue], out != .string(directory) {
             throw CohortError.settings("--out \(out) and --resume \(directory) name different runs")
@@ -114,7 +164,19 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         func fail(_ message: String) -> CohortError { .settings(message) }
         guard lr.isFinite, lr > 0 else { throw fail("--lr must be a positive number, got \(lr)") }
         guard epochs > 0 else { throw fail("--epochs must be positive, got \(epochs)") }
-        guard batchSize > 0 else { throw fail("--batch-size must be positive, got \(batchSize)") }
+        guard batchSize > 0, batchSize <= 1 << 30 else { throw fail("--batch-size must be positive (at most 2^30), got \(batchSize)") }
+        if let b = batchPerRank, !(1...(1 << 30)).contains(b) { throw fail("--batch-per-rank must be in 1...2^30, got \(b)") }
+        guard (1...(1 << 30)).contains(baseBatch) else { throw fail("--base-batch must be in 1...2^30, got \(baseBatch)") }
+        guard warmupEpochs.isFinite, warmupEpochs >= 0, warmupEpochs <= Double(epochs) else {
+            throw fail("--warmup-epochs must be in 0...--epochs (\(epochs)), got \(warmupEpochs)")
+        }
+        if lrSchedule == .step {
+            guard let e = stepEpochs else { throw fail("--lr-schedule step needs --step-epochs E (epochs between cuts)") }
+            guard e.isFinite, e > 0, e <= 1e6 else { throw fail("--step-epochs must be in (0, 1e6], got \(e)") }
+        } else if stepEpochs != nil {
+            throw fail("--step-epochs goes with --lr-schedule step")
+        }
+        guard gamma.isFinite, gamma > 0, gamma <= 1 else { throw fail("--gamma must be in (0, 1], got \(gamma)") }
         guard hidden > 0 else { throw fail("--hidden must be positive, got \(hidden)") }
         guard width > 0, width <= 64 else { throw fail("--width must be in 1...64, got \(width)") }
         guard seed < 1 << 53 else { throw fail("--seed must be below 2^53 (it is recorded in JSON), got \(seed)") }
@@ -200,7 +262,7 @@ public struct RunRecord: Codable, Sendable {
 
     // One flat object: the settings' keys beside the run's own.
     public init(from decoder: Decoder) throws {
-        config = try TrainingConfig(from: decoder)
+        config = try TrainingConfig.completing(JSONValue(from: decoder).objectValue ?? [:])
         let container = try decoder.container(keyedBy: CodingKeys.self)
         worldSize = try container.decode(Int.self, forKey: .worldSize)
         threadsPerRank = try container.decode(Int.self, forKey: .threadsPerRank)

@@ -52,6 +52,7 @@ extension Trainer {
             sums.skipped += 1
             progress.notice("cohort: skipped epoch \(epoch + 1), step \(step + 1): non-finite loss or gradients")
         } else {
+            rank.optimizer.learningRate = Float(schedule.rate(atStep: epoch * stepsPerEpoch + step))
             rank.applyGradients()
             sums.lossSum += outcome.lossSum
             sums.correct += outcome.correct
@@ -95,9 +96,11 @@ extension Trainer {
                                    testLoss: testLoss, testAccuracy: testAccuracy, seconds: seconds,
                                    samplesPerSecond: Double(timedSteps * config.batchSize) / seconds,
                                    commSeconds: sums.commSeconds, worldSize: communicator.size,
-                                   evalSeconds: monotonicSeconds() - evalStart)
+                                   evalSeconds: monotonicSeconds() - evalStart,
+                                   learningRate: schedule.rate(atStep: (epoch + 1) * stepsPerEpoch - 1))
         position.history.append(metrics)
-        try tensorBoard?.add(step: metrics.epoch, scalars: metrics.tensorBoardScalars(learningRate: config.lr))
+        try tensorBoard?.add(events: RunStart.learningRateEvents(epoch: epoch, schedule: schedule))
+        try tensorBoard?.add(step: metrics.epoch, scalars: metrics.tensorBoardScalars)
         try runDirectory.writeEpochs(position.history, title: "\(config.model.rawValue) on \(config.dataset.rawValue)")
         progress.line(String(format: "epoch %d/%d  train loss %.4f acc %.2f%%  test loss %.4f acc %.2f%%  "
                              + "%.1f s  %.0f samples/s", epoch + 1, config.epochs, metrics.trainLoss,

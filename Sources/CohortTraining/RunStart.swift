@@ -51,13 +51,15 @@ struct RunStart {
                             + "\(rank.execution.description): it continues the same training up to float rounding, "
                             + "not bit for bit")
         }
-        tensorBoard = try directory.map { try Self.eventFile(in: $0, history: position.history, learningRate: config.lr) }
+        let schedule = config.schedule(stepsPerEpoch: steps)
+        tensorBoard = try directory.map { try Self.eventFile(in: $0, history: position.history, schedule: schedule) }
     }
 
-    /// TensorBoard scalars per epoch, beside metrics.csv: a new event file holding the epochs
-    /// the run has finished, in place of the files of earlier starts, so that a step written
-    /// before a crash and written again after the resume appears once.
-    static func eventFile(in directory: RunDirectory, history: [EpochMetrics], learningRate: Double) throws
+    /// TensorBoard scalars per epoch, beside metrics.csv, and the learning rate per step: a new
+    /// event file holding the epochs the run has finished, in place of the files of earlier
+    /// starts, so that a step written before a crash and written again after the resume
+    /// appears once.
+    static func eventFile(in directory: RunDirectory, history: [EpochMetrics], schedule: LearningRateSchedule) throws
         -> TensorBoardWriter {
         let files = FileManager.default
         for name in (try? files.contentsOfDirectory(atPath: directory.path)) ?? []
@@ -66,11 +68,20 @@ struct RunStart {
         }
         do {
             let writer = try TensorBoardWriter(directory: directory.path)
-            for metrics in history { try writer.add(step: metrics.epoch, scalars: metrics.tensorBoardScalars(learningRate: learningRate)) }
+            for metrics in history {
+                try writer.add(events: learningRateEvents(epoch: metrics.epoch - 1, schedule: schedule))
+                try writer.add(step: metrics.epoch, scalars: metrics.tensorBoardScalars)
+            }
             return writer
         } catch {
             throw CohortError.failure("\(directory.path): cannot write the TensorBoard event file (\(error.localizedDescription))")
         }
+    }
+
+    /// TensorBoard's `lr/step` for every step of `epoch` (0-based), at global steps counted from 1.
+    static func learningRateEvents(epoch: Int, schedule: LearningRateSchedule) -> [(step: Int, scalars: [(String, Double)])] {
+        let first = epoch * schedule.stepsPerEpoch
+        return (first..<first + schedule.stepsPerEpoch).map { (step: $0 + 1, scalars: [("lr/step", schedule.rate(atStep: $0))]) }
     }
 
     /// A checkpoint continues this run only if it was made with the same settings, and holds
@@ -82,7 +93,7 @@ struct RunStart {
             throw CohortError.failure("\(loaded.path) has \(loaded.position.stepsPerEpoch) steps per epoch, this run's data "
                                       + "gives \(stepsPerEpoch): not the same training set")
         }
-        guard loaded.settings == config.definingSettings else {
+        guard TrainingConfig.definingSettings(recorded: loaded.settings) == config.definingSettings else {
             throw CohortError.failure("\(loaded.path) was made with other settings (\(loaded.settings)) than this run "
                                       + "(\(config.definingSettings))")
         }

@@ -21,6 +21,8 @@ public final class Trainer {
     let rank: DataParallelRank
     let data: DatasetSplits
     let progress: ProgressReporter
+    /// The learning rate of every step.
+    let schedule: LearningRateSchedule
     /// Rank 0's run directory and TensorBoard file (nil on other ranks).
     let runDirectory: RunDirectory?
     let tensorBoard: TensorBoardWriter?
@@ -47,6 +49,9 @@ public final class Trainer {
     /// Collective: every rank sets up the same run and starts from rank 0's parameters (and,
     /// with `resume`, rank 0's newest good checkpoint).
     public init(config: TrainingConfig, resume: Bool, communicator: Communicator, showProgress: Bool = true) throws {
+        var config = config
+        // A resumed run keeps the global batch it recorded, on any number of ranks.
+        if !resume { config.resolveBatch(worldSize: communicator.size) }
         self.config = config
         self.communicator = communicator
         communicator.timeout = config.timeout
@@ -62,6 +67,7 @@ public final class Trainer {
             config.optimizer.make(count: count, learningRate: Float(config.lr), momentum: Float(config.momentum),
                                   nesterov: config.nesterov, weightDecay: config.weightDecay.map(Float.init))
         }
+        schedule = config.schedule(stepsPerEpoch: rank.sampler.stepsPerEpoch)
         progress = ProgressReporter(epochs: config.epochs, enabled: showProgress, isRoot: communicator.rank == 0)
         let start = try RunStart(config: config, resume: resume, rank: rank, progress: progress)
         runDirectory = start.directory
@@ -94,7 +100,7 @@ public final class Trainer {
         progress.line("cohort: \(config.model.rawValue) on \(config.dataset.rawValue) (\(data.train.count) train, "
                       + "\(data.test.count) test), \(communicator.size) rank(s) x \(rank.threads) thread(s)"
                       + (rank.replicaCount > 1 ? " in \(rank.replicaCount) replicas" : "") + ", batch \(config.batchSize), "
-                      + "\(config.optimizer.rawValue) lr \(config.lr), \(config.epochs) epoch(s), "
+                      + "\(config.optimizer.rawValue) lr \(schedule.description), \(config.epochs) epoch(s), "
                       + "\(network.parameterCount) parameters -> \(config.out)")
         if let resumedFrom {
             progress.line("cohort: resumed from \(resumedFrom) (epoch \(position.epoch + 1), step \(position.step) "

@@ -9,6 +9,8 @@ extension ModelKind: ExpressibleByArgument {}
 extension DatasetKind: ExpressibleByArgument {}
 extension OptimizerKind: ExpressibleByArgument {}
 extension NonFinitePolicy: ExpressibleByArgument {}
+extension LearningRateDecay: ExpressibleByArgument {}
+extension LearningRateScaling: ExpressibleByArgument {}
 
 // Option groups whose options are settings: each option's name is the setting's key
 // (`--batch-size` is `batch_size`), read by `givenSettings`. Optional, so that a resumed run
@@ -47,8 +49,24 @@ struct TrainOptions: ParsableArguments {
     var dataDir: String?
     @Option(help: "Optimizer, with PyTorch's defaults (default: adagrad).")
     var optimizer: OptimizerKind?
-    @Option(help: "Learning rate (default: 0.01).")
+    @Option(help: "Learning rate: the schedule's peak, for --base-batch samples per step (default: 0.01).")
     var lr: Double?
+    @Option(help: "After the warmup: keep the rate, cut it by --gamma every --step-epochs, or cosine to 0 (default: constant).")
+    var lrSchedule: LearningRateDecay?
+    @Option(help: "Epochs (fractions allowed) of linear warmup from 0 to the peak (default: 0).")
+    var warmupEpochs: Double?
+    @Option(help: "With --lr-schedule step: epochs between cuts.")
+    var stepEpochs: Double?
+    @Option(help: "With --lr-schedule step: the factor of each cut (default: 0.1).")
+    var gamma: Double?
+    @Option(help: ArgumentHelp("Peak for a global batch B: --lr·B/--base-batch (linear), --lr·sqrt(B/--base-batch), "
+                               + "or --lr (default: none)."))
+    var lrScaling: LearningRateScaling?
+    @Option(help: "The global batch --lr was chosen for, with --lr-scaling (default: 64).")
+    var baseBatch: Int?
+    @Option(help: ArgumentHelp("Samples per rank per step instead of --batch-size: the global batch is this times the "
+                               + "ranks (a resumed run keeps its global batch)."))
+    var batchPerRank: Int?
     @Option(help: "Momentum (sgd, rmsprop; default: 0).")
     var momentum: Double?
     @Flag(help: "Nesterov momentum (sgd).")

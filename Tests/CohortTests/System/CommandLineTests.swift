@@ -83,6 +83,11 @@ extension SystemTests {
             try expectFailure(["--nesterov"], "--nesterov needs")
             try expectFailure(["--replicas", "0"], "--replicas must be positive")
             try expectFailure(["--replicas", "3"], "which 3 replicas cannot share equally")
+            try expectFailure(["--batch-size", "32", "--batch-per-rank", "16"], "--batch-size (the global batch) or --batch-per-rank")
+            try expectFailure(["--lr-schedule", "step"], "--lr-schedule step needs --step-epochs")
+            try expectFailure(["--lr-schedule", "linear"], "--lr-schedule")
+            try expectFailure(["--warmup-epochs", "2"], "--warmup-epochs must be in 0...--epochs (1)")
+            try expectFailure(["--lr-scaling", "cube"], "--lr-scaling")
         }
 
         @Test func badData() throws {

@@ -123,6 +123,25 @@ extension SystemTests {
             #expect(config.contains("\"replicas_per_rank\" : 2"))
         }
 
+        /// For scaling sweeps: `--batch-per-rank 16` on 2 ranks is a global batch of 32, and
+        /// `--lr-scaling linear` with `--base-batch 16` doubles the rate, so the run equals one
+        /// rank with `--batch-size 32` and twice the rate, up to rounding.
+        @Test func batchPerRankAndLinearScalingGiveTheGlobalBatchAndRate() throws {
+            let common = ["train", "--model", "cnn", "--dataset", "synthetic", "--limit", "384", "--test-limit", "64",
+                          "--optimizer", "sgd", "--momentum", "0.9", "--seed", "3", "--quiet"]
+            let one = "\(root)/scaled-1", two = "\(root)/scaled-2"
+            let single = try runProcess(CohortBinary.path, common + ["--batch-size", "32", "--lr", "0.004", "--out", one])
+            #expect(single.status == 0, "\(single.stderr)")
+            let mpirun = try #require(Self.mpirun, "mpirun is not installed (apt-get install openmpi-bin)")
+            let scaled = try runProcess(mpirun, MPIRun.localArguments(ranks: 2) + [CohortBinary.path] + common
+                                        + ["--batch-per-rank", "16", "--lr", "0.002", "--lr-scaling", "linear", "--base-batch", "16",
+                                           "--out", two], environment: Self.environment, timeout: 300)
+            #expect(scaled.status == 0, "\(scaled.stderr)")
+            let record = try RunRecord.read(directory: two)
+            #expect(record.config.batchSize == 32 && record.config.batchPerRank == 16)
+            try expectSameParameters(two, one)
+        }
+
         @Test func overlapAndNoOverlapAgree() throws {
             // Small buckets, so that several allreduces are in flight during backward.
             let overlapped = try train("cnn", ranks: 2, batch: 64, extra: ["--bucket-mb", "0.05"], name: "overlap")

@@ -280,8 +280,11 @@ extension SystemTests {
             #expect(events.first?.fileVersion == "brain.Event:2")
             let rows = try String(contentsOfFile: "\(out)/metrics.csv", encoding: .utf8).split(separator: "\n").dropFirst()
                 .map { $0.split(separator: ",").map { Double($0)! } }
-            let scalarEvents = events.dropFirst()
+            let scalarEvents = events.filter { $0.scalars["loss/train"] != nil }
             #expect(scalarEvents.map(\.step) == [1, 2, 3])
+            // The rate of every step (20 an epoch), at global steps from 1.
+            let rates = events.filter { $0.scalars["lr/step"] != nil }
+            #expect(rates.map(\.step) == Array(1...60) && rates.allSatisfy { $0.scalars["lr/step"] == 0.001 })
             for (event, row) in zip(scalarEvents, rows) {
                 for (tag, column) in [("loss/train", 1), ("accuracy/train", 2), ("loss/test", 3), ("accuracy/test", 4),
                                       ("throughput/samples_per_s", 6)] {

@@ -51,7 +51,32 @@ extension SystemTests {
                 .filter { $0.hasPrefix("events.out.tfevents.") }
             #expect(eventFiles.count == 1, "\(eventFiles)")
             let events = try readEvents(Data(contentsOf: URL(fileURLWithPath: "\(run)/\(eventFiles[0])")))
-            #expect(events.dropFirst().map(\.step) == [1, 2])
+            #expect(events.filter { $0.scalars["loss/train"] != nil }.map(\.step) == [1, 2])
+            #expect(events.filter { $0.scalars["lr/step"] != nil }.map(\.step) == Array(1...20))
+        }
+
+        /// A schedule is a function of the global step: a run resumed inside its warmup (8
+        /// steps; the checkpoint at step 7) takes the same rates and ends the same. Step decay,
+        /// which does not depend on --epochs, so that the first run can stop after one epoch.
+        @Test func aResumeMidWarmupContinuesTheScheduleExactly() throws {
+            let schedule = ["--optimizer", "sgd", "--lr", "0.05", "--momentum", "0.9", "--lr-schedule", "step",
+                            "--step-epochs", "1", "--gamma", "0.5", "--warmup-epochs", "0.8"]
+            let reference = "\(scratch.path)/schedule-whole", run = "\(scratch.path)/schedule-resumed"
+            #expect(try CohortBinary.run(arguments(reference, epochs: 2, optimizer: schedule)).status == 0)
+            #expect(try CohortBinary.run(arguments(run, epochs: 1, optimizer: schedule)).status == 0)
+            try FileManager.default.removeItem(atPath: "\(Checkpoint.directory(run: run))/step-000000010")
+            let resumed = try CohortBinary.run(["train", "--resume", run, "--epochs", "2", "--quiet"])
+            #expect(resumed.status == 0, "\(resumed.stderr)")
+            let a = try Data(contentsOf: URL(fileURLWithPath: "\(reference)/model.safetensors"))
+            let b = try Data(contentsOf: URL(fileURLWithPath: "\(run)/model.safetensors"))
+            #expect(a == b, "the resumed run ends with other parameters")
+            #expect(try figures(run) == figures(reference))
+            // metrics.csv gives each epoch's last rate: the peak, then half of it.
+            for directory in [run, reference] {
+                let rates = try String(contentsOfFile: "\(directory)/metrics.csv", encoding: .utf8).split(separator: "\n")
+                    .dropFirst().map { $0.split(separator: ",").last.map(String.init) }
+                #expect(rates == ["0.05", "0.025"], "\(directory): \(rates)")
+            }
         }
 
         @Test func aResumeWithOtherThreadsSaysItContinuesUpToRounding() throws {
