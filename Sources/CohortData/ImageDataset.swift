@@ -1,6 +1,5 @@
 import CohortTensor
 
-
 /// A labelled set of images kept as bytes (`[count, C, H, W]`, 0...255), normalised
 /// per batch when copied out: `x = (pixel / 255 - mean) / std`.
 public struct ImageDataset: Sendable {
@@ -31,20 +30,34 @@ public struct ImageDataset: Sendable {
                             classes: classes, mean: mean, std: std)
     }
 
-    /// Copies samples `indices` into `x[n, C, H, W]` (normalised) and `y[n]`.
-    public func fill<C: Collection>(indices: C, x: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Int32>)
-    where C.Element == Int {
-        let size = sampleSize
+    /// Copies samples `indices` into `x[n, C, H, W]` (normalised) and `y[n]`; with
+    /// `augmentation`, each image as epoch `epoch`'s crop and flip of it (the padding is pixel 0).
+    public func fill<C: Collection>(indices: C, x: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Int32>,
+                                    augmentation: Augmentation? = nil, epoch: Int = 0) where C.Element == Int {
+        let size = sampleSize, plane = height * width
         let scale = 1 / (255 * std), shift = -mean / std
         pixels.withUnsafeBufferPointer { px in
             for (row, index) in indices.enumerated() {
                 let src = px.baseAddress! + index * size, dst = x + row * size
-                for i in 0..<size { dst[i] = Float(src[i]) * scale + shift }
                 y[row] = Int32(labels[index])
+                guard let augmentation else {
+                    for i in 0..<size { dst[i] = Float(src[i]) * scale + shift }
+                    continue
+                }
+                let choice = augmentation.choice(epoch: epoch, sample: index)
+                for r in 0..<height {
+                    for c in 0..<width {
+                        let at = Augmentation.source(y: r, x: c, height: height, width: width, pad: augmentation.pad,
+                                                     choice: choice)
+                        for channel in 0..<channels {
+                            let value = at.map { src[channel * plane + $0.y * width + $0.x] } ?? 0
+                            dst[channel * plane + r * width + c] = Float(value) * scale + shift
+                        }
+                    }
+                }
             }
         }
     }
-
 }
 
 /// A training and a test split of one dataset.

@@ -45,23 +45,32 @@ public struct TrainingPosition: Codable, Sendable {
 }
 
 /// How a run was carried out: what decides the order of float sums besides the settings
-/// (ranks, each rank's threads and replicas, the gradient buckets). A resumed run with other
-/// values equals an uninterrupted one up to rounding, not bit for bit.
+/// (ranks, each rank's threads and replicas, the gradient buckets, the micro-batches of a
+/// step). A resumed run with other values equals an uninterrupted one up to rounding, not bit
+/// for bit.
 public struct Execution: Codable, Equatable, Sendable {
     public var worldSize: Int, threadsPerRank: Int, replicasPerRank: Int, bucketMb: Double
+    /// nil in checkpoints of versions before gradient accumulation: 1.
+    public var accumulate: Int?
 
     enum CodingKeys: String, CodingKey {
         case worldSize = "world_size", threadsPerRank = "threads_per_rank", replicasPerRank = "replicas_per_rank"
-        case bucketMb = "bucket_mb"
+        case bucketMb = "bucket_mb", accumulate
     }
 
-    public init(worldSize: Int, threadsPerRank: Int, replicasPerRank: Int, bucketMb: Double) {
+    public init(worldSize: Int, threadsPerRank: Int, replicasPerRank: Int, bucketMb: Double, accumulate: Int) {
         self.worldSize = worldSize; self.threadsPerRank = threadsPerRank; self.replicasPerRank = replicasPerRank
-        self.bucketMb = bucketMb
+        self.bucketMb = bucketMb; self.accumulate = accumulate
+    }
+
+    public static func == (a: Execution, b: Execution) -> Bool {
+        a.worldSize == b.worldSize && a.threadsPerRank == b.threadsPerRank && a.replicasPerRank == b.replicasPerRank
+            && a.bucketMb == b.bucketMb && (a.accumulate ?? 1) == (b.accumulate ?? 1)
     }
 
     public var description: String {
         "\(worldSize) rank(s) x \(threadsPerRank) thread(s) in \(replicasPerRank) replica(s), \(Format.figure(bucketMb)) MiB buckets"
+            + ((accumulate ?? 1) > 1 ? ", \(accumulate ?? 1) micro-batches" : "")
     }
 }
 

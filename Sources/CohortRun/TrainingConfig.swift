@@ -14,6 +14,8 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     public var width = 1
     public var dataset: DatasetKind = .synthetic
     public var dataDir: String?
+    /// Random crops and flips of the training images (`Augmentation.standard`).
+    public var augment = false
     /// Use only the first N training samples.
     public var limit: Int?
     /// Evaluate on only the first N test samples.
@@ -45,6 +47,10 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     public var seed: UInt64 = 0
     /// What a non-finite loss or gradient does: stop the run, or skip that step.
     public var onNan: NonFinitePolicy = .stop
+    /// Micro-batches per optimizer step: each rank's slice of the global batch is cut into K
+    /// parts whose gradients add up before the reduction (the loss still divided by the
+    /// global batch), so 1 rank with K = 4 makes the updates of 4 ranks.
+    public var accumulate = 1
     /// Threads per rank (nil: the node's cores / ranks on the node).
     public var threads: Int?
     /// Replicas of the model per rank, one thread each, splitting the rank's batch
@@ -65,12 +71,12 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     public var timeout = 300.0
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case model, hidden, width, dataset, dataDir = "data_dir", limit, testLimit = "test_limit", optimizer, lr
+        case model, hidden, width, dataset, dataDir = "data_dir", augment, limit, testLimit = "test_limit", optimizer, lr
         case lrSchedule = "lr_schedule", warmupEpochs = "warmup_epochs", stepEpochs = "step_epochs", gamma
         case lrScaling = "lr_scaling", baseBatch = "base_batch", momentum
         case nesterov, weightDecay = "weight_decay", epochs, batchSize = "batch_size", batchPerRank = "batch_per_rank"
         case seed, onNan = "on_nan"
-        case threads, replicas, bucketMb = "bucket_mb", noOverlap = "no_overlap", out
+        case accumulate, threads, replicas, bucketMb = "bucket_mb", noOverlap = "no_overlap", out
         case checkpointSteps = "checkpoint_steps", checkEvery = "check_every", saveInitial = "save_initial", timeout
     }
 
@@ -78,9 +84,10 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     /// the global batch, the seed): two runs that agree on them take the same steps, and a
     /// resumed run must keep them. The rest says how the run is carried out and may change
     /// on resume (epochs only grow: a checkpoint past them is refused).
-    static let definingKeys: [CodingKeys] = [.model, .hidden, .width, .dataset, .limit, .testLimit, .optimizer, .lr,
-                                             .lrSchedule, .warmupEpochs, .stepEpochs, .gamma, .lrScaling, .baseBatch,
-                                             .momentum, .nesterov, .weightDecay, .batchSize, .seed, .onNan]
+    static let definingKeys: [CodingKeys] = [.model, .hidden, .width, .dataset, .augment, .limit, .testLimit,
+                                             .optimizer, .lr, .lrSchedule, .warmupEpochs, .stepEpochs, .gamma,
+                                             .lrScaling, .baseBatch, .momentum, .nesterov, .weightDecay, .batchSize,
+                                             .seed, .onNan]
 
     public init() {}
 
@@ -195,7 +202,8 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         guard timeout.isFinite, timeout >= 0, timeout <= 1e6 else {
             throw fail("--timeout must be in 0...1e6 seconds (0: wait for ever), got \(timeout)")
         }
-        try BatchSplit.check(batchSize: batchSize, worldSize: worldSize, replicas: replicas)
+        guard (1...(1 << 20)).contains(accumulate) else { throw fail("--accumulate must be in 1...2^20, got \(accumulate)") }
+        try BatchSplit.check(batchSize: batchSize, worldSize: worldSize, replicas: replicas, accumulate: accumulate)
     }
 
     /// The shape synthetic images take for this model: CIFAR-like for the CNN, MNIST-like for recurrent models.
@@ -223,19 +231,24 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     }
 }
 
-/// How a global batch splits: into equal slices over the ranks and, if given, over the
-/// replicas of each rank.
+/// How a global batch splits: into equal slices over the ranks, each into `accumulate`
+/// micro-batches and, if given, each of those over the replicas of the rank.
 public enum BatchSplit {
-    public static func check(batchSize: Int, worldSize: Int, replicas: Int?) throws {
+    public static func check(batchSize: Int, worldSize: Int, replicas: Int?, accumulate: Int = 1) throws {
         guard batchSize % worldSize == 0 else {
             throw CohortError.settings("--batch-size \(batchSize) is not divisible by the \(worldSize) ranks; "
                                        + "use a multiple of \(worldSize)")
         }
+        let perRank = batchSize / worldSize
+        guard perRank % accumulate == 0 else {
+            throw CohortError.settings("--batch-size \(batchSize) gives \(perRank) samples per rank, which --accumulate "
+                                       + "\(accumulate) cannot cut into equal micro-batches")
+        }
         if let r = replicas {
             guard r > 0 else { throw CohortError.settings("--replicas must be positive, got \(r)") }
-            guard (batchSize / worldSize) % r == 0 else {
-                throw CohortError.settings("--batch-size \(batchSize) gives \(batchSize / worldSize) samples per rank, "
-                                           + "which \(r) replicas cannot share equally")
+            guard (perRank / accumulate) % r == 0 else {
+                throw CohortError.settings("--batch-size \(batchSize) gives \(perRank / accumulate) samples per rank"
+                                           + (accumulate > 1 ? " and micro-batch" : "") + ", which \(r) replicas cannot share equally")
             }
         }
     }

@@ -17,12 +17,14 @@ public final class DataParallelRank {
         public var globalBatch: Int
         public var threads: Int?, replicas: Int?
         public var bucketMb: Double, overlap: Bool
+        /// Micro-batches per step, whose gradients add up before the reduction.
+        public var accumulate: Int
 
         public init(model: ModelKind, hidden: Int, width: Int, imageShape: [Int], classes: Int, globalBatch: Int,
-                    threads: Int?, replicas: Int?, bucketMb: Double, overlap: Bool) {
+                    threads: Int?, replicas: Int?, bucketMb: Double, overlap: Bool, accumulate: Int = 1) {
             self.model = model; self.hidden = hidden; self.width = width; self.imageShape = imageShape
             self.classes = classes; self.globalBatch = globalBatch; self.threads = threads; self.replicas = replicas
-            self.bucketMb = bucketMb; self.overlap = overlap
+            self.bucketMb = bucketMb; self.overlap = overlap; self.accumulate = accumulate
         }
     }
 
@@ -34,6 +36,10 @@ public final class DataParallelRank {
     public let network: Network
     public let optimizer: Optimizer
     public private(set) var sampler: EpochSampler
+    /// Random crops and flips of the training images (`--augment`), none by default.
+    public var augmentation: Augmentation?
+    /// The epoch in progress (`startEpoch`), which the augmentation's choices depend on.
+    private var epoch = 0
     let reducer: GradientReducer
     /// The reducer's per-layer callback, made once: a step allocates nothing.
     private let layerFinished: (Int) throws -> Void
@@ -50,8 +56,9 @@ public final class DataParallelRank {
         self.shape = shape
         globalBatch = shape.globalBatch
         localBatch = shape.globalBatch / communicator.size
+        let microBatch = localBatch / shape.accumulate
         // Replicas each run on one of the rank's threads; their kernels get what is left per replica.
-        plan = ThreadPlan(threads: shape.threads, replicas: shape.replicas, localBatch: localBatch,
+        plan = ThreadPlan(threads: shape.threads, replicas: shape.replicas, localBatch: microBatch,
                           ranksOnNode: communicator.localSize)
         if let cpus = plan.oversubscribed {
             sayError("cohort: \(communicator.size > 1 ? "rank \(communicator.rank): " : "")\(plan.threads) threads on "
@@ -59,7 +66,7 @@ public final class DataParallelRank {
         }
         KernelThreads.set(plan.threadsPerReplica)
         replicas = ReplicaGroup(model: shape.model, imageShape: shape.imageShape, hidden: shape.hidden,
-                                width: shape.width, classes: shape.classes, localBatch: localBatch,
+                                width: shape.width, classes: shape.classes, localBatch: microBatch,
                                 replicas: plan.replicas)
         network = replicas.primary
         network.initializeParameters(seed: seed)
@@ -78,11 +85,15 @@ public final class DataParallelRank {
     /// How this rank carries the run out, as checkpoints record it.
     public var execution: Execution {
         Execution(worldSize: communicator.size, threadsPerRank: plan.threads, replicasPerRank: plan.replicas,
-                  bucketMb: shape.bucketMb)
+                  bucketMb: shape.bucketMb, accumulate: shape.accumulate)
     }
 
-    /// Draws epoch `epoch`'s order of the training set (the same on every rank).
-    public func startEpoch(_ epoch: Int) { sampler.startEpoch(epoch) }
+    /// Draws epoch `epoch`'s order of the training set (the same on every rank), and sets the
+    /// epoch its augmentation draws from.
+    public func startEpoch(_ epoch: Int) {
+        sampler.startEpoch(epoch)
+        self.epoch = epoch
+    }
 
     /// Ranks start identical whatever they computed: rank 0's parameters win.
     public func broadcastParameters() throws {
@@ -90,13 +101,15 @@ public final class DataParallelRank {
     }
 
     /// One step's gradients, summed over every rank: forward and backward of this rank's slice
-    /// of global step `step` (split over the replicas), each gradient bucket's allreduce
+    /// of global step `step` (in `accumulate` micro-batches, each split over the replicas),
+    /// each gradient bucket's allreduce
     /// started as soon as backward has produced it, then waited for. Returns this rank's
     /// loss sum, correct count and phase times, and the seconds spent waiting for the reduction.
     public func reduceGradients(data: ImageDataset, step: Int) throws -> (outcome: StepOutcome, waitSeconds: Double) {
         let start = monotonicSeconds()
         slowFault?.apply(rank: communicator.rank)
-        let outcome = try replicas.step(data: data, indices: sampler.indices(step: step), scale: scale,
+        let outcome = try replicas.step(data: data, indices: sampler.indices(step: step), microBatches: shape.accumulate,
+                                        scale: scale, augmentation: augmentation, epoch: epoch,
                                         gradientsReady: layerFinished)
         let wait = try reducer.finish()
         times.steps += 1

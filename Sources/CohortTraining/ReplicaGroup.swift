@@ -13,9 +13,6 @@ import Dispatch
 /// this uses them better than threading every small matrix product: each replica
 /// calls BLAS with one thread, and the elementwise work runs in parallel too.
 final class ReplicaGroup: @unchecked Sendable {
-    /// One replica's figures for a step (or an evaluation): loss sum, correct count, and
-    /// seconds in data, forward and backward.
-
     let networks: [Network]
     let replicaBatch: Int
     private let losses: [SoftmaxCrossEntropy]
@@ -48,15 +45,17 @@ final class ReplicaGroup: @unchecked Sendable {
         outcomes.deallocate()
     }
 
-    /// Replica `r`'s forward and backward on its slice of `indices`, into its own gradients.
-    private func runReplica(_ r: Int, data: ImageDataset, indices: ArraySlice<Int>, scale: Float,
-                            gradientsReady: ((Int) throws -> Void)?) rethrows {
+    /// Replica `r`'s forward and backward on its slice of `indices`, into its own gradients
+    /// (added to them when `accumulating`, else in place of them).
+    private func runReplica(_ r: Int, data: ImageDataset, indices: ArraySlice<Int>, scale: Float, augmentation: Augmentation?,
+                            epoch: Int, accumulating: Bool, gradientsReady: ((Int) throws -> Void)?) rethrows {
         let t0 = monotonicSeconds()
         let start = indices.startIndex + r * replicaBatch
-        data.fill(indices: indices[start..<(start + replicaBatch)], x: inputs[r].pointer, y: labels[r])
+        data.fill(indices: indices[start..<(start + replicaBatch)], x: inputs[r].pointer, y: labels[r],
+                  augmentation: augmentation, epoch: epoch)
         let t1 = monotonicSeconds()
         let network = networks[r]
-        network.zeroGradients()
+        if !accumulating { network.zeroGradients() }
         let logits = network.forward(inputs[r].pointer, batch: replicaBatch)
         let (result, logitGrad) = losses[r].forwardBackward(logits: logits, labels: labels[r], batch: replicaBatch,
                                                              scale: scale)
@@ -66,20 +65,33 @@ final class ReplicaGroup: @unchecked Sendable {
                               backward: monotonicSeconds() - t2)
     }
 
-    /// Forward and backward of one step over `indices` (the rank's samples): the summed
-    /// gradients end in `primary.gradients`, and `gradientsReady(layer)` is called for
-    /// every layer in reverse order as its summed gradients become final. Returns the
-    /// summed loss and correct count, and the first replica's timings.
-    func step(data: ImageDataset, indices: ArraySlice<Int>, scale: Float,
+    /// Forward and backward of one step over `indices` (the rank's samples), in `microBatches`
+    /// consecutive micro-batches whose gradients add up (gradient accumulation): the summed
+    /// gradients end in `primary.gradients`, and `gradientsReady(layer)` is called for every
+    /// layer in reverse order as its summed gradients become final. Returns the summed loss
+    /// and correct count, and the first replica's timings. With `augmentation`, the images
+    /// are epoch `epoch`'s crops and flips.
+    func step(data: ImageDataset, indices: ArraySlice<Int>, microBatches: Int = 1, scale: Float,
+              augmentation: Augmentation? = nil, epoch: Int = 0,
               gradientsReady: ((Int) throws -> Void)?) throws -> StepOutcome {
-        if count == 1 {
-            // One replica: gradients are final layer by layer, so communication can overlap backward.
-            try runReplica(0, data: data, indices: indices, scale: scale, gradientsReady: gradientsReady)
-            return outcomes[0]
+        var summed = StepOutcome()
+        let micro = replicaBatch * count
+        for m in 0..<microBatches {
+            let slice = indices.dropFirst(m * micro).prefix(micro)
+            if count == 1 {
+                // One replica: gradients are final layer by layer in the last micro-batch, so
+                // communication can overlap its backward.
+                try runReplica(0, data: data, indices: slice, scale: scale, augmentation: augmentation, epoch: epoch,
+                               accumulating: m > 0, gradientsReady: m == microBatches - 1 ? gradientsReady : nil)
+            } else {
+                DispatchQueue.concurrentPerform(iterations: count) { r in
+                    runReplica(r, data: data, indices: slice, scale: scale, augmentation: augmentation, epoch: epoch,
+                               accumulating: m > 0, gradientsReady: nil)
+                }
+            }
+            summed.add(outcomes)
         }
-        DispatchQueue.concurrentPerform(iterations: count) { r in
-            runReplica(r, data: data, indices: indices, scale: scale, gradientsReady: nil)
-        }
+        guard count > 1 else { return summed }
         let t3 = monotonicSeconds()
         // Sum in replica order, so the result does not depend on which thread finished
         // first; each thread sums its own stretch of the parameters.
@@ -93,11 +105,6 @@ final class ReplicaGroup: @unchecked Sendable {
             }
         }
         for layer in stride(from: primary.layers.count - 1, through: 0, by: -1) { try gradientsReady?(layer) }
-        var summed = outcomes[0]
-        for r in 1..<count {
-            summed.lossSum += outcomes[r].lossSum
-            summed.correct += outcomes[r].correct
-        }
         summed.backward += monotonicSeconds() - t3
         return summed
     }
@@ -133,4 +140,13 @@ final class ReplicaGroup: @unchecked Sendable {
 /// replica's thread spent on data, forward and backward (all replicas run at once).
 public struct StepOutcome: Sendable {
     public var lossSum = 0.0, correct = 0, data = 0.0, forward = 0.0, backward = 0.0
+
+    /// Adds one micro-batch: every replica's loss sum and correct count, the first replica's times.
+    mutating func add(_ replicas: UnsafeMutableBufferPointer<StepOutcome>) {
+        for outcome in replicas {
+            lossSum += outcome.lossSum
+            correct += outcome.correct
+        }
+        data += replicas[0].data; forward += replicas[0].forward; backward += replicas[0].backward
+    }
 }

@@ -61,12 +61,13 @@ public final class Trainer {
                                            imageShape: data.train.imageShape, classes: data.train.classes,
                                            globalBatch: config.batchSize, threads: config.threads,
                                            replicas: config.replicas, bucketMb: config.bucketMb,
-                                           overlap: !config.noOverlap)
+                                           overlap: !config.noOverlap, accumulate: config.accumulate)
         rank = DataParallelRank(shape: shape, datasetSize: data.train.count, seed: config.seed,
                                     communicator: communicator) { count in
             config.optimizer.make(count: count, learningRate: Float(config.lr), momentum: Float(config.momentum),
                                   nesterov: config.nesterov, weightDecay: config.weightDecay.map(Float.init))
         }
+        if config.augment { rank.augmentation = .standard(channels: data.train.channels, seed: config.seed) }
         schedule = config.schedule(stepsPerEpoch: rank.sampler.stepsPerEpoch)
         progress = ProgressReporter(epochs: config.epochs, enabled: showProgress, isRoot: communicator.rank == 0)
         let start = try RunStart(config: config, resume: resume, rank: rank, progress: progress)

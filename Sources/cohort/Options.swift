@@ -64,6 +64,9 @@ struct TrainOptions: ParsableArguments {
     var lrScaling: LearningRateScaling?
     @Option(help: "The global batch --lr was chosen for, with --lr-scaling (default: 64).")
     var baseBatch: Int?
+    @Option(help: ArgumentHelp("Micro-batches per optimizer step, whose gradients add up: 1 rank with --accumulate 4 "
+                               + "makes the updates of 4 ranks (default: 1)."))
+    var accumulate: Int?
     @Option(help: ArgumentHelp("Samples per rank per step instead of --batch-size: the global batch is this times the "
                                + "ranks (a resumed run keeps its global batch)."))
     var batchPerRank: Int?
@@ -77,6 +80,9 @@ struct TrainOptions: ParsableArguments {
     var epochs: Int?
     @Option(help: "Seed for initialisation, shuffling and synthetic data (default: 0).")
     var seed: UInt64?
+    @Flag(help: ArgumentHelp("Random crops and flips of the training images: CIFAR-10 cropped from a 4-pixel padding and "
+                             + "flipped, 28x28 sets shifted by up to 2 pixels; drawn from (seed, epoch, sample)."))
+    var augment = false
     @Option(help: "Use only the first N training samples.")
     var limit: Int?
     @Option(help: "Evaluate on only the first N test samples.")

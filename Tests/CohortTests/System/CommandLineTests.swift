@@ -88,6 +88,8 @@ extension SystemTests {
             try expectFailure(["--lr-schedule", "linear"], "--lr-schedule")
             try expectFailure(["--warmup-epochs", "2"], "--warmup-epochs must be in 0...--epochs (1)")
             try expectFailure(["--lr-scaling", "cube"], "--lr-scaling")
+            try expectFailure(["--accumulate", "0"], "--accumulate must be in 1...2^20")
+            try expectFailure(["--batch-size", "32", "--accumulate", "3"], "--accumulate 3 cannot cut into equal micro-batches")
         }
 
         @Test func badData() throws {

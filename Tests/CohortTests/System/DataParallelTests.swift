@@ -142,6 +142,32 @@ extension SystemTests {
             try expectSameParameters(two, one)
         }
 
+        /// Gradient accumulation: 1 rank in 4 micro-batches makes the updates of 4 ranks (and of
+        /// 2 ranks in 2), up to rounding; the loss is still divided by the global batch.
+        @Test func accumulationOnFewerRanksEqualsMoreRanks() throws {
+            let four = try train("cnn", ranks: 4, batch: 32, name: "accumulate-4-ranks")
+            let one = try train("cnn", ranks: 1, batch: 32, extra: ["--accumulate", "4"], name: "accumulate-1-rank")
+            let two = try train("cnn", ranks: 2, batch: 32, extra: ["--accumulate", "2"], name: "accumulate-2-ranks")
+            try expectSameParameters(one, four)
+            try expectSameParameters(two, four)
+            let summary = try #require(try RunSummary.read(directory: one)), reference = try #require(try RunSummary.read(directory: four))
+            #expect(abs(summary.final.trainLoss - reference.final.trainLoss) < 1e-5, "the loss is the global batch's mean")
+        }
+
+        /// Augmented images depend on (seed, epoch, sample) alone: 2 and 4 ranks see the images
+        /// 1 rank sees, crops and flips for the CNN on 3-channel images, shifts for the GRU.
+        @Test(arguments: ["cnn", "gru"])
+        func augmentationIsTheSameOnAnyNumberOfRanks(model: String) throws {
+            let one = try train(model, ranks: 1, batch: 32, extra: ["--augment"], name: "\(model)-augment-1")
+            let plain = try train(model, ranks: 1, batch: 32, name: "\(model)-plain-1")
+            for ranks in [2, 4] {
+                try expectSameParameters(try train(model, ranks: ranks, batch: 32, extra: ["--augment"],
+                                                   name: "\(model)-augment-\(ranks)"), one)
+            }
+            let a = try SafeTensors.read("\(one)/model.safetensors"), b = try SafeTensors.read("\(plain)/model.safetensors")
+            #expect(a.keys.contains { a[$0]!.values != b[$0]!.values }, "--augment changed nothing")
+        }
+
         @Test func overlapAndNoOverlapAgree() throws {
             // Small buckets, so that several allreduces are in flight during backward.
             let overlapped = try train("cnn", ranks: 2, batch: 64, extra: ["--bucket-mb", "0.05"], name: "overlap")

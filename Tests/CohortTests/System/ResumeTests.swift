@@ -55,12 +55,13 @@ extension SystemTests {
             #expect(events.filter { $0.scalars["lr/step"] != nil }.map(\.step) == Array(1...20))
         }
 
-        /// A schedule is a function of the global step: a run resumed inside its warmup (8
-        /// steps; the checkpoint at step 7) takes the same rates and ends the same. Step decay,
-        /// which does not depend on --epochs, so that the first run can stop after one epoch.
-        @Test func aResumeMidWarmupContinuesTheScheduleExactly() throws {
+        /// A schedule is a function of the global step, and an augmentation of (seed, epoch,
+        /// sample): a run resumed inside its warmup (8 steps; the checkpoint at step 7) takes the
+        /// same rates and images and ends the same. Step decay, which does not depend on
+        /// --epochs, so that the first run can stop after one epoch.
+        @Test func aResumeMidWarmupWithAugmentationContinuesExactly() throws {
             let schedule = ["--optimizer", "sgd", "--lr", "0.05", "--momentum", "0.9", "--lr-schedule", "step",
-                            "--step-epochs", "1", "--gamma", "0.5", "--warmup-epochs", "0.8"]
+                            "--step-epochs", "1", "--gamma", "0.5", "--warmup-epochs", "0.8", "--augment"]
             let reference = "\(scratch.path)/schedule-whole", run = "\(scratch.path)/schedule-resumed"
             #expect(try CohortBinary.run(arguments(reference, epochs: 2, optimizer: schedule)).status == 0)
             #expect(try CohortBinary.run(arguments(run, epochs: 1, optimizer: schedule)).status == 0)
@@ -98,7 +99,7 @@ extension SystemTests {
             let optimizer = OptimizerKind.adam.make(count: network.parameterCount, learningRate: 0.01)
             let position = TrainingPosition(epoch: 0, step: 3, optimizerSteps: 3, skippedSteps: 0, stepsPerEpoch: 5,
                                             partialSums: [1, 2], history: [])
-            let execution = Execution(worldSize: 1, threadsPerRank: 1, replicasPerRank: 1, bucketMb: 25)
+            let execution = Execution(worldSize: 1, threadsPerRank: 1, replicasPerRank: 1, bucketMb: 25, accumulate: 1)
             let first = try Checkpoint.write(run: run, network: network, optimizer: optimizer, position: position,
                                              settings: .object([:]), execution: execution)
             network.parameters.pointer[0] += 1

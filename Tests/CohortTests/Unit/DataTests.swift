@@ -1,6 +1,6 @@
 import CohortBase
 @testable import CohortBench
-import CohortData
+@testable import CohortData
 @testable import CohortLaunch
 @testable import CohortRun
 @testable import CohortSweep
@@ -165,5 +165,73 @@ import Testing
         #expect(single.permutation == samplers[1].permutation)
         single.startEpoch(3)
         #expect(single.permutation != samplers[1].permutation)
+    }
+}
+
+/// Random crops and flips (`--augment`), pixel by pixel on a small image.
+@Suite struct AugmentationTests {
+    /// 2 channels of 3x4, pixel value 10·channel + 4·row + column + 1.
+    let image = ImageDataset(name: "tiny", channels: 2, height: 3, width: 4,
+                             pixels: (0..<2).flatMap { c in (0..<12).map { UInt8(10 * c + $0 + 1) } }, labels: [7])
+
+    @Test func cropsFromThePaddingAndFlips() {
+        // Window at (top 0, left 2) of the image padded by 1, flipped: output (y, x) reads
+        // source (y - 1, (3 - x) + 1), and the padding is pixel 0.
+        let choice = (top: 0, left: 2, flip: true)
+        var out: [Int] = []
+        for y in 0..<3 {
+            for x in 0..<4 {
+                let at = Augmentation.source(y: y, x: x, height: 3, width: 4, pad: 1, choice: choice)
+                var pixel = 0
+                if let at { pixel = 4 * at.y + at.x + 1 }
+                out.append(pixel)
+            }
+        }
+        #expect(out == [0, 0, 0, 0,
+                        0, 4, 3, 2,
+                        0, 8, 7, 6])
+        // No shift and no flip is the image itself.
+        let same = Augmentation.source(y: 2, x: 1, height: 3, width: 4, pad: 2, choice: (2, 2, false))
+        #expect(same?.y == 2 && same?.x == 1)
+    }
+
+    @Test func fillAppliesTheChoiceOfEachSampleAndEpoch() {
+        let augmentation = Augmentation(seed: 9, pad: 1, flip: true)
+        let x = UnsafeMutablePointer<Float>.allocate(capacity: 24), y = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
+        defer { x.deallocate(); y.deallocate() }
+        for epoch in 0..<20 {
+            image.fill(indices: [0], x: x, y: y, augmentation: augmentation, epoch: epoch)
+            let choice = augmentation.choice(epoch: epoch, sample: 0)
+            for c in 0..<2 {
+                for r in 0..<3 {
+                    for col in 0..<4 {
+                        let at = Augmentation.source(y: r, x: col, height: 3, width: 4, pad: 1, choice: choice)
+                        var pixel = 0
+                        if let at { pixel = 10 * c + 4 * at.y + at.x + 1 }
+                        let expected = Float(pixel) * (1 / Float(255))
+                        #expect(x[c * 12 + r * 4 + col] == expected, "epoch \(epoch), channel \(c), (\(r), \(col))")
+                    }
+                }
+            }
+            #expect(y[0] == 7)
+        }
+    }
+
+    /// Every offset in 0...2·pad and both flips occur, each about as often, and the choices
+    /// are a function of (seed, epoch, sample); 28x28 sets are never flipped.
+    @Test func choicesCoverEveryOffsetAndRepeat() {
+        let augmentation = Augmentation.standard(channels: 3, seed: 1)
+        #expect(augmentation.pad == 4 && augmentation.flip && !Augmentation.standard(channels: 1, seed: 1).flip)
+        var tops = [Int](repeating: 0, count: 9), flips = 0
+        for sample in 0..<9000 {
+            let choice = augmentation.choice(epoch: 3, sample: sample)
+            tops[choice.top] += 1
+            flips += choice.flip ? 1 : 0
+            #expect(choice == augmentation.choice(epoch: 3, sample: sample))
+        }
+        #expect(tops.allSatisfy { (850...1150).contains($0) }, "\(tops)")
+        #expect((4200...4800).contains(flips), "\(flips)")
+        #expect((0..<50).contains { augmentation.choice(epoch: 4, sample: $0) != augmentation.choice(epoch: 3, sample: $0) })
+        #expect(Augmentation.standard(channels: 1, seed: 1).choice(epoch: 0, sample: 5).flip == false)
     }
 }

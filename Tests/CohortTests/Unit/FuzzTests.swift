@@ -115,7 +115,7 @@ import Testing
                                                                stepsPerEpoch: 10, partialSums: [2.5, 17, 2.25, 16],
                                                                history: []),
                                     globalStep: 13,
-                                    execution: Execution(worldSize: 2, threadsPerRank: 1, replicasPerRank: 1, bucketMb: 25),
+                                    execution: Execution(worldSize: 2, threadsPerRank: 1, replicasPerRank: 1, bucketMb: 25, accumulate: 1),
                                     settings: config.definingSettings, modelHash: "00",
                                     optimizerHash: "11")
         fuzz("state.json", seed: Array(JSONFile.encode(state))) { bytes in
