@@ -4,30 +4,29 @@ import CohortNN
 import CohortRun
 import Foundation
 
-/// A trained model read back from a run directory (or a `.safetensors` file beside its
-/// `config.json`), with the test split it was evaluated on.
+/// A trained model read back from a run directory, one of its checkpoints, or a
+/// `.safetensors` file beside its `config.json`, with the test split it was evaluated on.
 public struct TrainedModel {
     public let model: ModelKind
     public let network: Network
     public let test: ImageDataset
+    /// The data set the test split comes from (the run's, unless another was asked for).
+    public let dataset: DatasetKind
     /// The run directory the model came from.
     public let runDirectory: String
 
-    /// `path`: a run directory, or a `.safetensors` file whose directory holds `config.json`.
-    /// `dataDirectory` overrides the run's recorded `data_dir`; `maxBatch` sizes the buffers.
-    public init(path: String, dataDirectory: String? = nil, testLimit: Int? = nil, maxBatch: Int = 256) throws {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw CohortError.failure("\(path): no such run directory or checkpoint")
-        }
-        let directory = isDirectory.boolValue ? path : (path as NSString).deletingLastPathComponent
-        let weights = isDirectory.boolValue ? "\(path)/model.safetensors" : path
-        let configPath = "\(directory.isEmpty ? "." : directory)/config.json"
-        guard FileManager.default.fileExists(atPath: configPath) else {
-            throw CohortError.failure("\(configPath): missing; the model's settings come from its run's config.json")
-        }
+    /// `path`: a run directory, a checkpoint of one (`RUN/checkpoints/step-N`), or a
+    /// `.safetensors` file in either. `dataset` and `dataDirectory` override the run's
+    /// recorded data; `maxBatch` sizes the buffers.
+    public init(path: String, dataset: DatasetKind? = nil, dataDirectory: String? = nil, testLimit: Int? = nil,
+                maxBatch: Int = 256) throws {
+        let (directory, weights) = try Self.locate(path)
         // The run's own settings and data, as training read them.
-        var config = try RunRecord.read(directory: directory.isEmpty ? "." : directory).config
+        var config = try RunRecord.read(directory: directory).config
+        if let dataset, dataset != config.dataset {
+            config.dataset = dataset
+            config.dataDir = nil
+        }
         if let dataDirectory { config.dataDir = dataDirectory }
         if let testLimit { config.testLimit = testLimit }
         let splits = try config.loadData()
@@ -35,26 +34,54 @@ public struct TrainedModel {
                                   classes: splits.test.classes, maxBatch: maxBatch)
         try SafeTensors.load(weights, into: network)
         self.model = config.model; self.network = network; self.test = splits.test; self.runDirectory = directory
+        self.dataset = config.dataset
     }
 
-    public init(model: ModelKind, network: Network, test: ImageDataset, runDirectory: String = ".") {
-        self.model = model; self.network = network; self.test = test; self.runDirectory = runDirectory
+    /// The run directory (holding config.json) and the parameters' file that `path` names.
+    static func locate(_ path: String) throws -> (directory: String, weights: String) {
+        let files = FileManager.default
+        var isDirectory: ObjCBool = false
+        guard files.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw CohortError.failure("\(path): no such run directory, checkpoint or .safetensors file")
+        }
+        let weights = isDirectory.boolValue ? "\(path)/model.safetensors" : path
+        let holder = (weights as NSString).deletingLastPathComponent
+        let parent = holder.isEmpty ? "." : holder
+        // A checkpoint's run is two levels up: RUN/checkpoints/step-N/model.safetensors.
+        let run = ((parent as NSString).deletingLastPathComponent as NSString).deletingLastPathComponent
+        for directory in [parent, run.isEmpty ? "." : run] where files.fileExists(atPath: RunRecord.path(directory: directory)) {
+            guard files.fileExists(atPath: weights) else { throw CohortError.failure("\(weights): missing") }
+            return (directory, weights)
+        }
+        throw CohortError.failure("\(parent)/config.json: missing; the model's settings come from its run's config.json")
+    }
+
+    public init(model: ModelKind, network: Network, test: ImageDataset, dataset: DatasetKind = .synthetic,
+                runDirectory: String = ".") {
+        self.model = model; self.network = network; self.test = test; self.dataset = dataset
+        self.runDirectory = runDirectory
     }
 }
 
-/// Walks a dataset in batches of at most `network.maxBatch`, normalised as in training.
+/// Walks a dataset in batches of at most `network.maxBatch`, normalised as in training, with
+/// each batch's labels.
 func forEachBatch(of data: ImageDataset, network: Network,
-                  _ body: (_ start: Int, _ count: Int, _ x: UnsafePointer<Float>) -> Void) {
+                  _ body: (_ start: Int, _ count: Int, _ x: UnsafePointer<Float>, _ labels: UnsafePointer<Int32>) -> Void) {
     let batch = network.maxBatch
     let x = UnsafeMutablePointer<Float>.allocate(capacity: batch * data.sampleSize)
-    defer { x.deallocate() }
-    // `fill` writes the labels too; analyses do not read them.
-    var labels = [Int32](repeating: 0, count: batch)
+    let labels = UnsafeMutablePointer<Int32>.allocate(capacity: batch)
+    defer { x.deallocate(); labels.deallocate() }
     var start = 0
     while start < data.count {
         let n = min(batch, data.count - start)
-        labels.withUnsafeMutableBufferPointer { data.fill(indices: start..<(start + n), x: x, y: $0.baseAddress!) }
-        body(start, n, UnsafePointer(x))
+        data.fill(indices: start..<(start + n), x: x, y: labels)
+        body(start, n, UnsafePointer(x), UnsafePointer(labels))
         start += n
     }
+}
+
+/// `forEachBatch` for analyses that do not read the labels.
+func forEachBatch(of data: ImageDataset, network: Network,
+                  _ body: (_ start: Int, _ count: Int, _ x: UnsafePointer<Float>) -> Void) {
+    forEachBatch(of: data, network: network) { start, n, x, _ in body(start, n, x) }
 }

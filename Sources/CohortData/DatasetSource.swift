@@ -5,6 +5,21 @@ import Foundation
 /// The datasets Cohort reads, by their command-line names.
 public enum DatasetKind: String, CaseIterable, Codable, Sendable {
     case cifar10, mnist, fashionMNIST = "fashion-mnist", synthetic
+
+    /// The name of each class, by label (CIFAR-10's batches.meta.txt, Fashion-MNIST's paper).
+    public func className(_ label: Int) -> String {
+        switch self {
+        case .cifar10:
+            let names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+            return names.indices.contains(label) ? names[label] : "class \(label)"
+        case .fashionMNIST:
+            let names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                         "Ankle boot"]
+            return names.indices.contains(label) ? names[label] : "class \(label)"
+        case .mnist: return "\(label)"
+        case .synthetic: return "class \(label)"
+        }
+    }
 }
 
 /// Where a dataset's files are looked for, in order:

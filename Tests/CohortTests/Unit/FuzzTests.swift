@@ -90,7 +90,6 @@ import Testing
         }
     }
 
-    /// The project's JSON files, each as its reader takes it, seeded with a real one.
     /// A model file and a checkpoint's optimizer file, as `visualize --checkpoint` and resume read them.
     @Test func safetensorsReader() {
         let network = Models.make(.gru, imageShape: [1, 4, 4], hidden: 3, classes: 2, maxBatch: 1)
@@ -103,6 +102,17 @@ import Testing
         }
     }
 
+    /// PNG images, as `cohort predict` reads them: palette, Paeth-filtered and plain ones.
+    @Test func pngReader() {
+        for (name, png) in [("png palette", PNGReaderTests.palettePNG), ("png rgb", PNGReaderTests.filteredRGB(filter: 4))] {
+            fuzz(name, seed: png) { bytes in
+                let image = try PNGReader.decode(bytes)
+                #expect(image.pixels.count == image.channels * image.width * image.height)
+            }
+        }
+    }
+
+    /// The project's JSON files, each as its reader takes it, seeded with a real one.
     @Test func jsonFilesAndSweepFileReaders() throws {
         var config = TrainingConfig()
         config.limit = 640; config.weightDecay = 5e-4

@@ -1,0 +1,51 @@
+import ArgumentParser
+import CohortAnalysis
+import CohortBase
+import CohortData
+import Foundation
+
+/// `cohort evaluate`: a trained model's figures on its test set, per class.
+struct Evaluate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Test loss and accuracy of a trained run or checkpoint, per class, with the confusion matrix.",
+        discussion: """
+        Reads the model and its settings from the run (--run RUN, RUN/checkpoints/step-N, or a \
+        .safetensors file in either) and evaluates it on the test set the run used, or on \
+        --dataset/--data-dir. Prints loss, accuracy and the accuracy of every class, and writes \
+        evaluation.json and confusion.svg (rows: true class, columns: predicted) to --out.
+        """)
+
+    @Option(name: .customLong("run"), help: "Run directory, one of its checkpoints, or a .safetensors file in either.")
+    var path: String
+    @Option(help: "Evaluate on this data set instead of the run's (same image shape and classes).")
+    var dataset: DatasetKind?
+    @Option(help: "Directory with the data set's files (default: the run's).")
+    var dataDir: String?
+    @Option(help: "Use only the first N test images (default: as many as the run used).")
+    var limit: Int?
+    @Option(help: "Output directory (default: RUN/evaluate).")
+    var out: String?
+
+    func validate() throws {
+        if let limit, limit <= 0 { throw ValidationError("--limit must be positive, got \(limit)") }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let trained = try TrainedModel(path: path, dataset: dataset, dataDirectory: dataDir, testLimit: limit)
+            let names = (0..<trained.test.classes).map(trained.dataset.className)
+            let evaluation = Evaluation(network: trained.network, data: trained.test, classNames: names)
+            let directory = out ?? "\(trained.runDirectory)/evaluate"
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            try JSONFile.write(evaluation, to: "\(directory)/evaluation.json")
+            try writeAtomically(evaluation.confusionSVG(), to: "\(directory)/confusion.svg")
+            say(String(format: "evaluate: %d test image(s) of %@: loss %.4f, accuracy %.2f%%", evaluation.images,
+                       trained.dataset.rawValue, evaluation.loss, 100 * evaluation.accuracy))
+            for (name, accuracy) in zip(names, evaluation.classAccuracy) {
+                say("  \(name.padding(toLength: 12, withPad: " ", startingAt: 0)) "
+                    + (accuracy.map { String(format: "%6.2f%%", 100 * $0) } ?? "   n/a (no image)"))
+            }
+            say("evaluate: written to \(directory) (evaluation.json, confusion.svg)")
+        }
+    }
+}
