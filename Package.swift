@@ -67,6 +67,8 @@ let package = Package(
         .target(name: "CohortAnalysis",
                 dependencies: ["CohortBase", "CohortTensor", "CohortNN", "CohortData", "CohortRun", "CohortReporting"],
                 swiftSettings: optimize),
+        // Data sets downloaded: catalogs of files and sums, MD5, tar, the fetcher.
+        .target(name: "CohortFetch", dependencies: ["CohortBase", "CohortData"], swiftSettings: optimize),
         // Sweeps: the grid, sweep files, the runner that starts one job per point, the report.
         .target(name: "CohortSweep",
                 dependencies: ["CohortBase", "CohortRun", "CohortLaunch", "CohortAnalysis"],
@@ -74,14 +76,14 @@ let package = Package(
         // The command line: one file per command; parses flags and calls the layers above.
         .executableTarget(name: "cohort",
                           dependencies: ["CohortBase", "CohortRun", "CohortLaunch", "CohortTraining", "CohortBench",
-                                         "CohortAnalysis", "CohortSweep", "CohortDistributed",
+                                         "CohortAnalysis", "CohortSweep", "CohortDistributed", "CohortFetch",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: optimize),
 
         .testTarget(name: "CohortTests",
                     dependencies: ["CohortBase", "CohortTensor", "CohortNN", "CohortOptim", "CohortData", "CohortDistributed",
                                    "CohortReporting", "CohortRun", "CohortLaunch", "CohortTraining", "CohortBench",
-                                   "CohortAnalysis", "CohortSweep", "CZlib"],
+                                   "CohortAnalysis", "CohortSweep", "CohortFetch", "CZlib"],
                     exclude: ["Fixtures"]),
     ]
 )

@@ -5,7 +5,7 @@ import Foundation
 /// Reads a whole file, inflating it first if it is gzip-compressed (recognised by its
 /// magic bytes, not its name). A missing, unreadable, corrupt or truncated file is a
 /// `CohortError` that names it.
-func readPossiblyCompressed(_ path: String) throws -> [UInt8] {
+public func readPossiblyCompressed(_ path: String) throws -> [UInt8] {
     var isDirectory: ObjCBool = false
     guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
         throw CohortError.failure("\(path): no such file")

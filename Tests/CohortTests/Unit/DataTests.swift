@@ -1,6 +1,7 @@
 import CohortBase
 @testable import CohortBench
 @testable import CohortData
+import CohortFetch
 @testable import CohortLaunch
 @testable import CohortRun
 @testable import CohortSweep
@@ -233,5 +234,32 @@ import Testing
         #expect((4200...4800).contains(flips), "\(flips)")
         #expect((0..<50).contains { augmentation.choice(epoch: 4, sample: $0) != augmentation.choice(epoch: 3, sample: $0) })
         #expect(Augmentation.standard(channels: 1, seed: 1).choice(epoch: 0, sample: 5).flip == false)
+    }
+}
+
+/// MD5, the sums the data sets publish: RFC 1321's test suite, and lengths around the
+/// 64-byte block and the 56-byte padding boundary against coreutils' md5sum.
+@Suite struct MD5Tests {
+    @Test func rfc1321TestSuite() {
+        let cases = ["": "d41d8cd98f00b204e9800998ecf8427e", "a": "0cc175b9c0f1b6a831c399e269772661",
+                     "abc": "900150983cd24fb0d6963f7d28e17f72", "message digest": "f96b697d7cb7938d525a2f31aaf161d0",
+                     "abcdefghijklmnopqrstuvwxyz": "c3fcd3d76192e4007dfb496cca67e13b",
+                     "12345678901234567890123456789012345678901234567890123456789012345678901234567890":
+                        "57edf4a22be3c955ac49da2e2107b67a"]
+        for (text, sum) in cases { #expect(MD5.hex(Array(text.utf8)) == sum, "\"\(text)\"") }
+    }
+
+    @Test func blockBoundariesAgreeWithMd5sum() throws {
+        let scratch = ScratchDirectory("cohort-md5")
+        for length in [55, 56, 57, 63, 64, 65, 127, 128, 1000] {
+            let bytes = (0..<length).map { UInt8(($0 * 37 + 11) % 256) }
+            let path = "\(scratch.path)/\(length)"
+            try Data(bytes).write(to: URL(fileURLWithPath: path))
+            let reference = try runProcess("/usr/bin/md5sum", [path]).stdout.prefix(32)
+            var md5 = MD5()
+            md5.update(bytes.prefix(length / 3))
+            md5.update(bytes.dropFirst(length / 3))
+            #expect(md5.hexDigest() == reference, "\(length) bytes")
+        }
     }
 }
