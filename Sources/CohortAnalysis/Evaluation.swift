@@ -57,10 +57,11 @@ public struct Evaluation: Codable, Equatable, Sendable {
     public func confusionSVG() -> String {
         let n = confusion.count, cell = 44.0, left = 120.0, top = 60.0
         let width = left + cell * Double(n) + 20, height = top + cell * Double(n) + 40
+        let title = "Confusion matrix: \(images) images, accuracy \(String(format: "%.2f%%", 100 * accuracy))"
         var svg = """
         <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(width))" height="\(Int(height))" font-family="sans-serif">
         <rect width="100%" height="100%" fill="white"/>
-        <text x="\(left)" y="20" font-size="14">Confusion matrix: \(images) images, accuracy \(String(format: "%.2f%%", 100 * accuracy))</text>
+        <text x="\(left)" y="20" font-size="14">\(title)</text>
         <text x="\(left + cell * Double(n) / 2)" y="\(height - 8)" font-size="12" text-anchor="middle">predicted</text>
 
         """
@@ -79,7 +80,8 @@ public struct Evaluation: Codable, Equatable, Sendable {
         }
         for p in 0..<n {
             let x = left + cell * Double(p) + cell / 2
-            svg += "<text x=\"\(x)\" y=\"\(top - 6)\" font-size=\"10\" text-anchor=\"middle\">\(Self.escaped(classNames[p]))</text>\n"
+            svg += "<text x=\"\(x)\" y=\"\(top - 6)\" font-size=\"10\" text-anchor=\"middle\">"
+                + "\(Self.escaped(classNames[p]))</text>\n"
         }
         return svg + "</svg>\n"
     }

@@ -51,7 +51,9 @@ public enum PNGReader {
     static let maxPixels = 1 << 26
 
     public static func read(_ path: String) throws -> DecodedImage {
-        guard let data = FileManager.default.contents(atPath: path) else { throw CohortError.failure("\(path): cannot read the file") }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw CohortError.failure("\(path): cannot read the file")
+        }
         do { return try decode([UInt8](data)) } catch let error as CohortError {
             throw CohortError.failure("\(path): \(error.description)")
         }

@@ -171,7 +171,9 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         func fail(_ message: String) -> CohortError { .settings(message) }
         guard lr.isFinite, lr > 0 else { throw fail("--lr must be a positive number, got \(lr)") }
         guard epochs > 0 else { throw fail("--epochs must be positive, got \(epochs)") }
-        guard batchSize > 0, batchSize <= 1 << 30 else { throw fail("--batch-size must be positive (at most 2^30), got \(batchSize)") }
+        guard batchSize > 0, batchSize <= 1 << 30 else {
+            throw fail("--batch-size must be positive (at most 2^30), got \(batchSize)")
+        }
         if let b = batchPerRank, !(1...(1 << 30)).contains(b) { throw fail("--batch-per-rank must be in 1...2^30, got \(b)") }
         guard (1...(1 << 30)).contains(baseBatch) else { throw fail("--base-batch must be in 1...2^30, got \(baseBatch)") }
         guard warmupEpochs.isFinite, warmupEpochs >= 0, warmupEpochs <= Double(epochs) else {
