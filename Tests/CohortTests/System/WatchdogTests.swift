@@ -71,20 +71,21 @@ extension SystemTests {
         }
 
         /// A rank slowed on purpose (COHORT_FAULT_SLOW) is named while the run goes on, and
-        /// summary.json gives every rank's compute per step and wait share.
+        /// summary.json gives every rank's compute per step and wait share. The delay, 50 ms a
+        /// step, stays well above what other tests running beside this one add to rank 0's steps.
         @Test func aSlowRankIsNamedByTheStragglerReport() throws {
             let out = "\(scratch.path)/straggler"
             let command = [try #require(MPIRun.executable)] + MPIRun.localArguments(ranks: 2)
                 + [CohortBinary.path, "train", "--model", "gru", "--hidden", "16", "--dataset", "synthetic",
                    "--limit", "3200", "--test-limit", "32", "--batch-size", "32", "--out", out]
             let result = try runProcess(command[0], Array(command.dropFirst()),
-                                        environment: DataParallelTests.environment.merging(["COHORT_FAULT_SLOW": "1:0.02"]) { $1 })
+                                        environment: DataParallelTests.environment.merging(["COHORT_FAULT_SLOW": "1:0.05"]) { $1 })
             #expect(result.status == 0, "\(result.stderr)")
             #expect(result.stderr.contains("rank 1 is a straggler"), "\(result.stderr)")
             #expect(!result.stderr.contains("rank 0 is a straggler"))
             let summary = try #require(try RunSummary.read(directory: out))
             #expect(summary.ranks.map(\.rank) == [0, 1] && summary.ranks.allSatisfy { $0.steps == 100 })
-            #expect(summary.ranks[1].computeSecondsPerStep > summary.ranks[0].computeSecondsPerStep + 0.015, "\(summary.ranks)")
+            #expect(summary.ranks[1].computeSecondsPerStep > summary.ranks[0].computeSecondsPerStep + 0.04, "\(summary.ranks)")
             #expect(summary.ranks[0].waitShare > summary.ranks[1].waitShare, "the fast rank waits: \(summary.ranks)")
         }
     }
