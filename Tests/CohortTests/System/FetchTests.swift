@@ -5,13 +5,26 @@ import Testing
 
 extension SystemTests {
     /// `cohort data fetch` against loopback HTTP servers (these machines have no network):
-    /// good, truncated and damaged copies of ../shared/data/mnist, a server that answers 503,
-    /// one that stops in the middle of a file, and none at all; and a CIFAR-10 archive.
+    /// good, truncated and damaged copies of a small MNIST-like set, a server that answers
+    /// 503, one that stops in the middle of a file, and none at all; and a CIFAR-10 archive.
     @Suite(.serialized) struct FetchTests {
         let scratch = ScratchDirectory("cohort-fetch")
-        static let mnist = repositoryRoot.deletingLastPathComponent().appendingPathComponent("shared/data/mnist").path
         static let names = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
                             "t10k-labels-idx1-ubyte.gz"]
+        /// The four gzip-compressed IDX files of a 28x28 set: 600 training and 100 test images.
+        static let files: [String: [UInt8]] = {
+            let scratch = ScratchDirectory("cohort-fetch-set")
+            let contents = [DataTests.idxImages(count: 600, rows: 28, columns: 28),
+                            DataTests.idxLabels((0..<600).map { UInt8($0 % 10) }),
+                            DataTests.idxImages(count: 100, rows: 28, columns: 28),
+                            DataTests.idxLabels((0..<100).map { UInt8($0 % 10) })]
+            var files: [String: [UInt8]] = [:]
+            for (name, bytes) in zip(names, contents) {
+                writeGzip(bytes, to: "\(scratch.path)/\(name)")
+                files[name] = [UInt8](FileManager.default.contents(atPath: "\(scratch.path)/\(name)") ?? Data())
+            }
+            return files
+        }()
 
         /// A running `http_server.py MODE DIR` and its address.
         final class Server {
@@ -31,12 +44,12 @@ extension SystemTests {
             }
         }
 
-        /// A directory of the MNIST files, each passed through `change`, and their sums by `md5sum`.
+        /// A directory of the set's files, each passed through `change`.
         func copies(_ name: String, _ change: (inout [UInt8]) -> Void = { _ in }) throws -> String {
             let directory = "\(scratch.path)/\(name)"
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             for file in Self.names {
-                var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: "\(Self.mnist)/\(file)")))
+                var bytes = try #require(Self.files[file])
                 change(&bytes)
                 try Data(bytes).write(to: URL(fileURLWithPath: "\(directory)/\(file)"))
             }
@@ -66,7 +79,7 @@ extension SystemTests {
                 #expect(FileManager.default.contents(atPath: "\(target)/\(file)") == FileManager.default.contents(atPath: "\(good)/\(file)"))
             }
             #expect(try IDX.load(images: "\(target)/t10k-images-idx3-ubyte.gz", labels: "\(target)/t10k-labels-idx1-ubyte.gz",
-                                 name: "mnist").count == 10_000)
+                                 name: "mnist").count == 100)
             let again = try fetch(["mnist", "--to", target, "--mirror", "http://127.0.0.1:1/", "--checksums", sums])
             #expect(again.status == 0 && again.stdout.components(separatedBy: "already there").count == 5, "\(again.stdout)")
         }
