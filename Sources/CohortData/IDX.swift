@@ -57,6 +57,11 @@ public enum IDX {
                             pixels: Array(pixels), labels: Array(labelBytes), classes: classes)
     }
 
+    /// The four files of an IDX data set (MNIST, Fashion-MNIST): training images and labels,
+    /// then test images and labels.
+    public static let fileStems = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                                   "t10k-labels-idx1-ubyte"]
+
     /// Loads `train-*` and `t10k-*` from `directory`, with or without `.gz`, and checks
     /// that both splits have the same image size.
     public static func loadSplits(directory: String, name: String) throws -> DatasetSplits {
@@ -66,12 +71,11 @@ public enum IDX {
             for c in candidates where FileManager.default.fileExists(atPath: "\(directory)/\(c)") {
                 return "\(directory)/\(c)"
             }
-            throw CohortError.failure("\(directory): no \(stem)[.gz] (\(name) needs train-images-idx3-ubyte, "
-                            + "train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte)")
+            throw CohortError.failure("\(directory): no \(stem)[.gz] (\(name) needs \(fileStems.joined(separator: ", ")))")
         }
-        let train = try load(images: find("train-images-idx3-ubyte"), labels: find("train-labels-idx1-ubyte"), name: name)
-        let testImages = try find("t10k-images-idx3-ubyte")
-        let test = try load(images: testImages, labels: find("t10k-labels-idx1-ubyte"), name: name)
+        let train = try load(images: find(fileStems[0]), labels: find(fileStems[1]), name: name)
+        let testImages = try find(fileStems[2])
+        let test = try load(images: testImages, labels: find(fileStems[3]), name: name)
         guard train.height == test.height, train.width == test.width else {
             throw CohortError.failure("\(testImages): test images are \(test.height)x\(test.width), "
                             + "training images \(train.height)x\(train.width)")

@@ -23,19 +23,13 @@ public struct Catalog: Sendable {
     public static func standard(_ dataset: DatasetKind) throws -> Catalog {
         switch dataset {
         case .mnist:
-            return Catalog(dataset: dataset, official: "http://yann.lecun.com/exdb/mnist/", files: [
-                File(name: "train-images-idx3-ubyte.gz", md5: "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
-                File(name: "train-labels-idx1-ubyte.gz", md5: "d53e105ee54ea40749a09fcbcd1e9432"),
-                File(name: "t10k-images-idx3-ubyte.gz", md5: "9fb629c4189551a2d022fa330f9573f3"),
-                File(name: "t10k-labels-idx1-ubyte.gz", md5: "ec29112dd5afa0611ce80d1b7f02629c"),
-            ], isArchive: false)
+            return idx(dataset, official: "http://yann.lecun.com/exdb/mnist/",
+                       sums: ["f68b3c2dcbeaaa9fbdd348bbdeb94873", "d53e105ee54ea40749a09fcbcd1e9432",
+                              "9fb629c4189551a2d022fa330f9573f3", "ec29112dd5afa0611ce80d1b7f02629c"])
         case .fashionMNIST:
-            return Catalog(dataset: dataset, official: "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/", files: [
-                File(name: "train-images-idx3-ubyte.gz", md5: "8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
-                File(name: "train-labels-idx1-ubyte.gz", md5: "25c81989df183df01b3e8a0aad5dffbe"),
-                File(name: "t10k-images-idx3-ubyte.gz", md5: "bef4ecab320f06d8554ea6380940ec79"),
-                File(name: "t10k-labels-idx1-ubyte.gz", md5: "bb300cfdad3c16e7a12a480ee83cd310"),
-            ], isArchive: false)
+            return idx(dataset, official: "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+                       sums: ["8d4fb7e6c68d591d4c3dfef9ec88bf0d", "25c81989df183df01b3e8a0aad5dffbe",
+                              "bef4ecab320f06d8554ea6380940ec79", "bb300cfdad3c16e7a12a480ee83cd310"])
         case .cifar10:
             return Catalog(dataset: dataset, official: "https://www.cs.toronto.edu/~kriz/", files: [
                 File(name: "cifar-10-binary.tar.gz", md5: "c32a1d4ab5d03f1284b67883e8d87530"),
@@ -43,6 +37,12 @@ public struct Catalog: Sendable {
         case .synthetic:
             throw CohortError.settings("synthetic data is generated from the seed; there is nothing to fetch")
         }
+    }
+
+    /// An IDX data set's four gzip files (`IDX.fileStems`), with their sums in that order.
+    static func idx(_ dataset: DatasetKind, official: String, sums: [String]) -> Catalog {
+        Catalog(dataset: dataset, official: official,
+                files: zip(IDX.fileStems, sums).map { File(name: "\($0).gz", md5: $1) }, isArchive: false)
     }
 
     /// The sums of `text` (lines `MD5  NAME`, as `md5sum` writes them) in place of the

@@ -108,16 +108,14 @@ public struct Fetcher {
     /// entry can write outside the folder) in the reader's order, `batches.meta.txt` last, which
     /// marks the folder complete; then removes the archive.
     func unpack(_ archive: String) throws {
-        let entries = try Tar.files(try readPossiblyCompressed(archive))
-        try FileManager.default.createDirectory(atPath: unpackedDirectory, withIntermediateDirectories: true)
-        let wanted = entries.filter { Self.unpackedNames.contains(($0.path as NSString).lastPathComponent) }
-            .sorted { Self.unpackedNames.firstIndex(of: ($0.path as NSString).lastPathComponent)!
-                < Self.unpackedNames.firstIndex(of: ($1.path as NSString).lastPathComponent)! }
-        let missing = Self.unpackedNames.filter { name in !wanted.contains { ($0.path as NSString).lastPathComponent == name } }
-        guard missing.isEmpty else { throw CohortError.failure("\(archive): no \(missing.joined(separator: ", ")) in the archive") }
-        for entry in wanted {
-            try writeAtomically(Data(entry.contents), to: "\(unpackedDirectory)/\((entry.path as NSString).lastPathComponent)")
+        var contents: [String: ArraySlice<UInt8>] = [:]
+        for entry in try Tar.files(try readPossiblyCompressed(archive)) {
+            contents[(entry.path as NSString).lastPathComponent] = entry.contents
         }
+        let missing = Self.unpackedNames.filter { contents[$0] == nil }
+        guard missing.isEmpty else { throw CohortError.failure("\(archive): no \(missing.joined(separator: ", ")) in the archive") }
+        try FileManager.default.createDirectory(atPath: unpackedDirectory, withIntermediateDirectories: true)
+        for name in Self.unpackedNames { try writeAtomically(Data(contents[name]!), to: "\(unpackedDirectory)/\(name)") }
         try FileManager.default.removeItem(atPath: archive)
         report("\(catalog.files[0].name): unpacked to \(unpackedDirectory)")
     }
