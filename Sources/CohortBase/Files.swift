@@ -66,3 +66,14 @@ public func createDirectory(_ path: String) throws {
         throw CohortError.failure("\(path): cannot create the directory (\(error.localizedDescription))")
     }
 }
+
+/// `path` as seen from `directory` (both relative to the working directory or absolute),
+/// e.g. `../reference.json` from `results/cifar10-cnn` to `results/reference.json`: for
+/// links in Markdown files that must resolve wherever the repository is.
+public func relativePath(from directory: String, to path: String) -> String {
+    let from = URL(fileURLWithPath: directory).standardizedFileURL.pathComponents
+    let to = URL(fileURLWithPath: path).standardizedFileURL.pathComponents
+    let shared = zip(from, to).prefix { $0 == $1 }.count
+    let parts = Array(repeating: "..", count: from.count - shared) + to[shared...]
+    return parts.isEmpty ? "." : parts.joined(separator: "/")
+}

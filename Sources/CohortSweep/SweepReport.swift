@@ -28,8 +28,11 @@ public struct SweepReport {
     public let directory: String
     public let spec: SweepSpec
     public let runs: [Run]
+    /// What a reference report found for this sweep's points (`--reference`).
+    let reference: (sweep: ReferenceSweep, file: String, source: String?)?
 
-    public init(directory: String) throws {
+    /// `referenceFile`: a `ReferenceResults` JSON file with an entry for this sweep's name.
+    public init(directory: String, referenceFile: String? = nil) throws {
         guard FileManager.default.fileExists(atPath: "\(directory)/sweep.json") else {
             throw CohortError.failure("\(directory): not a sweep directory (no sweep.json)")
         }
@@ -42,6 +45,14 @@ public struct SweepReport {
             let config = try? RunRecord.read(directory: runDirectory).config
             return Run(point: point, directory: runDirectory, summary: summary, config: config,
                        testLosses: Self.column("test_loss", inCSV: "\(runDirectory)/metrics.csv"))
+        }
+        if let file = referenceFile {
+            let results = try ReferenceResults.read(path: file)
+            let sweep = try results.sweep(named: spec.name, file: file)
+            try sweep.check(against: spec, file: file)
+            reference = (sweep, file, results.source)
+        } else {
+            reference = nil
         }
     }
 
@@ -73,6 +84,10 @@ public struct SweepReport {
         if let best {
             lines += ["Best: `\(best.point.label)`, with test loss \(figure(best.best?.testLoss)) and test accuracy "
                       + "\(figure(best.best?.testAccuracy)) (best over epochs).", ""]
+        }
+        if let reference {
+            lines += ReferenceComparison(reference: reference.sweep, file: reference.file, source: reference.source,
+                                         report: self).markdown()
         }
         lines += ["## All runs, by best test accuracy", ""]
         let flags = spec.axes.map(\.flag)

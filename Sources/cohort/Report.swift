@@ -8,10 +8,13 @@ struct Report: ParsableCommand {
 
     @Argument(help: "The sweep directory.")
     var sweepDirectory: String
+    @Option(help: ArgumentHelp("A reference's best figures per grid point (JSON, see docs/sweeps.md#reference-files): "
+                               + "the report sets them beside the sweep's, with the differences.", valueName: "file"))
+    var reference: String?
 
     func run() throws {
         try reportingErrors {
-            say("report written to \(try SweepReport(directory: sweepDirectory).write())")
+            say("report written to \(try SweepReport(directory: sweepDirectory, referenceFile: reference).write())")
         }
     }
 }

@@ -48,6 +48,9 @@ struct Sweep: ParsableCommand {
     var iface: String?
     @Option(help: "Threads per rank in every run (default: cores / ranks on the node).")
     var threads: Int?
+    @Option(help: ArgumentHelp("Set a reference's figures beside the report's (see `cohort report --reference`).",
+                               valueName: "file"))
+    var reference: String?
     @Argument(parsing: .postTerminator, help: "`cohort train` flags for every run, after `--`.")
     var trainFlags: [String] = []
 
@@ -70,6 +73,9 @@ struct Sweep: ParsableCommand {
             let spec = try makeSpec()
             if let point, !(0..<spec.points.count).contains(point) {
                 throw ValidationError("--point \(point): the grid has points 0...\(spec.points.count - 1)")
+            }
+            if let reference {
+                try ReferenceResults.read(path: reference).sweep(named: spec.name, file: reference).check(against: spec, file: reference)
             }
         } catch let error as CohortError { throw ValidationError(error.description) }
     }
@@ -119,7 +125,7 @@ struct Sweep: ParsableCommand {
                 say("sweep: point \(point) done; `cohort report \(directory)` once every point has run")
                 return
             }
-            let report = try SweepReport(directory: directory)
+            let report = try SweepReport(directory: directory, referenceFile: reference)
             if !noVisualize, let best = report.best {
                 do {
                     let trained = try TrainedModel(path: best.directory)

@@ -160,6 +160,68 @@ extension SystemTests {
             #expect(ranked == ranked.sorted(by: >) && ranked.count == 4)
         }
 
+        /// `cohort report --reference`: a reference's figures beside the runs', with the
+        /// differences computed from summary.json; a reference that names no run is refused.
+        @Test func aReferenceIsSetBesideTheRuns() throws {
+            let directory = "\(scratch.path)/reference"
+            let result = try sweep(directory, grid: ["lr=0.01,0.001"], extra: ["--no-visualize"])
+            #expect(result.status == 0, "\(result.stderr)")
+            let file = "\(scratch.path)/reference.json"
+            let reference = """
+                {"source": "a test", "sweeps": {"sweep": {
+                  "points": [{"flags": {"lr": 0.0010}, "train_loss": 2.5, "train_acc": 0.125, "test_loss": 2.25, "test_acc": 0.5,
+                              "note": "a remark"}],
+                  "best": {"lr": "1e-3"}}}}
+                """
+            try reference.write(toFile: file, atomically: true, encoding: .utf8)
+            let report = try CohortBinary.run(["report", directory, "--reference", file])
+            #expect(report.status == 0, "\(report.stderr)")
+            let text = try String(contentsOfFile: "\(directory)/report.md", encoding: .utf8)
+            let best = try #require(try RunSummary.read(directory: "\(directory)/runs/1_lr-0.001")).best
+            let signed = { (here: Double, there: Double) in String(format: "%+.4f", here - there) }
+            #expect(text.contains("## Beside the reference"))
+            #expect(text.contains("The reference ([reference.json](../reference.json), from a test) gives 1 of this sweep's 2 points"))
+            #expect(text.contains("| 0.001 | 2.25 | \(Format.figure(best.testLoss)) | \(signed(best.testLoss, 2.25)) | 0.5 | "
+                                  + "\(Format.figure(best.testAccuracy)) | \(signed(best.testAccuracy, 0.5)) |"), "\(text)")
+            #expect(text.contains("| 0.001 | 2.5 | \(Format.figure(best.trainLoss)) | \(signed(best.trainLoss, 2.5)) | 0.125 | "
+                                  + "\(Format.figure(best.trainAccuracy)) | \(signed(best.trainAccuracy, 0.125)) |"), "\(text)")
+            #expect(text.contains("| reference's best | `lr=0.001` | 2.25 |"))
+            #expect(text.contains("- `lr=0.001`: a remark"))
+            // lr=0.01 has no reference figures: it is not in the comparison's rows.
+            #expect(!text.contains("| 0.01 | 2.25"))
+        }
+
+        @Test(arguments: [
+            (#"{"sweeps": {"other": {"points": [{"flags": {"lr": 1}, "train_loss": 1, "train_acc": 0.5, "test_loss": 1, "test_acc": 0.5}], "best": {"lr": 1}}}}"#, "no reference for sweep 'sweep' (it has: other)"),
+            (#"{"sweeps": {"sweep": {"points": [{"flags": {"momentum": 0.9}, "train_loss": 1, "train_acc": 0.5, "test_loss": 1, "test_acc": 0.5}], "best": {"momentum": 0.9}}}}"#,
+             "names momentum, which is not an axis of the sweep (axes: lr)"),
+            (#"{"sweeps": {"sweep": {"points": [{"flags": {"lr": 0.5}, "train_loss": 1, "train_acc": 0.5, "test_loss": 1, "test_acc": 0.5}], "best": {"lr": 0.5}}}}"#,
+             "has lr=0.5, which the sweep does not run (it runs 0.01, 0.001)"),
+            (#"{"sweeps": {"sweep": {"points": [{"flags": {"lr": 0.01}, "train_loss": 1, "train_acc": 50, "test_loss": 1, "test_acc": 0.5}], "best": {"lr": 0.01}}}}"#,
+             "accuracies must be fractions in 0...1"),
+            (#"{"sweeps": {"sweep": {"points": [{"flags": {"lr": 0.01}, "train_loss": 1, "train_acc": 0.5, "test_loss": 1}], "best": {"lr": 0.01}}}}"#,
+             "no test_acc"),
+            (#"{"sweeps": {"sweep": {"points": [{"flags": {"lr": 0.01}, "train_loss": 1, "train_acc": 0.5, "test_loss": 1, "test_acc": 0.5}], "best": {"lr": 0.001}}}}"#,
+             "names a configuration that is none of the points"),
+        ])
+        func badReferenceFilesAreRefused(json: String, message: String) throws {
+            let directory = "\(scratch.path)/reference-bad"
+            if !FileManager.default.fileExists(atPath: "\(directory)/sweep.json") {
+                let result = try sweep(directory, grid: ["lr=0.01,0.001"], extra: ["--no-visualize"])
+                #expect(result.status == 0, "\(result.stderr)")
+            }
+            let file = "\(scratch.path)/bad-reference.json"
+            try json.write(toFile: file, atomically: true, encoding: .utf8)
+            let result = try CohortBinary.run(["report", directory, "--reference", file])
+            #expect(result.status != 0)
+            #expect(result.stderr.contains(message), "\(result.stderr)")
+            #expect(!result.stderr.contains("Fatal error"))
+            // A sweep given the file refuses it before any run.
+            let refused = try sweep("\(scratch.path)/reference-refused", grid: ["lr=0.01,0.001"], extra: ["--reference", file])
+            #expect(refused.status != 0 && refused.stderr.contains(message), "\(refused.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: "\(scratch.path)/reference-refused/runs"))
+        }
+
         /// One point of the grid through a launcher found on PATH (as a Slurm array task runs
         /// it with `srun`; here `env`, which just runs the command), and no report.
         @Test func onePointThroughALauncher() throws {

@@ -146,6 +146,16 @@ import Testing
         fuzz("sweep.json", seed: Array(JSONFile.encode(spec))) { bytes in
             _ = try JSONFile.decode(SweepSpec.self, from: Data(bytes), source: "sweep.json")
         }
+        // reference.json, read and held against the grid it describes, as `cohort report --reference` does.
+        let reference = Array((#"{"sweeps": {"s": {"points": [{"flags": {"lr": 0.1}, "train_loss": 1.5, "train_acc": 0.5, "#
+                               + #""test_loss": 1.25, "test_acc": 0.25, "note": "n"}], "best": {"lr": 0.1}, "#
+                               + #""activations": [{"name": "ReLU1", "mean": 0.5, "std": 1}]}}}"#).utf8)
+        try JSONFile.decode(ReferenceResults.self, from: Data(reference), source: "seed").sweep(named: "s", file: "seed")
+            .check(against: spec, file: "seed")
+        fuzz("reference.json", seed: reference) { bytes in
+            let results = try JSONFile.decode(ReferenceResults.self, from: Data(bytes), source: "reference.json")
+            try results.sweep(named: "s", file: "reference.json").check(against: spec, file: "reference.json")
+        }
         let sweep = Array("name = \"x\"\nranks = 2\n[train]\nmodel = \"cnn\"\n[grid]\nlr = [0.1, 0.01]\n".utf8)
         fuzz("sweep file", seed: sweep) { bytes in
             _ = try SweepFile(text: String(decoding: bytes, as: UTF8.self), source: "fuzz.toml")
@@ -153,7 +163,7 @@ import Testing
         fuzz("hostfile", seed: Array("# nodes\nnode1 slots=3\nnode2 slots=2 max_slots=4\nnode3\n".utf8)) { bytes in
             let path = NSTemporaryDirectory() + "cohort-fuzz-hostfile-\(getpid())"
             defer { unlink(path) }
-            FileManager.default.createFile(atPath: path, contents: Data(bytes))
+            _ = FileManager.default.createFile(atPath: path, contents: Data(bytes))
             _ = try Hostfile(path: path).placements(ranks: 2, iface: nil)
         }
     }
