@@ -19,10 +19,12 @@ public struct BenchSettings: Codable, Equatable, Sendable {
     public var replicas: Int?
     public var bucketMb = 25.0
     public var noOverlap = false
+    /// Directory of the Chrome traces of the timed steps: `ranks-N/` for each rank count.
+    public var trace: String?
 
     enum CodingKeys: String, CodingKey {
         case model, hidden, width, batchSize = "batch_size", steps, warmup, threads, replicas, bucketMb = "bucket_mb"
-        case noOverlap = "no_overlap"
+        case noOverlap = "no_overlap", trace
     }
 
     public init() {}

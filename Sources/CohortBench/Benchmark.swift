@@ -27,6 +27,9 @@ public enum BenchmarkRunner {
         let stepsPerEpoch = rank.sampler.stepsPerEpoch
         for step in 0..<(settings.warmup + settings.steps) {
             if step == settings.warmup {
+                if let trace = settings.trace {
+                    rank.timeline = try StepTimeline(directory: "\(trace)/ranks-\(world)", communicator: comm)
+                }
                 try comm.barrier()
                 phase = phase.map { _ in 0 }
                 timesBefore = rank.times
@@ -37,6 +40,7 @@ public enum BenchmarkRunner {
             let (outcome, wait) = try rank.reduceGradients(data: data, step: step % stepsPerEpoch)
             let t2 = monotonicSeconds()
             rank.applyGradients()
+            rank.timeline?.endStep()
             let t3 = monotonicSeconds()
             // Wall time of data, forward and backward, shared out in the proportions the first
             // replica's thread measured (all replicas run at once).
@@ -49,6 +53,7 @@ public enum BenchmarkRunner {
             phase[4] += t3 - t2
         }
         let seconds = monotonicSeconds() - start
+        try rank.timeline?.finish(communicator: comm)
         let meanPhases = try comm.allreduceSum(phase + [seconds]).map { $0 / Double(world) }
         let rankTimes = try rank.gatherTimes(since: timesBefore).enumerated().map { $0.element.timing(rank: $0.offset) }
         var measurement = BenchMeasurement(ranks: world, threadsPerRank: rank.threads, globalBatch: settings.batchSize,

@@ -60,6 +60,8 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     public var bucketMb = 25.0
     /// Reduce gradients after backward instead of overlapping each bucket with it.
     public var noOverlap = false
+    /// Directory of the Chrome trace of every step (`StepTimeline`), if any.
+    public var trace: String?
     public var out = "runs/latest"
     /// Also checkpoint every K global steps (a checkpoint ends every epoch regardless).
     public var checkpointSteps: Int?
@@ -76,7 +78,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         case lrScaling = "lr_scaling", baseBatch = "base_batch", momentum
         case nesterov, weightDecay = "weight_decay", epochs, batchSize = "batch_size", batchPerRank = "batch_per_rank"
         case seed, onNan = "on_nan"
-        case accumulate, threads, replicas, bucketMb = "bucket_mb", noOverlap = "no_overlap", out
+        case accumulate, threads, replicas, bucketMb = "bucket_mb", noOverlap = "no_overlap", trace, out
         case checkpointSteps = "checkpoint_steps", checkEvery = "check_every", saveInitial = "save_initial", timeout
     }
 

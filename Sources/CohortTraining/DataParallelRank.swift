@@ -48,6 +48,10 @@ public final class DataParallelRank {
     /// This rank's compute and wait since it started.
     public private(set) var times = StepTimes()
     private let slowFault = SlowRankFault.fromEnvironment
+    /// `--trace`: every step's phases and bucket reductions (see `StepTimeline`).
+    public var timeline: StepTimeline? {
+        didSet { replicas.timeline = timeline; reducer.timeline = timeline }
+    }
 
     /// Builds the replicas with `seed`'s initial parameters, which every rank then takes from rank 0.
     public init(shape: Shape, datasetSize: Int, seed: UInt64, communicator: Communicator,
@@ -106,12 +110,14 @@ public final class DataParallelRank {
     /// started as soon as backward has produced it, then waited for. Returns this rank's
     /// loss sum, correct count and phase times, and the seconds spent waiting for the reduction.
     public func reduceGradients(data: ImageDataset, step: Int) throws -> (outcome: StepOutcome, waitSeconds: Double) {
+        timeline?.beginStep(epoch: epoch + 1, step: step + 1)
         let start = monotonicSeconds()
         slowFault?.apply(rank: communicator.rank)
         let outcome = try replicas.step(data: data, indices: sampler.indices(step: step), microBatches: shape.accumulate,
                                         scale: scale, augmentation: augmentation, epoch: epoch,
                                         gradientsReady: layerFinished)
         let wait = try reducer.finish()
+        if communicator.size > 1 { timeline?.mark("allreduce wait") }
         times.steps += 1
         times.compute += monotonicSeconds() - start - wait
         times.wait += wait
@@ -123,6 +129,7 @@ public final class DataParallelRank {
         let start = monotonicSeconds()
         optimizer.step(parameters: network.parameters.pointer, gradients: network.gradients.pointer)
         times.compute += monotonicSeconds() - start
+        timeline?.mark("optimizer")
     }
 
     /// Every rank's `times` since `since` (this rank's earlier `times`), in rank order (collective).

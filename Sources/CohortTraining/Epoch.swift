@@ -28,6 +28,7 @@ extension Trainer {
             showProgress(epoch: epoch, step: step, firstStep: firstStep, sums: sums, since: start)
         }
         let seconds = monotonicSeconds() - start
+        try rank.timeline?.flush()
         let totals = try communicator.allreduceSum([sums.lossSum, Double(sums.correct)])
         if let runDirectory {
             try record(epoch: epoch, totals: totals, sums: sums, seconds: seconds, timedSteps: stepsPerEpoch - firstStep,
@@ -46,6 +47,7 @@ extension Trainer {
         stepFlags.pointer[0] = stop.isRequested ? 1 : 0
         stepFlags.pointer[1] = outcome.lossSum.isFinite && RankAgreement.allFinite(network.gradients) ? 0 : 1
         try communicator.allreduceSum(stepFlags.pointer, count: 2)
+        rank.timeline?.mark("step check")
         if stepFlags.pointer[1] > 0 {
             guard config.onNan == .skip else { throw nonFiniteStop(epoch: epoch, step: step) }
             position.skippedSteps += 1
@@ -57,6 +59,7 @@ extension Trainer {
             sums.lossSum += outcome.lossSum
             sums.correct += outcome.correct
         }
+        rank.timeline?.endStep()
         let globalStep = epoch * stepsPerEpoch + step + 1
         drift?.apply(to: network, rank: communicator.rank, globalStep: globalStep)
         if globalStep % Self.stragglerInterval == 0 { try checkStragglers(through: globalStep) }

@@ -32,6 +32,10 @@ final class GradientReducer {
     private var started = 0
     /// Bucket index completed by each layer, if any.
     private let bucketEndingAt: [Int?]
+    /// `--trace`: each bucket's reduction as a span, from its start to the completion this
+    /// rank saw (`startTimes`, `seenComplete` by slot).
+    var timeline: StepTimeline?
+    private var startTimes: [Double] = [], seenComplete: [Bool] = []
 
     init(network: Network, communicator: Communicator, bucketBytes: Int, firstBucketBytes: Int = 1 << 20,
          overlap: Bool) {
@@ -65,12 +69,28 @@ final class GradientReducer {
     /// and lets reductions already in flight progress.
     func layerFinished(_ layer: Int) throws {
         guard overlap, communicator.size > 1 else { return }
-        for slot in 0..<started { _ = try communicator.testReduction(slot: slot) }
+        for slot in 0..<started {
+            if try communicator.testReduction(slot: slot) { traceCompletion(slot) }
+        }
         if let b = bucketEndingAt[layer] {
             let range = buckets[b].range
+            if timeline != nil { traceStart(started) }
             try communicator.startAllreduceSum(gradients + range.lowerBound, count: range.count, slot: started)
             started += 1
         }
+    }
+
+    private func traceStart(_ slot: Int) {
+        while startTimes.count <= slot { startTimes.append(0); seenComplete.append(false) }
+        startTimes[slot] = monotonicSeconds()
+        seenComplete[slot] = false
+    }
+
+    /// The first time `slot`'s reduction is seen complete, its span.
+    private func traceCompletion(_ slot: Int) {
+        guard let timeline, !seenComplete[slot] else { return }
+        seenComplete[slot] = true
+        timeline.bucket(slot, bytes: bucketBytes[slot], from: startTimes[slot], to: monotonicSeconds())
     }
 
     /// Completes the reduction of every bucket; returns the seconds spent here.
@@ -78,10 +98,17 @@ final class GradientReducer {
         guard communicator.size > 1 else { return 0 }
         let start = monotonicSeconds()
         if overlap {
-            for slot in 0..<started { try communicator.waitReduction(slot: slot) }
+            for slot in 0..<started {
+                try communicator.waitReduction(slot: slot)
+                traceCompletion(slot)
+            }
             started = 0
         } else {
-            for b in buckets { try communicator.allreduceSum(gradients + b.range.lowerBound, count: b.range.count) }
+            for (slot, b) in buckets.enumerated() {
+                if timeline != nil { traceStart(slot) }
+                try communicator.allreduceSum(gradients + b.range.lowerBound, count: b.range.count)
+                traceCompletion(slot)
+            }
         }
         return monotonicSeconds() - start
     }

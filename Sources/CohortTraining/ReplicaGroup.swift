@@ -20,6 +20,8 @@ final class ReplicaGroup: @unchecked Sendable {
     private let labels: [UnsafeMutablePointer<Int32>]
     /// One slot per replica, written only by that replica's thread (no shared Swift array).
     private let outcomes: UnsafeMutableBufferPointer<StepOutcome>
+    /// `--trace`: the first replica's phases are marked on it.
+    var timeline: StepTimeline?
 
     var primary: Network { networks[0] }
     var count: Int { networks.count }
@@ -53,14 +55,18 @@ final class ReplicaGroup: @unchecked Sendable {
         let start = indices.startIndex + r * replicaBatch
         data.fill(indices: indices[start..<(start + replicaBatch)], x: inputs[r].pointer, y: labels[r],
                   augmentation: augmentation, epoch: epoch)
+        let timeline = r == 0 ? self.timeline : nil
+        timeline?.mark("data")
         let t1 = monotonicSeconds()
         let network = networks[r]
         if !accumulating { network.zeroGradients() }
         let logits = network.forward(inputs[r].pointer, batch: replicaBatch)
         let (result, logitGrad) = losses[r].forwardBackward(logits: logits, labels: labels[r], batch: replicaBatch,
                                                              scale: scale)
+        timeline?.mark("forward")
         let t2 = monotonicSeconds()
         try network.backward(logitGrad, batch: replicaBatch, gradientsReady: gradientsReady)
+        timeline?.mark("backward")
         outcomes[r] = StepOutcome(lossSum: result.lossSum, correct: result.correct, data: t1 - t0, forward: t2 - t1,
                               backward: monotonicSeconds() - t2)
     }
@@ -92,6 +98,7 @@ final class ReplicaGroup: @unchecked Sendable {
             summed.add(outcomes)
         }
         guard count > 1 else { return summed }
+        timeline?.mark("other replicas")
         let t3 = monotonicSeconds()
         // Sum in replica order, so the result does not depend on which thread finished
         // first; each thread sums its own stretch of the parameters.
@@ -105,6 +112,7 @@ final class ReplicaGroup: @unchecked Sendable {
             }
         }
         for layer in stride(from: primary.layers.count - 1, through: 0, by: -1) { try gradientsReady?(layer) }
+        timeline?.mark("replica sum")
         summed.backward += monotonicSeconds() - t3
         return summed
     }

@@ -81,15 +81,24 @@ public final class Trainer {
             try runDirectory?.writeModel(network, metadata: modelMetadata, name: "initial.safetensors")
         }
         announce(resumedFrom: start.resumedFrom)
+        if let trace = config.trace { rank.timeline = try StepTimeline(directory: trace, communicator: communicator) }
     }
 
     /// Trains to the last epoch (or to a stop by a signal) and returns the run's summary.
     @discardableResult
     public func run() throws -> RunSummary {
         for epoch in startEpoch..<config.epochs {
-            guard try runEpoch(epoch) else { return RunSummary(epochs: position.history, worldSize: communicator.size) }
+            guard try runEpoch(epoch) else {
+                try finishTrace()
+                return RunSummary(epochs: position.history, worldSize: communicator.size)
+            }
         }
         return try finish()
+    }
+
+    /// Closes the trace; rank 0 merges the ranks' files.
+    func finishTrace() throws {
+        if let path = try rank.timeline?.finish(communicator: communicator) { progress.line("cohort: trace written to \(path)") }
     }
 
     /// `[("format", "pt"), ...]`: the metadata of the safetensors files, for PyTorch's loaders.
@@ -126,6 +135,7 @@ public final class Trainer {
     func finish() throws -> RunSummary {
         let checksum = try RankAgreement.check(network, communicator: communicator, at: "the end of the run")
         let ranks = try rank.gatherTimes()
+        try finishTrace()
         let summary = RunSummary(epochs: position.history, worldSize: communicator.size, parameterChecksum: checksum,
                                  skippedSteps: position.skippedSteps,
                                  ranks: ranks.enumerated().map { $0.element.timing(rank: $0.offset) })

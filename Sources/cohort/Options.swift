@@ -39,6 +39,9 @@ struct ParallelOptions: ParsableArguments {
     var bucketMb: Double?
     @Flag(help: "Reduce gradients after backward instead of overlapping with it.")
     var noOverlap = false
+    @Option(help: ArgumentHelp("Write a Chrome trace of every step (open it in Perfetto or chrome://tracing): "
+                               + "DIR/rank-R.trace.json per rank, merged into DIR/trace.json.", valueName: "dir"))
+    var trace: String?
 }
 
 /// The rest of `cohort train`'s settings (`TrainingConfig`).
