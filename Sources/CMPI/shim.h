@@ -16,4 +16,5 @@ static inline int cohort_mpi_thread_funneled(void) { return MPI_THREAD_FUNNELED;
 static inline int cohort_mpi_success(void) { return MPI_SUCCESS; }
 static inline int cohort_mpi_max_error_string(void) { return MPI_MAX_ERROR_STRING; }
 static inline MPI_Datatype cohort_mpi_int(void) { return MPI_INT; }
+static inline MPI_Datatype cohort_mpi_uint16(void) { return MPI_UINT16_T; }
 static inline int cohort_mpi_any_source(void) { return MPI_ANY_SOURCE; }

@@ -1,6 +1,7 @@
 import CohortBase
 import CohortNN
 import CohortRun
+import CohortTensor
 
 /// What `cohort bench` measures: timed training steps of a model on synthetic data of its
 /// input shape, the same data-parallel step as `cohort train`, split into its phases. A
@@ -19,12 +20,13 @@ public struct BenchSettings: Codable, Equatable, Sendable {
     public var replicas: Int?
     public var bucketMb = 25.0
     public var noOverlap = false
+    public var allreduceDtype: FloatFormat = .fp32
     /// Directory of the Chrome traces of the timed steps: `ranks-N/` for each rank count.
     public var trace: String?
 
     enum CodingKeys: String, CodingKey {
         case model, hidden, width, batchSize = "batch_size", steps, warmup, threads, replicas, bucketMb = "bucket_mb"
-        case noOverlap = "no_overlap", trace
+        case noOverlap = "no_overlap", allreduceDtype = "allreduce_dtype", trace
     }
 
     public init() {}

@@ -16,7 +16,8 @@ public enum BenchmarkRunner {
         let shape = DataParallelRank.Shape(model: settings.model, hidden: settings.hidden, width: settings.width,
                                            imageShape: settings.imageShape, classes: 10, globalBatch: settings.batchSize,
                                            threads: settings.threads, replicas: settings.replicas,
-                                           bucketMb: settings.bucketMb, overlap: !settings.noOverlap)
+                                           bucketMb: settings.bucketMb, overlap: !settings.noOverlap,
+                                           allreduceFormat: settings.allreduceDtype)
         let rank = DataParallelRank(shape: shape, datasetSize: data.count, seed: 0, communicator: comm) { count in
             OptimizerKind.adagrad.make(count: count, learningRate: 0.01)
         }

@@ -1,4 +1,5 @@
 import CohortBase
+import CohortTensor
 import Foundation
 
 /// The collective operations that data-parallel training needs, behind one small
@@ -16,9 +17,9 @@ public protocol Communicator: AnyObject {
     /// In place: `buffer ← Σ_ranks buffer`.
     func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws
     /// Starts an in-place sum in request slot `slot` (0, 1, ...: slots are reused from step
-    /// to step, so nothing is allocated once they exist). The buffer must not be touched
-    /// until `waitReduction(slot:)` returns.
-    func startAllreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int, slot: Int) throws
+    /// to step, so nothing is allocated once they exist), the values sent as `format`. The
+    /// buffer must not be touched until `waitReduction(slot:)` returns.
+    func startAllreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int, slot: Int, format: FloatFormat) throws
     /// Lets the reduction in `slot` progress (MPI advances non-blocking collectives only
     /// inside its calls); true once it is complete.
     func testReduction(slot: Int) throws -> Bool

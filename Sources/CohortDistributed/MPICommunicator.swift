@@ -1,5 +1,6 @@
 import CMPI
 import CohortBase
+import CohortTensor
 import Foundation
 
 /// The communicator over Open MPI: the only code in Cohort that calls MPI.
@@ -25,6 +26,9 @@ public final class MPICommunicator: Communicator {
     private let reports: MPI_Comm
     /// Non-blocking reductions by slot; grows to the number of gradient buckets, then is reused.
     private var requests: [MPI_Request?] = []
+    /// By slot: what the slot's reduction sends, and the state of its bf16 reduction (made once).
+    private var slotFormats: [FloatFormat] = []
+    private var bf16Reductions: [BF16Reduction?] = []
 
     /// Minutes, as PyTorch's and Horovod's collective timeouts: far longer than any step or
     /// evaluation, short enough that a stalled job does not hold its nodes for hours.
@@ -86,13 +90,26 @@ public final class MPICommunicator: Communicator {
         try complete(&request, "allreduce of \(count) values")
     }
 
-    public func startAllreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int, slot: Int) throws {
-        while requests.count <= slot { requests.append(cohort_mpi_request_null()) }
-        try check(MPI_Iallreduce(cohort_mpi_in_place(), buffer, Int32(count), cohort_mpi_float(), cohort_mpi_sum(),
-                                 world, &requests[slot]), "MPI_Iallreduce")
+    public func startAllreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int, slot: Int, format: FloatFormat) throws {
+        while requests.count <= slot {
+            requests.append(cohort_mpi_request_null())
+            slotFormats.append(.fp32)
+            bf16Reductions.append(nil)
+        }
+        slotFormats[slot] = format
+        switch format {
+        case .fp32:
+            try check(MPI_Iallreduce(cohort_mpi_in_place(), buffer, Int32(count), cohort_mpi_float(), cohort_mpi_sum(),
+                                     world, &requests[slot]), "MPI_Iallreduce")
+        case .bf16:
+            let reduction = bf16Reductions[slot] ?? BF16Reduction(rank: rank, size: size)
+            bf16Reductions[slot] = reduction
+            try check(reduction.start(buffer, count: count, communicator: world), "MPI_Ialltoallv")
+        }
     }
 
     public func testReduction(slot: Int) throws -> Bool {
+        if slotFormats[slot] == .bf16, let reduction = bf16Reductions[slot] { return try advance(reduction, waiting: false) }
         var flag: Int32 = 0
         // A completed request becomes MPI_REQUEST_NULL, for which MPI_Test reports completion at once.
         try check(MPI_Test(&requests[slot], &flag, cohort_mpi_status_ignore()), "MPI_Test")
@@ -100,7 +117,32 @@ public final class MPICommunicator: Communicator {
     }
 
     public func waitReduction(slot: Int) throws {
-        try complete(&requests[slot], "allreduce of gradient bucket \(slot + 1)")
+        if slotFormats[slot] == .bf16, let reduction = bf16Reductions[slot] {
+            _ = try advance(reduction, waiting: true, bucket: slot + 1)
+        } else {
+            try complete(&requests[slot], "allreduce of gradient bucket \(slot + 1)")
+        }
+    }
+
+    /// Moves a bf16 reduction on as far as its collectives have completed (`waiting`: to its
+    /// end, within the timeout); true once the sums are in the buffer.
+    private func advance(_ reduction: BF16Reduction, waiting: Bool, bucket: Int = 0) throws -> Bool {
+        while reduction.phase != .done {
+            if waiting {
+                try complete(&reduction.request, "bf16 \(reduction.phase == .exchanging ? "exchange" : "gather") of "
+                             + "gradient bucket \(bucket)")
+            } else {
+                var flag: Int32 = 0
+                try check(MPI_Test(&reduction.request, &flag, cohort_mpi_status_ignore()), "MPI_Test")
+                guard flag != 0 else { return false }
+            }
+            if reduction.phase == .exchanging {
+                try check(reduction.gather(communicator: world), "MPI_Iallgatherv")
+            } else {
+                reduction.finish()
+            }
+        }
+        return true
     }
 
     public func allreduceSum(_ values: [Double]) throws -> [Double] {

@@ -1,3 +1,4 @@
+import CohortTensor
 import Foundation
 
 /// The one-rank world: every collective is the identity. Running without `mpirun`
@@ -12,7 +13,7 @@ public final class SingleProcessCommunicator: Communicator {
     public func barrier() throws {}
     public func broadcast(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int) throws {}
     public func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws {}
-    public func startAllreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int, slot: Int) throws {}
+    public func startAllreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int, slot: Int, format: FloatFormat) throws {}
     public func testReduction(slot: Int) throws -> Bool { true }
     public func waitReduction(slot: Int) throws {}
     public func allreduceSum(_ values: [Double]) throws -> [Double] { values }

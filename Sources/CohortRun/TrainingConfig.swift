@@ -2,6 +2,7 @@ import CohortBase
 import CohortData
 import CohortNN
 import CohortOptim
+import CohortTensor
 import Foundation
 
 /// Every setting of a training run, defined once: `cohort train`'s flags are these fields
@@ -60,6 +61,8 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     public var bucketMb = 25.0
     /// Reduce gradients after backward instead of overlapping each bucket with it.
     public var noOverlap = false
+    /// What the gradients are sent as: floats, or bfloat16 summed in float (half the bytes).
+    public var allreduceDtype: FloatFormat = .fp32
     /// Directory of the Chrome trace of every step (`StepTimeline`), if any.
     public var trace: String?
     public var out = "runs/latest"
@@ -78,7 +81,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         case lrScaling = "lr_scaling", baseBatch = "base_batch", momentum
         case nesterov, weightDecay = "weight_decay", epochs, batchSize = "batch_size", batchPerRank = "batch_per_rank"
         case seed, onNan = "on_nan"
-        case accumulate, threads, replicas, bucketMb = "bucket_mb", noOverlap = "no_overlap", trace, out
+        case accumulate, threads, replicas, bucketMb = "bucket_mb", noOverlap = "no_overlap", allreduceDtype = "allreduce_dtype", trace, out
         case checkpointSteps = "checkpoint_steps", checkEvery = "check_every", saveInitial = "save_initial", timeout
     }
 

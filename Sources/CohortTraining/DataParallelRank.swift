@@ -17,14 +17,18 @@ public final class DataParallelRank {
         public var globalBatch: Int
         public var threads: Int?, replicas: Int?
         public var bucketMb: Double, overlap: Bool
+        /// What the gradients are sent as in the reduction.
+        public var allreduceFormat: FloatFormat
         /// Micro-batches per step, whose gradients add up before the reduction.
         public var accumulate: Int
 
         public init(model: ModelKind, hidden: Int, width: Int, imageShape: [Int], classes: Int, globalBatch: Int,
-                    threads: Int?, replicas: Int?, bucketMb: Double, overlap: Bool, accumulate: Int = 1) {
+                    threads: Int?, replicas: Int?, bucketMb: Double, overlap: Bool, allreduceFormat: FloatFormat = .fp32,
+                    accumulate: Int = 1) {
             self.model = model; self.hidden = hidden; self.width = width; self.imageShape = imageShape
             self.classes = classes; self.globalBatch = globalBatch; self.threads = threads; self.replicas = replicas
-            self.bucketMb = bucketMb; self.overlap = overlap; self.accumulate = accumulate
+            self.bucketMb = bucketMb; self.overlap = overlap; self.allreduceFormat = allreduceFormat
+            self.accumulate = accumulate
         }
     }
 
@@ -78,7 +82,8 @@ public final class DataParallelRank {
         sampler = EpochSampler(datasetSize: datasetSize, globalBatch: shape.globalBatch, rank: communicator.rank,
                                worldSize: communicator.size, seed: seed)
         reducer = GradientReducer(network: network, communicator: communicator,
-                                  bucketBytes: Int(shape.bucketMb * 1_048_576), overlap: shape.overlap)
+                                  bucketBytes: Int(shape.bucketMb * 1_048_576), overlap: shape.overlap,
+                                  format: shape.allreduceFormat)
         layerFinished = reducer.layerFinished
         scale = 1 / Float(shape.globalBatch)
     }

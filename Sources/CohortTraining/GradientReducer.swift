@@ -28,6 +28,8 @@ final class GradientReducer {
     private let gradients: UnsafeMutablePointer<Float>
     private let communicator: Communicator
     private let overlap: Bool
+    /// What the gradients are sent as (`--allreduce-dtype`).
+    private let format: FloatFormat
     /// Buckets whose reduction has been started this step (their slots are 0..<started).
     private var started = 0
     /// Bucket index completed by each layer, if any.
@@ -38,9 +40,10 @@ final class GradientReducer {
     private var startTimes: [Double] = [], seenComplete: [Bool] = []
 
     init(network: Network, communicator: Communicator, bucketBytes: Int, firstBucketBytes: Int = 1 << 20,
-         overlap: Bool) {
+         overlap: Bool, format: FloatFormat = .fp32) {
         self.communicator = communicator
         self.overlap = overlap
+        self.format = format
         gradients = network.gradients.pointer
         var buckets: [Bucket] = []
         var upper: Int?, lowestLayer = 0, bytes = 0
@@ -75,7 +78,7 @@ final class GradientReducer {
         if let b = bucketEndingAt[layer] {
             let range = buckets[b].range
             if timeline != nil { traceStart(started) }
-            try communicator.startAllreduceSum(gradients + range.lowerBound, count: range.count, slot: started)
+            try communicator.startAllreduceSum(gradients + range.lowerBound, count: range.count, slot: started, format: format)
             started += 1
         }
     }
@@ -106,7 +109,9 @@ final class GradientReducer {
         } else {
             for (slot, b) in buckets.enumerated() {
                 if timeline != nil { traceStart(slot) }
-                try communicator.allreduceSum(gradients + b.range.lowerBound, count: b.range.count)
+                try communicator.startAllreduceSum(gradients + b.range.lowerBound, count: b.range.count, slot: slot,
+                                                   format: format)
+                try communicator.waitReduction(slot: slot)
                 traceCompletion(slot)
             }
         }

@@ -61,7 +61,8 @@ public final class Trainer {
                                            imageShape: data.train.imageShape, classes: data.train.classes,
                                            globalBatch: config.batchSize, threads: config.threads,
                                            replicas: config.replicas, bucketMb: config.bucketMb,
-                                           overlap: !config.noOverlap, accumulate: config.accumulate)
+                                           overlap: !config.noOverlap, allreduceFormat: config.allreduceDtype,
+                                           accumulate: config.accumulate)
         rank = DataParallelRank(shape: shape, datasetSize: data.train.count, seed: config.seed,
                                     communicator: communicator) { count in
             config.optimizer.make(count: count, learningRate: Float(config.lr), momentum: Float(config.momentum),

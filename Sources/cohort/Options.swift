@@ -4,6 +4,7 @@ import CohortData
 import CohortNN
 import CohortOptim
 import CohortRun
+import CohortTensor
 
 extension ModelKind: ExpressibleByArgument {}
 extension DatasetKind: ExpressibleByArgument {}
@@ -11,6 +12,7 @@ extension OptimizerKind: ExpressibleByArgument {}
 extension NonFinitePolicy: ExpressibleByArgument {}
 extension LearningRateDecay: ExpressibleByArgument {}
 extension LearningRateScaling: ExpressibleByArgument {}
+extension FloatFormat: ExpressibleByArgument {}
 
 // Option groups whose options are settings: each option's name is the setting's key
 // (`--batch-size` is `batch_size`), read by `givenSettings`. Optional, so that a resumed run
@@ -39,6 +41,9 @@ struct ParallelOptions: ParsableArguments {
     var bucketMb: Double?
     @Flag(help: "Reduce gradients after backward instead of overlapping with it.")
     var noOverlap = false
+    @Option(help: ArgumentHelp("What the gradients are sent as: fp32, or bf16 (half the bytes; each chunk summed in "
+                               + "fp32 by one rank) (default: fp32)."))
+    var allreduceDtype: FloatFormat?
     @Option(help: ArgumentHelp("Write a Chrome trace of every step (open it in Perfetto or chrome://tracing): "
                                + "DIR/rank-R.trace.json per rank, merged into DIR/trace.json.", valueName: "dir"))
     var trace: String?

@@ -177,6 +177,34 @@ extension SystemTests {
             try expectSameParameters(overlapped, sequential, bitwise: true)
         }
 
+        /// `--allreduce-dtype bf16` sends each gradient rounded to bfloat16 and has one rank sum each
+        /// chunk in float, rounding the sum again. N ranks then equal 1 rank not to float rounding but
+        /// to bf16's (at most 2^-9 of a value, twice): the update (final minus initial parameters) is
+        /// within 1% of 1 rank's, where a lost chunk or a wrong scale is off by tens of percent. Each
+        /// value's sum is the same whatever the buckets and overlap: bit equality there. Every rank
+        /// ends with the same bits (the trainer checks it; the run would fail otherwise).
+        @Test func bf16OnTheWireEqualsOneRankToItsRounding() throws {
+            let one = try train("cnn", ranks: 1, batch: 32, extra: ["--save-initial"], name: "bf16-one")
+            let initial = try SafeTensors.read("\(one)/initial.safetensors"), reference = try SafeTensors.read("\(one)/model.safetensors")
+            for ranks in [2, 4] {
+                let run = try train("cnn", ranks: ranks, batch: 32, extra: ["--allreduce-dtype", "bf16"], name: "bf16-\(ranks)")
+                let final = try SafeTensors.read("\(run)/model.safetensors")
+                var difference = 0.0, update = 0.0
+                for (name, r) in reference {
+                    for ((v, r), i) in zip(zip(try #require(final[name]).values, r.values), try #require(initial[name]).values) {
+                        difference += Double((v - r) * (v - r))
+                        update += Double((r - i) * (r - i))
+                    }
+                }
+                let relative = (difference / update).squareRoot()
+                // Not 0: the 2-rank float sum equals 1 rank's bitwise, so the rounding shows.
+                #expect(relative > 0 && relative < 0.01, "\(ranks) ranks: update differs by \(relative) of 1 rank's")
+            }
+            let buckets = try train("cnn", ranks: 2, batch: 32, extra: ["--allreduce-dtype", "bf16", "--bucket-mb", "0.05",
+                                                                       "--no-overlap"], name: "bf16-2-buckets")
+            try expectSameParameters(buckets, "\(root)/bf16-2", bitwise: true)
+        }
+
         @Test func indivisibleBatchFailsOnEveryRank() throws {
             let mpirun = try #require(Self.mpirun)
             let outcome = try runProcess(mpirun, ["-np", "3", "--oversubscribe", CohortBinary.path, "train",
