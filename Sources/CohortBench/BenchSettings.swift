@@ -21,12 +21,13 @@ public struct BenchSettings: Codable, Equatable, Sendable {
     public var bucketMb = 25.0
     public var noOverlap = false
     public var allreduceDtype: FloatFormat = .fp32
+    public var precision: FloatFormat = .fp32
     /// Directory of the Chrome traces of the timed steps: `ranks-N/` for each rank count.
     public var trace: String?
 
     enum CodingKeys: String, CodingKey {
         case model, hidden, width, batchSize = "batch_size", steps, warmup, threads, replicas, bucketMb = "bucket_mb"
-        case noOverlap = "no_overlap", allreduceDtype = "allreduce_dtype", trace
+        case noOverlap = "no_overlap", allreduceDtype = "allreduce_dtype", precision, trace
     }
 
     public init() {}
@@ -48,5 +49,6 @@ public struct BenchSettings: Codable, Equatable, Sendable {
             throw CohortError.settings("--bucket-mb must be positive and at most 2^30, got \(bucketMb)")
         }
         try BatchSplit.check(batchSize: batchSize, worldSize: worldSize, replicas: replicas)
+        try TrainingConfig.checkPrecision(precision, model: model)
     }
 }

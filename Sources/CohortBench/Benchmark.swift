@@ -17,7 +17,7 @@ public enum BenchmarkRunner {
                                            imageShape: settings.imageShape, classes: 10, globalBatch: settings.batchSize,
                                            threads: settings.threads, replicas: settings.replicas,
                                            bucketMb: settings.bucketMb, overlap: !settings.noOverlap,
-                                           allreduceFormat: settings.allreduceDtype)
+                                           allreduceFormat: settings.allreduceDtype, precision: settings.precision)
         let rank = DataParallelRank(shape: shape, datasetSize: data.count, seed: 0, communicator: comm) { count in
             OptimizerKind.adagrad.make(count: count, learningRate: 0.01)
         }

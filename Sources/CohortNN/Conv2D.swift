@@ -20,9 +20,12 @@ public final class Conv2D: Layer {
     /// Set by `Network` when a ReLU follows: the forward writes `max(y, 0)` itself, saving the
     /// ReLU's pass over the whole output, and backward receives the gradient the ReLU masked.
     var rectifiesOutput = false
+    /// What the kernels multiply (`ConvolutionKernels`); parameters and gradients stay float.
+    public let precision: FloatFormat
 
     public init(inChannels: Int, outChannels: Int, height: Int, width: Int,
-                kernel: Int, stride: Int = 1, padding: Int = 0, maxBatch: Int) {
+                kernel: Int, stride: Int = 1, padding: Int = 0, maxBatch: Int, precision: FloatFormat = .fp32) {
+        self.precision = precision
         geometry = ConvGeometry(channels: inChannels, height: height, width: width,
                                 kernelH: kernel, kernelW: kernel, strideH: stride, strideW: stride,
                                 padH: padding, padW: padding)
@@ -57,7 +60,7 @@ public final class Conv2D: Layer {
     private func kernels(batch: Int) -> ConvolutionKernels {
         if let k = kernelsByBatch[batch] { return k }
         let k = ConvolutionKernels(geometry: geometry, outChannels: outChannels, batch: batch,
-                                   rectified: rectifiesOutput)
+                                   rectified: rectifiesOutput, precision: precision)
         kernelsByBatch[batch] = k
         return k
     }

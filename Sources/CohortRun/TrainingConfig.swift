@@ -63,6 +63,9 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     public var noOverlap = false
     /// What the gradients are sent as: floats, or bfloat16 summed in float (half the bytes).
     public var allreduceDtype: FloatFormat = .fp32
+    /// What the CNN's convolutions multiply: floats, or bfloat16 with float accumulation (the
+    /// parameters, optimizer state, loss and checkpoints stay float).
+    public var precision: FloatFormat = .fp32
     /// Directory of the Chrome trace of every step (`StepTimeline`), if any.
     public var trace: String?
     public var out = "runs/latest"
@@ -81,7 +84,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         case lrScaling = "lr_scaling", baseBatch = "base_batch", momentum
         case nesterov, weightDecay = "weight_decay", epochs, batchSize = "batch_size", batchPerRank = "batch_per_rank"
         case seed, onNan = "on_nan"
-        case accumulate, threads, replicas, bucketMb = "bucket_mb", noOverlap = "no_overlap", allreduceDtype = "allreduce_dtype", trace, out
+        case accumulate, threads, replicas, bucketMb = "bucket_mb", noOverlap = "no_overlap", allreduceDtype = "allreduce_dtype", precision, trace, out
         case checkpointSteps = "checkpoint_steps", checkEvery = "check_every", saveInitial = "save_initial", timeout
     }
 
@@ -210,7 +213,22 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
             throw fail("--timeout must be in 0...1e6 seconds (0: wait for ever), got \(timeout)")
         }
         guard (1...(1 << 20)).contains(accumulate) else { throw fail("--accumulate must be in 1...2^20, got \(accumulate)") }
+        try Self.checkPrecision(precision, model: model)
         try BatchSplit.check(batchSize: batchSize, worldSize: worldSize, replicas: replicas, accumulate: accumulate)
+    }
+
+    /// `--precision bf16` needs the CNN (recurrent models compute in fp32) and a CPU on which
+    /// oneDNN has bfloat16 convolutions (AVX-512).
+    public static func checkPrecision(_ precision: FloatFormat, model: ModelKind) throws {
+        guard precision == .bf16 else { return }
+        guard model == .cnn else {
+            throw CohortError.settings("--precision bf16 is for the CNN's convolutions; --model \(model.rawValue) "
+                                       + "computes in fp32 (leave --precision out)")
+        }
+        guard BF16Support.current != .unavailable else {
+            throw CohortError.settings("--precision bf16: oneDNN has no bfloat16 convolution on this CPU (it needs "
+                                       + "AVX-512; AVX512_BF16 runs it in hardware); use --precision fp32")
+        }
     }
 
     /// The shape synthetic images take for this model: CIFAR-like for the CNN, MNIST-like for recurrent models.

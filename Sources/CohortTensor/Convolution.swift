@@ -12,6 +12,12 @@ import CDNNL
 /// (a few percent of the convolution's time), where im2col + sgemm would spend as long
 /// unfolding, packing and folding back as on the product (measurements: docs/performance.md).
 ///
+/// With `precision` bf16 the kernels read x, W and dy rounded to bfloat16 (the reorders into
+/// their layouts round them) and accumulate in float; y, dW, db and dx stay float, so master
+/// weights, their gradients and everything between the convolutions are float, as under
+/// PyTorch's autocast. AVX-512 BF16 CPUs run this with the `vdpbf16ps` dot products (twice
+/// the multiply-adds of float per instruction); other AVX-512 CPUs in oneDNN's emulation.
+///
 /// One instance belongs to one layer of one replica and is used by one thread at a time.
 /// Results are deterministic: the same batch and thread count give the same bits.
 public final class ConvolutionKernels {
@@ -44,16 +50,19 @@ public final class ConvolutionKernels {
 
     private let descriptors: Descriptors
 
-    /// The layouts and strides the primitives are built from: Cohort's plain ones, and
-    /// "any" for the kernels to choose their own.
+    /// The layouts and strides the primitives are built from: Cohort's plain ones (float),
+    /// and "any" for the kernels to choose their own: the inputs x, W, dy in the kernels'
+    /// precision, the outputs y, dx, dW in float.
     private struct Descriptors {
         var x, weights, bias, y: dnnl_memory_desc_t
-        var anyX, anyWeights, anyY: dnnl_memory_desc_t
+        var anyX, anyWeights, anyY, anyDX, anyDW, anyDY: dnnl_memory_desc_t
         let strides: [Int64], padding: [Int64]
     }
 
     /// `rectified`: the forward writes `max(y, 0)` (a ReLU fused into the kernel's stores).
-    public init(geometry g: ConvGeometry, outChannels: Int, batch: Int, rectified: Bool = false) {
+    /// `precision`: what the kernels multiply (see above).
+    public init(geometry g: ConvGeometry, outChannels: Int, batch: Int, rectified: Bool = false,
+                precision: FloatFormat = .fp32) {
         threads = KernelThreads.openMPThreads
         KernelThreads.applyOpenMP(threads)
         var s: dnnl_stream_t?
@@ -62,11 +71,12 @@ public final class ConvolutionKernels {
 
         let xDims = [batch, g.channels, g.height, g.width], yDims = [batch, outChannels, g.outHeight, g.outWidth]
         let weightDims = [outChannels, g.channels, g.kernelH, g.kernelW]
+        let any = dnnl_format_tag_any
         var d = Descriptors(x: memoryDesc(xDims, dnnl_nchw), weights: memoryDesc(weightDims, dnnl_oihw),
                             bias: memoryDesc([outChannels], dnnl_x), y: memoryDesc(yDims, dnnl_nchw),
-                            anyX: memoryDesc(xDims, dnnl_format_tag_any),
-                            anyWeights: memoryDesc(weightDims, dnnl_format_tag_any),
-                            anyY: memoryDesc(yDims, dnnl_format_tag_any),
+                            anyX: memoryDesc(xDims, any, precision), anyWeights: memoryDesc(weightDims, any, precision),
+                            anyY: memoryDesc(yDims, any), anyDX: memoryDesc(xDims, any), anyDW: memoryDesc(weightDims, any),
+                            anyDY: memoryDesc(yDims, any, precision),
                             strides: [Int64(g.strideH), Int64(g.strideW)], padding: [Int64(g.padH), Int64(g.padW)])
 
         var forward = dnnl_convolution_desc_t()
@@ -83,7 +93,7 @@ public final class ConvolutionKernels {
 
         var backwardWeights = dnnl_convolution_desc_t()
         dnnl(dnnl_convolution_backward_weights_desc_init(&backwardWeights, dnnl_convolution_direct, &d.anyX,
-                                                         &d.anyWeights, &d.bias, &d.anyY, d.strides, d.padding,
+                                                         &d.anyDW, &d.bias, &d.anyDY, d.strides, d.padding,
                                                          d.padding),
              "describing the backward-weights convolution")
         let weightsPD = primitiveDesc(&backwardWeights, hint: forwardPD)
@@ -148,7 +158,7 @@ public final class ConvolutionKernels {
     private func makeBackwardData() -> BackwardData {
         var d = descriptors
         var data = dnnl_convolution_desc_t()
-        dnnl(dnnl_convolution_backward_data_desc_init(&data, dnnl_convolution_direct, &d.anyX, &d.anyWeights, &d.anyY,
+        dnnl(dnnl_convolution_backward_data_desc_init(&data, dnnl_convolution_direct, &d.anyDX, &d.anyWeights, &d.anyDY,
                                                       d.strides, d.padding, d.padding),
              "describing the backward-data convolution")
         let pd = primitiveDesc(&data, hint: forwardPD)

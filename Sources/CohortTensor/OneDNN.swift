@@ -60,9 +60,10 @@ nonisolated(unsafe) let cpuEngine: dnnl_engine_t = {
     return engine!
 }()
 
-func memoryDesc(_ dims: [Int], _ tag: dnnl_format_tag_t) -> dnnl_memory_desc_t {
+func memoryDesc(_ dims: [Int], _ tag: dnnl_format_tag_t, _ format: FloatFormat = .fp32) -> dnnl_memory_desc_t {
     var md = dnnl_memory_desc_t()
-    dnnl(dnnl_memory_desc_init_by_tag(&md, Int32(dims.count), dims.map(Int64.init), dnnl_f32, tag),
+    dnnl(dnnl_memory_desc_init_by_tag(&md, Int32(dims.count), dims.map(Int64.init), format == .bf16 ? dnnl_bf16 : dnnl_f32,
+                                      tag),
          "describing a tensor of shape \(dims)")
     return md
 }
@@ -211,5 +212,50 @@ final class Operand {
 
     func store(_ stream: dnnl_stream_t) {
         reorder?.run((cohort_dnnl_arg_from, native), (cohort_dnnl_arg_to, plain), on: stream)
+    }
+}
+
+// MARK: - bf16 support
+
+/// Whether this CPU runs oneDNN's bfloat16 convolutions (`--precision bf16`), and how.
+public enum BF16Support: Sendable {
+    /// AVX-512 BF16 (`avx512_bf16`): the dot products in hardware.
+    case native
+    /// AVX-512 without BF16: oneDNN emulates the dot products with float instructions, and
+    /// the convolutions run slower than in float.
+    case emulated
+    /// No bfloat16 convolution on this CPU.
+    case unavailable
+
+    /// Decided once per process: the CPU's flags, and whether oneDNN builds a bf16 convolution.
+    public static let current: BF16Support = {
+        guard oneDNNBuildsBF16Convolution() else { return .unavailable }
+        return cpuFlags().contains("avx512_bf16") ? .native : .emulated
+    }()
+
+    /// The words of /proc/cpuinfo's first `flags` line (empty where there is none).
+    private static func cpuFlags() -> Set<Substring> {
+        guard let file = fopen("/proc/cpuinfo", "r") else { return [] }
+        defer { fclose(file) }
+        var line: UnsafeMutablePointer<CChar>?, capacity = 0
+        defer { free(line) }
+        while getline(&line, &capacity, file) > 0, let line {
+            let text = String(cString: line)
+            if text.hasPrefix("flags") { return Set(text.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" })) }
+        }
+        return []
+    }
+
+    /// Tries to build the primitive descriptor of a small bf16 convolution.
+    private static func oneDNNBuildsBF16Convolution() -> Bool {
+        var x = memoryDesc([1, 16, 8, 8], dnnl_format_tag_any, .bf16), w = memoryDesc([16, 16, 3, 3], dnnl_format_tag_any, .bf16)
+        var b = memoryDesc([16], dnnl_x), y = memoryDesc([1, 16, 8, 8], dnnl_format_tag_any)
+        var op = dnnl_convolution_desc_t()
+        guard dnnl_convolution_forward_desc_init(&op, dnnl_forward_training, dnnl_convolution_direct, &x, &w, &b, &y,
+                                                 [1, 1], [1, 1], [1, 1]) == dnnl_success else { return false }
+        var pd: dnnl_primitive_desc_t?
+        guard dnnl_primitive_desc_create(&pd, &op, nil, cpuEngine, nil) == dnnl_success, let pd else { return false }
+        dnnl_primitive_desc_destroy(pd)
+        return true
     }
 }

@@ -19,16 +19,18 @@ public final class DataParallelRank {
         public var bucketMb: Double, overlap: Bool
         /// What the gradients are sent as in the reduction.
         public var allreduceFormat: FloatFormat
+        /// What the CNN's convolutions multiply.
+        public var precision: FloatFormat
         /// Micro-batches per step, whose gradients add up before the reduction.
         public var accumulate: Int
 
         public init(model: ModelKind, hidden: Int, width: Int, imageShape: [Int], classes: Int, globalBatch: Int,
                     threads: Int?, replicas: Int?, bucketMb: Double, overlap: Bool, allreduceFormat: FloatFormat = .fp32,
-                    accumulate: Int = 1) {
+                    precision: FloatFormat = .fp32, accumulate: Int = 1) {
             self.model = model; self.hidden = hidden; self.width = width; self.imageShape = imageShape
             self.classes = classes; self.globalBatch = globalBatch; self.threads = threads; self.replicas = replicas
             self.bucketMb = bucketMb; self.overlap = overlap; self.allreduceFormat = allreduceFormat
-            self.accumulate = accumulate
+            self.precision = precision; self.accumulate = accumulate
         }
     }
 
@@ -75,7 +77,7 @@ public final class DataParallelRank {
         KernelThreads.set(plan.threadsPerReplica)
         replicas = ReplicaGroup(model: shape.model, imageShape: shape.imageShape, hidden: shape.hidden,
                                 width: shape.width, classes: shape.classes, localBatch: microBatch,
-                                replicas: plan.replicas)
+                                replicas: plan.replicas, precision: shape.precision)
         network = replicas.primary
         network.initializeParameters(seed: seed)
         optimizer = makeOptimizer(network.parameterCount)

@@ -26,14 +26,16 @@ final class ReplicaGroup: @unchecked Sendable {
     var primary: Network { networks[0] }
     var count: Int { networks.count }
 
-    init(model: ModelKind, imageShape: Shape, hidden: Int, width: Int = 1, classes: Int, localBatch: Int, replicas: Int) {
+    init(model: ModelKind, imageShape: Shape, hidden: Int, width: Int = 1, classes: Int, localBatch: Int, replicas: Int,
+         precision: FloatFormat = .fp32) {
         precondition(replicas >= 1 && localBatch % replicas == 0, "replicas must divide the local batch")
         let batch = localBatch / replicas
         replicaBatch = batch
-        let first = Models.make(model, imageShape: imageShape, hidden: hidden, width: width, classes: classes, maxBatch: batch)
+        let first = Models.make(model, imageShape: imageShape, hidden: hidden, width: width, classes: classes, maxBatch: batch,
+                                precision: precision)
         networks = [first] + (1..<replicas).map { _ in
             Models.make(model, imageShape: imageShape, hidden: hidden, width: width, classes: classes, maxBatch: batch,
-                        sharing: first.parameters)
+                        sharing: first.parameters, precision: precision)
         }
         losses = (0..<replicas).map { _ in SoftmaxCrossEntropy(classes: classes, maxBatch: batch) }
         inputs = (0..<replicas).map { _ in FloatBuffer(count: batch * imageShape.elementCount) }

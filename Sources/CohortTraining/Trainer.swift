@@ -62,7 +62,7 @@ public final class Trainer {
                                            globalBatch: config.batchSize, threads: config.threads,
                                            replicas: config.replicas, bucketMb: config.bucketMb,
                                            overlap: !config.noOverlap, allreduceFormat: config.allreduceDtype,
-                                           accumulate: config.accumulate)
+                                           precision: config.precision, accumulate: config.accumulate)
         rank = DataParallelRank(shape: shape, datasetSize: data.train.count, seed: config.seed,
                                     communicator: communicator) { count in
             config.optimizer.make(count: count, learningRate: Float(config.lr), momentum: Float(config.momentum),
@@ -113,6 +113,12 @@ public final class Trainer {
                       + (rank.replicaCount > 1 ? " in \(rank.replicaCount) replicas" : "") + ", batch \(config.batchSize), "
                       + "\(config.optimizer.rawValue) lr \(schedule.description), \(config.epochs) epoch(s), "
                       + "\(network.parameterCount) parameters -> \(config.out)")
+        if config.precision == .bf16 {
+            progress.line(BF16Support.current == .native
+                ? "cohort: bf16 convolutions on AVX512_BF16, fp32 accumulation and master weights"
+                : "cohort: bf16 convolutions emulated by oneDNN (this CPU has AVX-512 but not AVX512_BF16): "
+                    + "expect them slower than fp32")
+        }
         if let resumedFrom {
             progress.line("cohort: resumed from \(resumedFrom) (epoch \(position.epoch + 1), step \(position.step) "
                           + "of \(stepsPerEpoch))")

@@ -93,6 +93,47 @@ import Testing
         #expect(sameAsBackward, "the transposed convolution differs from backward's input gradient")
     }
 
+    /// `--precision bf16`: the kernels multiply x, W and dy rounded to bfloat16 and add in float.
+    /// On inputs that are bf16 values already the results equal the definition's to float
+    /// accumulation; on others they carry bf16's rounding (2^-9 of a value), far more than that.
+    @Test func bf16KernelsMultiplyRoundedValuesInFloat() throws {
+        try #require(BF16Support.current != .unavailable, "this CPU has no oneDNN bf16 convolution (needs AVX-512)")
+        let (c, o, size, batch) = (32, 64, 8, 2)
+        let conv = Conv2D(inChannels: c, outChannels: o, height: size, width: size, kernel: 5, padding: 2,
+                          maxBatch: batch, precision: .bf16)
+        let network = Network(layers: [("conv", conv)], maxBatch: batch)
+        network.initializeParameters(seed: 21)
+        let rounded = { (values: [Float]) in values.map { BFloat16.float(BFloat16.rounded($0)) } }
+        let x = randomValues(batch * c * size * size, seed: 22), dy = randomValues(batch * o * size * size, seed: 23)
+        let weightCount = o * c * 25
+        // Weights rounded in place (the bias is added in float and stays as it is).
+        for i in 0..<weightCount { network.parameters.pointer[i] = BFloat16.float(BFloat16.rounded(network.parameters.pointer[i])) }
+        let parameters = network.parameters.array
+        let w = Array(parameters[0..<weightCount]), b = Array(parameters[weightCount...])
+
+        for (input, gradient, exact) in [(rounded(x), rounded(dy), true), (x, dy, false)] {
+            let reference = Reference(x: input, w: w, b: b, dy: gradient, batch: batch, c: c, o: o, size: size, k: 5, p: 2)
+            let y = input.withUnsafeBufferPointer { array(network.forward($0.baseAddress!, batch: batch), dy.count) }
+            network.zeroGradients()
+            let dx = gradient.withUnsafeBufferPointer {
+                array(network.backward($0.baseAddress!, batch: batch, needsInputGradient: true)!, x.count)
+            }
+            let gradients = network.gradients.array
+            let results: [(String, [Float], [Double])] = [("y", y, reference.y), ("dx", dx, reference.dx),
+                                                          ("dW", Array(gradients[0..<weightCount]), reference.dW)]
+            for (name, value, expected) in results {
+                let scale = expected.map(abs).max() ?? 0
+                let worst = zip(value, expected).map { abs(Double($0) - $1) }.max() ?? 0
+                if exact {
+                    #expect(worst <= 1e-5 * scale, "\(name) on bf16 values: worst difference \(worst), scale \(scale)")
+                } else {
+                    #expect(worst > 1e-4 * scale && worst < 2e-2 * scale,
+                            "\(name) on float values: worst difference \(worst) is not bf16's rounding (scale \(scale))")
+                }
+            }
+        }
+    }
+
     /// One layer serves several batch sizes (training's, evaluation's last short chunk): each
     /// sample's output is the same whichever batch it came in, and a repeated call gives the same bits.
     @Test func batchSizesShareALayer() {
