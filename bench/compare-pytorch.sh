@@ -5,7 +5,10 @@
 #
 #   bench/compare-pytorch.sh --model cnn --dataset cifar10 --data-dir DIR [--runs 3]
 #       [--epochs 1] [--batch-size 64] [--hidden 128] [--optimizer adagrad] [--lr 0.01]
-#       [--limit N] [--threads T] [--ranks N]
+#       [--limit N] [--threads T] [--ranks N] [--precision fp32|bf16] [--torch-precision fp32|bf16]
+#
+# --precision sets both sides' (Cohort's --precision, PyTorch's bf16 autocast on the CPU);
+# --torch-precision then sets PyTorch's alone, e.g. Cohort bf16 against PyTorch fp32.
 #
 # --ranks N runs Cohort with N MPI ranks (launch/train) and PyTorch with DDP over N
 # processes (--world-size N); threads per rank default to cores / N on both sides.
@@ -21,6 +24,7 @@ here="$(cd "$(dirname "$0")/.." && pwd)"
 python="${PYTHON:-/tmp/torch-venv/bin/python}"
 reference="${REFERENCE:-$here/../shared/peers/torch_reference.py}"
 model=cnn dataset=cifar10 data_dir="" runs=3 epochs=1 batch=64 hidden=128 optimizer=adagrad lr=0.01 limit=0 threads=0 ranks=1
+precision=fp32 torch_precision=""
 while (($#)); do
   case "$1" in
     --model) model="$2"; shift 2 ;;
@@ -35,6 +39,8 @@ while (($#)); do
     --limit) limit="$2"; shift 2 ;;
     --threads) threads="$2"; shift 2 ;;
     --ranks) ranks="$2"; shift 2 ;;
+    --precision) precision="$2"; shift 2 ;;
+    --torch-precision) torch_precision="$2"; shift 2 ;;
     *) echo "compare-pytorch: unknown flag $1" >&2; exit 2 ;;
   esac
 done
@@ -50,7 +56,9 @@ torch_args=(--model "$model" --dataset "$dataset" --data-dir "$torch_data" --opt
             --epochs "$epochs" --batch-size "$batch" --hidden "$hidden")
 [ "$limit" != 0 ] && { cohort_args+=(--limit "$limit"); torch_args+=(--limit "$limit"); }
 [ "$threads" != 0 ] && { cohort_args+=(--threads "$threads"); torch_args+=(--threads "$threads"); }
-torch_args+=(--world-size "$ranks")
+torch_precision="${torch_precision:-$precision}"
+cohort_args+=(--precision "$precision")
+torch_args+=(--world-size "$ranks" --precision "$torch_precision")
 cohort=("$here/.build/release/cohort" train)
 ((ranks > 1)) && cohort=("$here/launch/train" -n "$ranks")
 
@@ -63,8 +71,8 @@ for i in $(seq 1 "$runs"); do
   env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$python" "$reference" "${torch_args[@]}" > "$tmp/torch$i.jsonl"
   read -r t tacc < <(python3 -c "import json,sys; rows=[json.loads(l) for l in open(sys.argv[1])]; print(rows[-1]['samples_per_s'], rows[-2]['test_acc'])" "$tmp/torch$i.jsonl")
   r=$(python3 -c "print(f'{$c / $t:.3f}')")
-  printf 'run %d (%d rank(s)): cohort %.1f samples/s (allreduce wait %.1f%% of training, final test acc %.4f), pytorch %.1f samples/s (final test acc %.4f), ratio %s\n' \
-    "$i" "$ranks" "$c" "$(python3 -c "print(100 * $comm)")" "$cacc" "$t" "$tacc" "$r"
+  printf 'run %d (%d rank(s), cohort %s, pytorch %s): cohort %.1f samples/s (allreduce wait %.1f%% of training, final test acc %.4f), pytorch %.1f samples/s (final test acc %.4f), ratio %s\n' \
+    "$i" "$ranks" "$precision" "$torch_precision" "$c" "$(python3 -c "print(100 * $comm)")" "$cacc" "$t" "$tacc" "$r"
   ratios+=("$r")
 done
 python3 - "${ratios[@]}" <<'PY'
