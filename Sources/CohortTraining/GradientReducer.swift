@@ -13,7 +13,8 @@ import CohortTensor
 /// as backward has finished the lowest layer of a bucket, that bucket's non-blocking
 /// allreduce starts; `finish` waits for all of them before the optimizer step. Without overlap the same buckets
 /// are reduced one after another once backward is done, so both modes sum the same
-/// values in the same groups.
+/// values in the same groups. The values go as `format`: floats (MPI's allreduce), or
+/// bfloat16 in half the bytes (`BF16Reduction`).
 final class GradientReducer {
     struct Bucket {
         /// Elements of the flat gradient buffer: the layers' ranges, contiguous.
@@ -23,8 +24,8 @@ final class GradientReducer {
     }
 
     let buckets: [Bucket]
-    /// Bytes of each bucket, in the order they are reduced.
-    var bucketBytes: [Int] { buckets.map { $0.range.count * MemoryLayout<Float>.size } }
+    /// Bytes of each bucket's float gradients, in the order they are reduced.
+    let bucketBytes: [Int]
     private let gradients: UnsafeMutablePointer<Float>
     private let communicator: Communicator
     private let overlap: Bool
@@ -63,6 +64,7 @@ final class GradientReducer {
             buckets.append(Bucket(range: network.layerRanges[lowestLayer].lowerBound..<upper, lowestLayer: lowestLayer))
         }
         self.buckets = buckets
+        self.bucketBytes = buckets.map { $0.range.count * MemoryLayout<Float>.size }
         var ending = [Int?](repeating: nil, count: network.layers.count)
         for (i, b) in buckets.enumerated() { ending[b.lowestLayer] = i }
         bucketEndingAt = ending
