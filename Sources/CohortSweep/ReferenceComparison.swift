@@ -97,5 +97,5 @@ struct ReferenceComparison {
         return "\(figure(here)) | " + String(format: "%+.4f", here - reference)
     }
 
-    func figure(_ v: Double?) -> String { v.map(Format.figure) ?? "n/a" }
+    func figure(_ v: Double?) -> String { report.figure(v) }
 }

@@ -27,12 +27,13 @@ public struct ReferenceResults: Decodable, Sendable {
         try JSONFile.read(ReferenceResults.self, path: path)
     }
 
-    /// The reference for the sweep called `name`.
-    public func sweep(named name: String, file: String) throws -> ReferenceSweep {
-        guard let sweep = sweeps[name] else {
-            throw CohortError.failure("\(file) has no reference for sweep '\(name)' (it has: "
+    /// The reference for `spec`'s sweep (by its name), checked against its grid.
+    public func sweep(for spec: SweepSpec, file: String) throws -> ReferenceSweep {
+        guard let sweep = sweeps[spec.name] else {
+            throw CohortError.failure("\(file) has no reference for sweep '\(spec.name)' (it has: "
                                       + sweeps.keys.sorted().joined(separator: ", ") + ")")
         }
+        try sweep.check(against: spec, file: file)
         return sweep
     }
 }
@@ -64,7 +65,7 @@ public struct ReferenceSweep: Decodable, Sendable {
 
     /// Checks that every flag is an axis of `spec` with a value it takes, so that a typing
     /// error in the file is reported instead of leaving a point without its run.
-    public func check(against spec: SweepSpec, file: String) throws {
+    func check(against spec: SweepSpec, file: String) throws {
         for (index, point) in points.enumerated() {
             for (flag, value) in point.flags.values {
                 guard let axis = spec.axes.first(where: { $0.flag == flag }) else {

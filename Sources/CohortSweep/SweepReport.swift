@@ -48,9 +48,7 @@ public struct SweepReport {
         }
         if let file = referenceFile {
             let results = try ReferenceResults.read(path: file)
-            let sweep = try results.sweep(named: spec.name, file: file)
-            try sweep.check(against: spec, file: file)
-            reference = (sweep, file, results.source)
+            reference = (try results.sweep(for: spec, file: file), file, results.source)
         } else {
             reference = nil
         }

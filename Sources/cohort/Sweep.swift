@@ -75,7 +75,7 @@ struct Sweep: ParsableCommand {
                 throw ValidationError("--point \(point): the grid has points 0...\(spec.points.count - 1)")
             }
             if let reference {
-                try ReferenceResults.read(path: reference).sweep(named: spec.name, file: reference).check(against: spec, file: reference)
+                _ = try ReferenceResults.read(path: reference).sweep(for: spec, file: reference)
             }
         } catch let error as CohortError { throw ValidationError(error.description) }
     }

@@ -150,11 +150,10 @@ import Testing
         let reference = Array((#"{"sweeps": {"s": {"points": [{"flags": {"lr": 0.1}, "train_loss": 1.5, "train_acc": 0.5, "#
                                + #""test_loss": 1.25, "test_acc": 0.25, "note": "n"}], "best": {"lr": 0.1}, "#
                                + #""activations": [{"name": "ReLU1", "mean": 0.5, "std": 1}]}}}"#).utf8)
-        try JSONFile.decode(ReferenceResults.self, from: Data(reference), source: "seed").sweep(named: "s", file: "seed")
-            .check(against: spec, file: "seed")
+        _ = try JSONFile.decode(ReferenceResults.self, from: Data(reference), source: "seed").sweep(for: spec, file: "seed")
         fuzz("reference.json", seed: reference) { bytes in
             let results = try JSONFile.decode(ReferenceResults.self, from: Data(bytes), source: "reference.json")
-            try results.sweep(named: "s", file: "reference.json").check(against: spec, file: "reference.json")
+            _ = try results.sweep(for: spec, file: "reference.json")
         }
         let sweep = Array("name = \"x\"\nranks = 2\n[train]\nmodel = \"cnn\"\n[grid]\nlr = [0.1, 0.01]\n".utf8)
         fuzz("sweep file", seed: sweep) { bytes in

@@ -77,8 +77,7 @@ import Testing
         for (name, points) in ["cifar10-cnn": 7, "mnist-rnn": 12] {
             let file = try SweepFile(path: repositoryRoot.appendingPathComponent("sweeps/\(name).toml").path)
             let spec = try SweepSpec(name: name, ranks: file.ranks ?? 1, fixed: file.fixed, axes: file.axes)
-            let sweep = try reference.sweep(named: name, file: "reference.json")
-            try sweep.check(against: spec, file: "reference.json")
+            let sweep = try reference.sweep(for: spec, file: "reference.json")
             #expect(sweep.points.count == points)
         }
     }
