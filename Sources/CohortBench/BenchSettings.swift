@@ -49,6 +49,6 @@ public struct BenchSettings: Codable, Equatable, Sendable {
             throw CohortError.settings("--bucket-mb must be positive and at most 2^30, got \(bucketMb)")
         }
         try BatchSplit.check(batchSize: batchSize, worldSize: worldSize, replicas: replicas)
-        try TrainingConfig.checkPrecision(precision, model: model)
+        try TrainingConfig.checkPrecision(precision)
     }
 }

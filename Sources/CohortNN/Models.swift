@@ -38,12 +38,13 @@ public enum Models {
 
     /// Rows of an `[1, T, I]` image as time steps -> RNN/LSTM/GRU(hidden) -> last hidden
     /// -> linear(hidden, classes). Parameter names as the reference's `SeqNet` (`rnn.*`, `fc.*`).
+    /// `precision` is what the recurrent layer's products multiply (the rest is float).
     public static func sequence(_ cell: CellKind, steps: Int, inputSize: Int, hidden: Int,
                                 classes: Int = 10, maxBatch: Int, inputShape: Shape? = nil,
-                                sharing: FloatBuffer? = nil) -> Network {
+                                sharing: FloatBuffer? = nil, precision: FloatFormat = .fp32) -> Network {
         Network(layers: [
             ("rnn", Recurrent(kind: cell, inputSize: inputSize, hidden: hidden, steps: steps,
-                              maxBatch: maxBatch, inputShape: inputShape)),
+                              maxBatch: maxBatch, inputShape: inputShape, precision: precision)),
             ("fc", Linear(inFeatures: hidden, outFeatures: classes, maxBatch: maxBatch)),
         ], maxBatch: maxBatch, sharing: sharing)
     }
@@ -52,7 +53,7 @@ public enum Models {
     /// H rows of a one-channel image as H steps of W features (callers check `C == 1`).
     /// `width` multiplies the CNN's filters (32·width, 64·width): a larger model for
     /// scaling studies, where the report's is small enough that communication barely shows.
-    /// `precision`: what the CNN's convolutions multiply (recurrent models compute in float).
+    /// `precision`: what the CNN's convolutions, or the recurrent layer's products, multiply.
     public static func make(_ kind: ModelKind, imageShape: Shape, hidden: Int, width: Int = 1, classes: Int = 10,
                             maxBatch: Int, sharing: FloatBuffer? = nil, precision: FloatFormat = .fp32) -> Network {
         let (c, h, w) = (imageShape[0], imageShape[1], imageShape[2])
@@ -63,7 +64,8 @@ public enum Models {
         case .rnn, .lstm, .gru:
             precondition(c == 1, "recurrent models read one-channel images")
             return sequence(CellKind(rawValue: kind.rawValue)!, steps: h, inputSize: w, hidden: hidden,
-                            classes: classes, maxBatch: maxBatch, inputShape: imageShape, sharing: sharing)
+                            classes: classes, maxBatch: maxBatch, inputShape: imageShape, sharing: sharing,
+                            precision: precision)
         }
     }
 }

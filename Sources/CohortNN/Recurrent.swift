@@ -46,10 +46,16 @@ public enum CellKind: String, CaseIterable, Sendable {
 /// `[N, H] × [H, G·H]` product per step (`MatrixProductKernel`, `W_hh` converted once).
 /// Backward walks the saved steps in reverse, and gathers the weight gradients of all
 /// steps in one GEMM each.
+///
+/// With `precision` bf16 the input projection and the step products, forward and backward,
+/// multiply operands rounded to bfloat16 and accumulate in float (oneDNN's kernels); the
+/// cells, the hidden states, the weight gradients (one float GEMM per pass) and the
+/// parameters stay float.
 public final class Recurrent: Layer {
     public let kind: CellKind
     public let inputSize: Int, hidden: Int, steps: Int
     public let inputShape: Shape, outputShape: Shape
+    public let precision: FloatFormat
     let cell: RecurrentCell
     private var gates: Int { cell.gateCount * hidden }
 
@@ -69,14 +75,21 @@ public final class Recurrent: Layer {
     private let hiddenProjectionGrad: FloatBuffer  // dHW[T, N, G·H]
     private let hiddenGradA: FloatBuffer, hiddenGradB: FloatBuffer  // dh ping-pong, [N, H]
     private let output: FloatBuffer, inputGrad: FloatBuffer
-    /// The per-step products with `W_hh`, on kernels that convert `W_hh` once per pass instead
-    /// of once per step: forward `HW += h_{t-1} · W_hhᵀ`, backward `dh_{t-1} += dHW_t · W_hh`.
-    /// One pair per batch size seen.
-    private var stepProducts: [Int: (forward: MatrixProductKernel, backward: MatrixProductKernel)] = [:]
+    /// The products of one batch size: the per-step products with `W_hh`, on kernels that
+    /// convert `W_hh` once per pass instead of once per step (forward `HW += h_{t-1} · W_hhᵀ`,
+    /// backward `dh_{t-1} += dHW_t · W_hh`), and in bf16 the input projection `XW += X · W_ihᵀ`
+    /// (in float it is one sgemm).
+    private struct Products {
+        let forward: MatrixProductKernel, backward: MatrixProductKernel
+        let inputProjection: MatrixProductKernel?
+    }
+    private var productsByBatch: [Int: Products] = [:]
 
     /// `inputShape` may be e.g. `[1, 28, 28]` (an image read row by row): `T·I` elements per sample.
-    public init(kind: CellKind, inputSize: Int, hidden: Int, steps: Int, maxBatch: Int, inputShape: Shape? = nil) {
+    public init(kind: CellKind, inputSize: Int, hidden: Int, steps: Int, maxBatch: Int, inputShape: Shape? = nil,
+                precision: FloatFormat = .fp32) {
         self.kind = kind; self.inputSize = inputSize; self.hidden = hidden; self.steps = steps
+        self.precision = precision
         self.inputShape = inputShape ?? [steps, inputSize]
         precondition(self.inputShape.elementCount == steps * inputSize)
         outputShape = [hidden]
@@ -119,11 +132,14 @@ public final class Recurrent: Layer {
         return UnsafePointer(hiddenStates.pointer + t * batch * hidden)
     }
 
-    private func products(batch: Int) -> (forward: MatrixProductKernel, backward: MatrixProductKernel) {
-        if let p = stepProducts[batch] { return p }
-        let p = (forward: MatrixProductKernel(m: batch, k: hidden, n: gates, transposedB: true),
-                 backward: MatrixProductKernel(m: batch, k: gates, n: hidden, transposedB: false))
-        stepProducts[batch] = p
+    private func products(batch: Int) -> Products {
+        if let p = productsByBatch[batch] { return p }
+        let p = Products(
+            forward: MatrixProductKernel(m: batch, k: hidden, n: gates, transposedB: true, precision: precision),
+            backward: MatrixProductKernel(m: batch, k: gates, n: hidden, transposedB: false, precision: precision),
+            inputProjection: precision == .fp32 ? nil
+                : MatrixProductKernel(m: batch * steps, k: inputSize, n: gates, transposedB: true, precision: precision))
+        productsByBatch[batch] = p
         return p
     }
 
@@ -131,10 +147,16 @@ public final class Recurrent: Layer {
         input = x
         let g = gates, nh = batch * hidden
         let xw = inputProjection.pointer, hw = hiddenProjection.pointer, hs = hiddenStates.pointer
+        let kernels = products(batch: batch)
         for r in 0..<(batch * steps) { (xw + r * g).update(from: biasIH, count: g) }
-        sgemm(transB: true, m: batch * steps, n: g, k: inputSize, a: x, b: weightIH, beta: 1, c: xw)
+        if let projection = kernels.inputProjection {
+            projection.prepare(b: weightIH)
+            projection.multiplyAdd(a: x, c: xw)
+        } else {
+            sgemm(transB: true, m: batch * steps, n: g, k: inputSize, a: x, b: weightIH, beta: 1, c: xw)
+        }
         hs.update(repeating: 0, count: nh)
-        let product = products(batch: batch).forward
+        let product = kernels.forward
         product.prepare(b: weightHH)
         for t in 0..<steps {
             for n in 0..<batch { (hw + n * g).update(from: biasHH, count: g) }

@@ -213,21 +213,16 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
             throw fail("--timeout must be in 0...1e6 seconds (0: wait for ever), got \(timeout)")
         }
         guard (1...(1 << 20)).contains(accumulate) else { throw fail("--accumulate must be in 1...2^20, got \(accumulate)") }
-        try Self.checkPrecision(precision, model: model)
+        try Self.checkPrecision(precision)
         try BatchSplit.check(batchSize: batchSize, worldSize: worldSize, replicas: replicas, accumulate: accumulate)
     }
 
-    /// `--precision bf16` needs the CNN (recurrent models compute in fp32) and a CPU on which
-    /// oneDNN has bfloat16 convolutions (AVX-512).
-    public static func checkPrecision(_ precision: FloatFormat, model: ModelKind) throws {
+    /// `--precision bf16` needs a CPU on which oneDNN has bfloat16 kernels (AVX-512).
+    public static func checkPrecision(_ precision: FloatFormat) throws {
         guard precision == .bf16 else { return }
-        guard model == .cnn else {
-            throw CohortError.settings("--precision bf16 is for the CNN's convolutions; --model \(model.rawValue) "
-                                       + "computes in fp32 (leave --precision out)")
-        }
         guard BF16Support.current != .unavailable else {
-            throw CohortError.settings("--precision bf16: oneDNN has no bfloat16 convolution on this CPU (it needs "
-                                       + "AVX-512; AVX512_BF16 runs it in hardware); use --precision fp32")
+            throw CohortError.settings("--precision bf16: oneDNN has no bfloat16 kernels on this CPU (they need "
+                                       + "AVX-512; AVX512_BF16 runs them in hardware); use --precision fp32")
         }
     }
 

@@ -7,6 +7,10 @@ import CDNNL
 /// recurrent models' small `[batch, H] × [H, gates·H]` steps costs about as much as the
 /// product itself (docs/performance.md).
 ///
+/// With `precision` bf16 the kernel reads A and B rounded to bfloat16 (the conversions into
+/// its layouts round them) and accumulates in float into a float C, as PyTorch's autocast
+/// multiplies.
+///
 /// One instance per layer, shape and replica, used by one thread at a time; deterministic.
 public final class MatrixProductKernel {
     private let threads: Int
@@ -17,17 +21,17 @@ public final class MatrixProductKernel {
     private var preparedB: dnnl_memory_t?
 
     /// `transposedB`: B is stored as its transpose, `[N, K]` row-major (PyTorch's `weight[out, in]`).
-    public init(m: Int, k: Int, n: Int, transposedB: Bool) {
+    public init(m: Int, k: Int, n: Int, transposedB: Bool, precision: FloatFormat = .fp32) {
         threads = KernelThreads.openMPThreads
         KernelThreads.applyOpenMP(threads)
         var s: dnnl_stream_t?
         dnnl(dnnl_stream_create(&s, cpuEngine, dnnl_stream_default_flags.rawValue), "creating a stream")
         stream = s!
-        var aDesc = memoryDesc([m, k], dnnl_ab), cDesc = memoryDesc([m, n], dnnl_ab)
-        let bDesc = memoryDesc([k, n], transposedB ? dnnl_ba : dnnl_ab)
-        var anyB = memoryDesc([k, n], dnnl_format_tag_any)
+        let aDesc = memoryDesc([m, k], dnnl_ab), bDesc = memoryDesc([k, n], transposedB ? dnnl_ba : dnnl_ab)
+        var kernelA = memoryDesc([m, k], dnnl_ab, precision), cDesc = memoryDesc([m, n], dnnl_ab)
+        var anyB = memoryDesc([k, n], dnnl_format_tag_any, precision)
         var description = dnnl_matmul_desc_t()
-        dnnl(dnnl_matmul_desc_init(&description, &aDesc, &anyB, nil, &cDesc), "describing a matrix product")
+        dnnl(dnnl_matmul_desc_init(&description, &kernelA, &anyB, nil, &cDesc), "describing a matrix product")
         let pd = primitiveDesc(&description, hint: nil, accumulate: true)
         defer { dnnl_primitive_desc_destroy(pd) }
         product = Primitive(pd)

@@ -217,14 +217,14 @@ final class Operand {
 
 // MARK: - bf16 support
 
-/// Whether this CPU runs oneDNN's bfloat16 convolutions (`--precision bf16`), and how.
+/// Whether this CPU runs oneDNN's bfloat16 kernels (`--precision bf16`), and how.
 public enum BF16Support: Sendable {
     /// AVX-512 BF16 (`avx512_bf16`): the dot products in hardware.
     case native
     /// AVX-512 without BF16: oneDNN emulates the dot products with float instructions, and
-    /// the convolutions run slower than in float.
+    /// the kernels run slower than in float.
     case emulated
-    /// No bfloat16 convolution on this CPU.
+    /// No bfloat16 kernels on this CPU.
     case unavailable
 
     /// Decided once per process: the CPU's flags, and whether oneDNN builds a bf16 convolution.

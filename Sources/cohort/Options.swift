@@ -44,8 +44,9 @@ struct ParallelOptions: ParsableArguments {
     @Option(help: ArgumentHelp("What the gradients are sent as: fp32, or bf16 (half the bytes; each chunk summed in "
                                + "fp32 by one rank) (default: fp32)."))
     var allreduceDtype: FloatFormat?
-    @Option(help: ArgumentHelp("What the CNN's convolutions multiply: fp32, or bf16 with fp32 accumulation; weights, "
-                               + "optimizer, loss and checkpoints stay fp32 (default: fp32)."))
+    @Option(help: ArgumentHelp("What the CNN's convolutions and the recurrent layers' products multiply: fp32, or "
+                               + "bf16 with fp32 accumulation; weights, optimizer, loss and checkpoints stay fp32 "
+                               + "(default: fp32)."))
     var precision: FloatFormat?
     @Option(help: ArgumentHelp("Write a Chrome trace of every step (open it in Perfetto or chrome://tracing): "
                                + "DIR/rank-R.trace.json per rank, merged into DIR/trace.json.", valueName: "dir"))

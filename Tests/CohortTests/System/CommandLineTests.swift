@@ -104,7 +104,6 @@ extension SystemTests {
             put("\(dir)/t10k-labels-idx1-ubyte", Data())
             try expectFailure(["--dataset", "mnist", "--data-dir", dir], "train-images-idx3-ubyte: IDX header is truncated")
             try expectFailure(["--dataset", "synthetic", "--model", "cnn", "--limit", "10"], "larger than the 10 training samples")
-            try expectFailure(["--dataset", "synthetic", "--model", "gru", "--precision", "bf16"], "--precision bf16 is for the CNN")
             try expectFailure(["--dataset", "cifar10", "--model", "gru", "--data-dir", Self.fakeCIFAR(in: scratch.path)], "one-channel")
         }
 

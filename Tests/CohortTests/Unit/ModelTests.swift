@@ -2,6 +2,7 @@ import CohortBase
 @testable import CohortBench
 @testable import CohortLaunch
 import CohortNN
+import CohortTensor
 @testable import CohortRun
 @testable import CohortSweep
 import Testing
@@ -27,6 +28,31 @@ import Testing
             let network = Models.make(kind, imageShape: [1, 28, 28], hidden: 128, maxBatch: 1)
             #expect(network.parameterCount == gates * 128 * (28 + 128) + 2 * gates * 128 + 1290)
             #expect(network.trainingFLOPsPerSample == 2 * 28 * gates * 128 * (28 + 128) * 2 + 3 * 2 * 128 * 10)
+        }
+    }
+
+    /// `--precision bf16` on a recurrent model: the same parameters and batch give the output
+    /// and the gradients of fp32 to bf16's rounding (2^-9 of a value per product, carried
+    /// through 28 steps), and not the same bits (the products do run in bf16).
+    @Test(arguments: [ModelKind.rnn, .lstm, .gru])
+    func recurrentBF16StaysWithinRoundingOfFloat(kind: ModelKind) throws {
+        try #require(BF16Support.current != .unavailable, "this CPU has no oneDNN bf16 kernels (needs AVX-512)")
+        let batch = 8, shape: Shape = [1, 28, 28]
+        let x = randomValues(batch * 28 * 28, seed: 31), dy = randomValues(batch * 10, seed: 32)
+        let results = [FloatFormat.fp32, .bf16].map { precision in
+            let network = Models.make(kind, imageShape: shape, hidden: 32, maxBatch: batch, precision: precision)
+            network.initializeParameters(seed: 33)
+            let y = x.withUnsafeBufferPointer { Array(UnsafeBufferPointer(start: network.forward($0.baseAddress!, batch: batch),
+                                                                         count: dy.count)) }
+            network.zeroGradients()
+            _ = dy.withUnsafeBufferPointer { network.backward($0.baseAddress!, batch: batch, needsInputGradient: false) }
+            return (y, network.gradients.array)
+        }
+        for (name, float, bf16) in [("output", results[0].0, results[1].0), ("gradients", results[0].1, results[1].1)] {
+            let scale = float.map { Double(abs($0)) }.max()!
+            let worst = zip(float, bf16).map { Double(abs($0 - $1)) }.max()!
+            #expect(worst > 1e-5 * scale && worst < 3e-2 * scale,
+                    "\(kind) \(name): worst difference \(worst) is not bf16's rounding (scale \(scale))")
         }
     }
 }
