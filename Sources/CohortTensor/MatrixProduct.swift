@@ -9,7 +9,8 @@ import CDNNL
 ///
 /// With `precision` bf16 the kernel reads A and B rounded to bfloat16 (the conversions into
 /// its layouts round them) and accumulates in float into a float C, as PyTorch's autocast
-/// multiplies.
+/// multiplies; the recurrent layers then also run their input projection on one (a single
+/// product per `prepare`), since OpenBLAS has no bf16 GEMM.
 ///
 /// One instance per layer, shape and replica, used by one thread at a time; deterministic.
 public final class MatrixProductKernel {
