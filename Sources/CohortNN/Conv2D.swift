@@ -23,9 +23,10 @@ public final class Conv2D: Layer {
     /// What the kernels multiply (`ConvolutionKernels`); parameters and gradients stay float.
     public let precision: FloatFormat
 
+    /// `precision`: what the kernels should multiply; see `kernelPrecision` for layers on few channels.
     public init(inChannels: Int, outChannels: Int, height: Int, width: Int,
                 kernel: Int, stride: Int = 1, padding: Int = 0, maxBatch: Int, precision: FloatFormat = .fp32) {
-        self.precision = precision
+        self.precision = Self.kernelPrecision(precision, inChannels: inChannels)
         geometry = ConvGeometry(channels: inChannels, height: height, width: width,
                                 kernelH: kernel, kernelW: kernel, strideH: stride, strideW: stride,
                                 padH: padding, padW: padding)
@@ -35,6 +36,16 @@ public final class Conv2D: Layer {
         outputShape = [outChannels, geometry.outHeight, geometry.outWidth]
         output = FloatBuffer(count: maxBatch * outputShape.elementCount)
         inputGrad = FloatBuffer(count: maxBatch * inputShape.elementCount)
+    }
+
+    /// Input channels below which a convolution multiplies in fp32 even when bf16 is asked for.
+    /// oneDNN's bf16 kernels take input channels in pairs within blocks of 16, so on an image's
+    /// 3 channels most of each dot product is padding: the CNN's first layer ran 1.6-2.2 times
+    /// slower in bf16 than in fp32, against 1.4 for the second (docs/performance.md).
+    public static let bf16MinimumInputChannels = 16
+
+    public static func kernelPrecision(_ requested: FloatFormat, inChannels: Int) -> FloatFormat {
+        inChannels < bf16MinimumInputChannels ? .fp32 : requested
     }
 
     public var forwardFLOPsPerSample: Int { 2 * outChannels * geometry.patchSize * geometry.outPlane }

@@ -17,7 +17,8 @@ public enum Models {
     /// conv 5×5 (32, pad 2) -> ReLU1 -> max-pool 2 -> conv 5×5 (64, pad 2) -> ReLU2 -> max-pool 2
     /// -> flatten -> linear(64·(S/4)², classes). Parameter names as the reference's `SeedCNN`.
     /// `filters` changes the two convolutions' widths (32, 64 by default); `precision` is
-    /// what they multiply (the rest is float).
+    /// what they multiply (the rest is float; conv1, on the image's few channels, stays float:
+    /// `Conv2D.kernelPrecision`).
     public static func cnn(channels: Int, size: Int, classes: Int = 10, filters: (Int, Int) = (32, 64),
                            maxBatch: Int, sharing: FloatBuffer? = nil, precision: FloatFormat = .fp32) -> Network {
         let half = size / 2, quarter = size / 4

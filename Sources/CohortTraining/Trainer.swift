@@ -114,7 +114,8 @@ public final class Trainer {
                       + "\(config.optimizer.rawValue) lr \(schedule.description), \(config.epochs) epoch(s), "
                       + "\(network.parameterCount) parameters -> \(config.out)")
         if config.precision == .bf16 {
-            let products = config.model.isRecurrent ? "input projection and step products" : "convolutions"
+            let products = config.model.isRecurrent ? "input projection and step products"
+                : "convolutions on \(Conv2D.bf16MinimumInputChannels) or more input channels"
             progress.line(BF16Support.current == .native
                 ? "cohort: bf16 \(products) on AVX512_BF16, fp32 accumulation and master weights"
                 : "cohort: bf16 \(products) emulated by oneDNN (this CPU has AVX-512 but not AVX512_BF16): "

@@ -134,6 +134,28 @@ import Testing
         }
     }
 
+    /// A layer on fewer than 16 input channels (an image's 3) multiplies in fp32 even when bf16
+    /// is asked for: the same bits as the fp32 layer. One on 16 runs bf16 and differs.
+    @Test func bf16LeavesLayersOnFewChannelsInFloat() throws {
+        try #require(BF16Support.current != .unavailable, "this CPU has no oneDNN bf16 convolution (needs AVX-512)")
+        let (o, size, batch) = (8, 8, 2)
+        for (c, staysFloat) in [(3, true), (Conv2D.bf16MinimumInputChannels, false)] {
+            let x = randomValues(batch * c * size * size, seed: 24)
+            let outputs = [FloatFormat.fp32, .bf16].map { precision in
+                let conv = Conv2D(inChannels: c, outChannels: o, height: size, width: size, kernel: 5, padding: 2,
+                                  maxBatch: batch, precision: precision)
+                let network = Network(layers: [("conv", conv)], maxBatch: batch)
+                network.initializeParameters(seed: 25)
+                return (conv.precision, x.withUnsafeBufferPointer {
+                    array(network.forward($0.baseAddress!, batch: batch), batch * o * size * size)
+                })
+            }
+            #expect(outputs[1].0 == (staysFloat ? .fp32 : .bf16), "\(c) input channels: bf16 asked, \(outputs[1].0) chosen")
+            #expect((outputs[0].1 == outputs[1].1) == staysFloat,
+                    "\(c) input channels: the bf16-asked layer \(staysFloat ? "differs from" : "equals") fp32")
+        }
+    }
+
     /// One layer serves several batch sizes (training's, evaluation's last short chunk): each
     /// sample's output is the same whichever batch it came in, and a repeated call gives the same bits.
     @Test func batchSizesShareALayer() {
