@@ -61,6 +61,26 @@ func expectClose(_ a: [Float], _ b: [Float], atol: Float = 1e-5, rtol: Float = 1
 
 func array(_ p: UnsafePointer<Float>, _ count: Int) -> [Float] { Array(UnsafeBufferPointer(start: p, count: count)) }
 
+/// Each value rounded to the nearest bfloat16 (as a float).
+func bf16Rounded(_ values: [Float]) -> [Float] { values.map { BFloat16.float(BFloat16.rounded($0)) } }
+
+/// A bf16 kernel's result against the definition in double: on operands that are bf16 values
+/// already (`exact`) equal to float accumulation, within 1e-5 of the largest expected value;
+/// on others off by bf16's rounding (2^-9 of a value), more than 1e-4 and less than 2e-2 of it.
+func expectBF16Agreement(_ name: String, _ value: [Float], _ expected: [Double], exact: Bool,
+                         sourceLocation: SourceLocation = #_sourceLocation) {
+    let scale = expected.map(abs).max() ?? 0
+    let worst = zip(value, expected).map { abs(Double($0) - $1) }.max() ?? 0
+    if exact {
+        #expect(worst <= 1e-5 * scale, "\(name) on bf16 values: worst difference \(worst), scale \(scale)",
+                sourceLocation: sourceLocation)
+    } else {
+        #expect(worst > 1e-4 * scale && worst < 2e-2 * scale,
+                "\(name) on float values: worst difference \(worst) is not bf16's rounding (scale \(scale))",
+                sourceLocation: sourceLocation)
+    }
+}
+
 /// Copies fixture parameters into a network by their PyTorch names.
 func loadParameters(_ params: [String: Any], into network: Network) {
     for t in network.tensors {

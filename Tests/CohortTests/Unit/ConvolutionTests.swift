@@ -103,7 +103,6 @@ import Testing
                           maxBatch: batch, precision: .bf16)
         let network = Network(layers: [("conv", conv)], maxBatch: batch)
         network.initializeParameters(seed: 21)
-        let rounded = { (values: [Float]) in values.map { BFloat16.float(BFloat16.rounded($0)) } }
         let x = randomValues(batch * c * size * size, seed: 22), dy = randomValues(batch * o * size * size, seed: 23)
         let weightCount = o * c * 25
         // Weights rounded in place (the bias is added in float and stays as it is).
@@ -111,7 +110,7 @@ import Testing
         let parameters = network.parameters.array
         let w = Array(parameters[0..<weightCount]), b = Array(parameters[weightCount...])
 
-        for (input, gradient, exact) in [(rounded(x), rounded(dy), true), (x, dy, false)] {
+        for (input, gradient, exact) in [(bf16Rounded(x), bf16Rounded(dy), true), (x, dy, false)] {
             let reference = Reference(x: input, w: w, b: b, dy: gradient, batch: batch, c: c, o: o, size: size, k: 5, p: 2)
             let y = input.withUnsafeBufferPointer { array(network.forward($0.baseAddress!, batch: batch), dy.count) }
             network.zeroGradients()
@@ -121,16 +120,7 @@ import Testing
             let gradients = network.gradients.array
             let results: [(String, [Float], [Double])] = [("y", y, reference.y), ("dx", dx, reference.dx),
                                                           ("dW", Array(gradients[0..<weightCount]), reference.dW)]
-            for (name, value, expected) in results {
-                let scale = expected.map(abs).max() ?? 0
-                let worst = zip(value, expected).map { abs(Double($0) - $1) }.max() ?? 0
-                if exact {
-                    #expect(worst <= 1e-5 * scale, "\(name) on bf16 values: worst difference \(worst), scale \(scale)")
-                } else {
-                    #expect(worst > 1e-4 * scale && worst < 2e-2 * scale,
-                            "\(name) on float values: worst difference \(worst) is not bf16's rounding (scale \(scale))")
-                }
-            }
+            for (name, value, expected) in results { expectBF16Agreement(name, value, expected, exact: exact) }
         }
     }
 

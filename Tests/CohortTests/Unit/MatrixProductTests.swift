@@ -41,10 +41,9 @@ import Testing
     @Test(arguments: [(32, 128, 384, true), (32, 384, 128, false), (896, 28, 384, true)])
     func bf16MultipliesRoundedValuesInFloat(m: Int, k: Int, n: Int, transposedB: Bool) throws {
         try #require(BF16Support.current != .unavailable, "this CPU has no oneDNN bf16 kernels (needs AVX-512)")
-        let rounded = { (values: [Float]) in values.map { BFloat16.float(BFloat16.rounded($0)) } }
         let a = randomValues(m * k, seed: 4), b = randomValues(k * n, seed: 5)
         let kernel = MatrixProductKernel(m: m, k: k, n: n, transposedB: transposedB, precision: .bf16)
-        for (aValues, bValues, exact) in [(rounded(a), rounded(b), true), (a, b, false)] {
+        for (aValues, bValues, exact) in [(bf16Rounded(a), bf16Rounded(b), true), (a, b, false)] {
             let expected = (0..<(m * n)).map { index in
                 let (row, column) = index.quotientAndRemainder(dividingBy: n)
                 return (0..<k).reduce(0.0) { sum, i in
@@ -54,14 +53,7 @@ import Testing
             var result = [Float](repeating: 0, count: m * n)
             bValues.withUnsafeBufferPointer { kernel.prepare(b: $0.baseAddress!) }
             multiplyAdd(kernel, aValues, &result)
-            let scale = expected.map(abs).max()!
-            let worst = zip(result, expected).map { abs(Double($0) - $1) }.max()!
-            if exact {
-                #expect(worst <= 1e-5 * scale, "on bf16 values: worst difference \(worst), scale \(scale)")
-            } else {
-                #expect(worst > 1e-4 * scale && worst < 2e-2 * scale,
-                        "on float values: worst difference \(worst) is not bf16's rounding (scale \(scale))")
-            }
+            expectBF16Agreement("C", result, expected, exact: exact)
         }
     }
 

@@ -42,8 +42,7 @@ import Testing
         let results = [FloatFormat.fp32, .bf16].map { precision in
             let network = Models.make(kind, imageShape: shape, hidden: 32, maxBatch: batch, precision: precision)
             network.initializeParameters(seed: 33)
-            let y = x.withUnsafeBufferPointer { Array(UnsafeBufferPointer(start: network.forward($0.baseAddress!, batch: batch),
-                                                                         count: dy.count)) }
+            let y = x.withUnsafeBufferPointer { array(network.forward($0.baseAddress!, batch: batch), dy.count) }
             network.zeroGradients()
             _ = dy.withUnsafeBufferPointer { network.backward($0.baseAddress!, batch: batch, needsInputGradient: false) }
             return (y, network.gradients.array)
