@@ -1,5 +1,24 @@
-# Sourced by the launch and cluster scripts: the cohort binary they run, and the loop that
-# restarts a failed job from its last checkpoint.
+# Sourced by the launch and cluster scripts: the Debian packages they install, the cohort
+# binary they run, and the loop that restarts a failed job from its last checkpoint.
+
+# The Debian packages the build needs: Open MPI, OpenBLAS, oneDNN, zlib and pkg-config.
+build_packages=(libopenmpi-dev openmpi-bin libopenblas-dev libdnnl-dev zlib1g-dev pkg-config)
+
+# install_packages NAME PACKAGE...: installs with apt those of the packages that are not
+# installed yet (apt-get update first; sudo when not root). Nothing happens when all are.
+install_packages() {
+  local name="$1" p missing=()
+  shift
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  ((${#missing[@]})) || return 0
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "$name: installing ${missing[*]}" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+}
 
 # cohort_binary ROOT NAME: the binary to run, built when missing.
 # COHORT_BINARY names another build (the tests use the debug one); it must exist. Otherwise
