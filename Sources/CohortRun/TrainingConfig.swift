@@ -217,12 +217,12 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         try BatchSplit.check(batchSize: batchSize, worldSize: worldSize, replicas: replicas, accumulate: accumulate)
     }
 
-    /// `--precision bf16` needs a CPU on which oneDNN has bfloat16 kernels (AVX-512).
+    /// `--precision bf16` needs a CPU on which oneDNN has bfloat16 kernels (AVX-512; AVX512_BF16 runs them
+    /// in hardware).
     public static func checkPrecision(_ precision: FloatFormat) throws {
         guard precision == .bf16 else { return }
-        guard BF16Support.current != .unavailable else {
-            throw CohortError.settings("--precision bf16: oneDNN has no bfloat16 kernels on this CPU (they need "
-                                       + "AVX-512; AVX512_BF16 runs them in hardware); use --precision fp32")
+        if let missing = BF16Support.missing {
+            throw CohortError.settings("--precision bf16: \(missing); use --precision fp32")
         }
     }
 

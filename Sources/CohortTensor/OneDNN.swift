@@ -215,6 +215,34 @@ final class Operand {
     }
 }
 
+// MARK: - Instruction sets
+
+/// The instruction set of the kernels oneDNN runs in this process: the CPU's best, or a lower
+/// one where `DNNL_MAX_CPU_ISA` (or `ONEDNN_MAX_CPU_ISA`) limits it, e.g. to test the AVX2
+/// kernels on an AVX-512 machine.
+public enum OneDNNISA {
+    /// oneDNN's name for it, as `DNNL_MAX_CPU_ISA` takes it (`AVX2`, `AVX512_CORE_BF16`, ...).
+    public static let name: String = {
+        switch dnnl_get_effective_cpu_isa() {
+        case dnnl_cpu_isa_sse41: return "SSE41"
+        case dnnl_cpu_isa_avx: return "AVX"
+        case dnnl_cpu_isa_avx2: return "AVX2"
+        case dnnl_cpu_isa_avx2_vnni: return "AVX2_VNNI"
+        case dnnl_cpu_isa_avx512_mic, dnnl_cpu_isa_avx512_mic_4ops: return "AVX512_MIC"
+        case dnnl_cpu_isa_avx512_core: return "AVX512_CORE"
+        case dnnl_cpu_isa_avx512_core_vnni: return "AVX512_CORE_VNNI"
+        case dnnl_cpu_isa_avx512_core_bf16: return "AVX512_CORE_BF16"
+        case dnnl_cpu_isa_avx512_core_amx: return "AVX512_CORE_AMX"
+        case let other: return "ISA 0x\(String(other.rawValue, radix: 16))"
+        }
+    }()
+
+    /// Whether the process runs under a limit set in the environment.
+    static var limitVariable: String? {
+        ["ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"].first { getenv($0) != nil }
+    }
+}
+
 // MARK: - bf16 support
 
 /// Whether this CPU runs oneDNN's bfloat16 kernels (`--precision bf16`), and how.
@@ -232,6 +260,14 @@ public enum BF16Support: Sendable {
         guard oneDNNBuildsBF16Convolution() else { return .unavailable }
         return cpuFlags().contains("avx512_bf16") ? .native : .emulated
     }()
+
+    /// Why there are no bf16 kernels here (nil where there are): the instruction set oneDNN
+    /// runs, and what limits it.
+    public static var missing: String? {
+        guard current == .unavailable else { return nil }
+        let limit = OneDNNISA.limitVariable.map { " (limited by \($0)=\(String(cString: getenv($0))))" } ?? ""
+        return "oneDNN runs \(OneDNNISA.name) kernels here\(limit), and its bfloat16 kernels need AVX-512"
+    }
 
     /// The words of /proc/cpuinfo's first `flags` line (empty where there is none).
     private static func cpuFlags() -> Set<Substring> {

@@ -59,6 +59,15 @@ func expectClose(_ a: [Float], _ b: [Float], atol: Float = 1e-5, rtol: Float = 1
     #expect(worstExcess <= 0, "\(what)[\(worst)] = \(a[worst]), expected \(b[worst])", sourceLocation: sourceLocation)
 }
 
+extension Trait where Self == ConditionTrait {
+    /// For tests of oneDNN's bf16 kernels: left out, with the reason in the test output, where
+    /// oneDNN has none (a CPU without AVX-512, or oneDNN limited below it). What users get
+    /// there is tested everywhere: `CommandLineTests.bf16IsRefusedWhereOneDNNHasNoBF16Kernels`.
+    static var needsBF16Kernels: Self {
+        .enabled(if: BF16Support.current != .unavailable, Comment(rawValue: BF16Support.missing ?? ""))
+    }
+}
+
 func array(_ p: UnsafePointer<Float>, _ count: Int) -> [Float] { Array(UnsafeBufferPointer(start: p, count: count)) }
 
 /// Each value rounded to the nearest bfloat16 (as a float).

@@ -20,6 +20,28 @@ extension SystemTests {
             #expect(FileManager.default.isExecutableFile(atPath: CohortBinary.path), "no cohort binary at \(CohortBinary.path)")
         }
 
+        /// Where oneDNN has no bf16 kernels (a CPU without AVX-512, or here oneDNN limited to its
+        /// AVX2 kernels, which has the same effect on any x86-64 CPU), `--precision bf16` is
+        /// refused before anything is written, naming what is missing, with exit 64.
+        @Test func bf16IsRefusedWhereOneDNNHasNoBF16Kernels() throws {
+            let result = try CohortBinary.run(["train", "--model", "cnn", "--dataset", "synthetic", "--limit", "64",
+                                               "--precision", "bf16", "--quiet", "--out", out],
+                                              environment: ["DNNL_MAX_CPU_ISA": "AVX2"])
+            #expect(result.status == 64, "\(result.stderr)")
+            #expect(result.stderr.contains("--precision bf16: oneDNN runs AVX2 kernels here (limited by DNNL_MAX_CPU_ISA=AVX2), "
+                                           + "and its bfloat16 kernels need AVX-512; use --precision fp32"), "\(result.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: out), "a refused run wrote \(out)")
+        }
+
+        /// Where oneDNN has bf16 kernels, `--precision bf16` trains and says so in config.json.
+        @Test(.needsBF16Kernels) func bf16TrainsWhereOneDNNHasBF16Kernels() throws {
+            let result = try CohortBinary.run(["train", "--model", "cnn", "--dataset", "synthetic", "--limit", "128",
+                                               "--test-limit", "32", "--batch-size", "32", "--precision", "bf16", "--quiet",
+                                               "--out", out])
+            #expect(result.status == 0, "\(result.stderr)")
+            #expect(try RunRecord.read(directory: out).config.precision == .bf16)
+        }
+
         @Test func trainWritesTheRunDirectory() throws {
             let result = try CohortBinary.run(["train", "--model", "gru", "--hidden", "16", "--dataset", "synthetic", "--limit", "512",
                                        "--test-limit", "128", "--batch-size", "32", "--epochs", "3", "--optimizer", "adam",

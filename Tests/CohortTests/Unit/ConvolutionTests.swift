@@ -96,8 +96,7 @@ import Testing
     /// `--precision bf16`: the kernels multiply x, W and dy rounded to bfloat16 and add in float.
     /// On inputs that are bf16 values already the results equal the definition's to float
     /// accumulation; on others they carry bf16's rounding (2^-9 of a value), far more than that.
-    @Test func bf16KernelsMultiplyRoundedValuesInFloat() throws {
-        try #require(BF16Support.current != .unavailable, "this CPU has no oneDNN bf16 convolution (needs AVX-512)")
+    @Test(.needsBF16Kernels) func bf16KernelsMultiplyRoundedValuesInFloat() throws {
         let (c, o, size, batch) = (32, 64, 8, 2)
         let conv = Conv2D(inChannels: c, outChannels: o, height: size, width: size, kernel: 5, padding: 2,
                           maxBatch: batch, precision: .bf16)
@@ -126,8 +125,7 @@ import Testing
 
     /// A layer on fewer than 16 input channels (an image's 3) multiplies in fp32 even when bf16
     /// is asked for: the same bits as the fp32 layer. One on 16 runs bf16 and differs.
-    @Test func bf16LeavesLayersOnFewChannelsInFloat() throws {
-        try #require(BF16Support.current != .unavailable, "this CPU has no oneDNN bf16 convolution (needs AVX-512)")
+    @Test(.needsBF16Kernels) func bf16LeavesLayersOnFewChannelsInFloat() throws {
         let (o, size, batch) = (8, 8, 2)
         for (c, staysFloat) in [(3, true), (Conv2D.bf16MinimumInputChannels, false)] {
             let x = randomValues(batch * c * size * size, seed: 24)

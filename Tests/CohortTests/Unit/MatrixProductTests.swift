@@ -38,9 +38,8 @@ import Testing
     /// `precision: .bf16`: the kernel multiplies A and B rounded to bfloat16 and adds in float.
     /// On operands that are bf16 values already the result equals the definition's to float
     /// accumulation; on others it carries bf16's rounding (2^-9 of a value), far more than that.
-    @Test(arguments: [(32, 128, 384, true), (32, 384, 128, false), (896, 28, 384, true)])
+    @Test(.needsBF16Kernels, arguments: [(32, 128, 384, true), (32, 384, 128, false), (896, 28, 384, true)])
     func bf16MultipliesRoundedValuesInFloat(m: Int, k: Int, n: Int, transposedB: Bool) throws {
-        try #require(BF16Support.current != .unavailable, "this CPU has no oneDNN bf16 kernels (needs AVX-512)")
         let a = randomValues(m * k, seed: 4), b = randomValues(k * n, seed: 5)
         let kernel = MatrixProductKernel(m: m, k: k, n: n, transposedB: transposedB, precision: .bf16)
         for (aValues, bValues, exact) in [(bf16Rounded(a), bf16Rounded(b), true), (a, b, false)] {

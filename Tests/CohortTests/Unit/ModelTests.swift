@@ -34,9 +34,8 @@ import Testing
     /// `--precision bf16` on a recurrent model: the same parameters and batch give the output
     /// and the gradients of fp32 to bf16's rounding (2^-9 of a value per product, carried
     /// through 28 steps), and not the same bits (the products do run in bf16).
-    @Test(arguments: [ModelKind.rnn, .lstm, .gru])
+    @Test(.needsBF16Kernels, arguments: [ModelKind.rnn, .lstm, .gru])
     func recurrentBF16StaysWithinRoundingOfFloat(kind: ModelKind) throws {
-        try #require(BF16Support.current != .unavailable, "this CPU has no oneDNN bf16 kernels (needs AVX-512)")
         let batch = 8, shape: Shape = [1, 28, 28]
         let x = randomValues(batch * 28 * 28, seed: 31), dy = randomValues(batch * 10, seed: 32)
         let results = [FloatFormat.fp32, .bf16].map { precision in
