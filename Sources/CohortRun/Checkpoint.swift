@@ -68,6 +68,31 @@ public struct Execution: Codable, Equatable, Sendable {
             && a.bucketMb == b.bucketMb && (a.accumulate ?? 1) == (b.accumulate ?? 1)
     }
 
+    /// Whether a run carried out as `other` computes the same bits as one carried out as this:
+    /// the global batch cut into the same slices (ranks x replicas x micro-batches), each slice
+    /// with the same threads, and the slices' gradients added in the same pairwise tree
+    /// (`ReplicaGroup.step`, and Open MPI's binomial allreduce across ranks): when the runs cut
+    /// their ranks alike, or when both sum in the tree of the whole batch's slices. Buckets
+    /// change which values travel together, not any value's sum.
+    public func givesTheSameBits(as other: Execution) -> Bool {
+        let sameCut = worldSize == other.worldSize && replicasPerRank == other.replicasPerRank
+            && (accumulate ?? 1) == (other.accumulate ?? 1)
+        return slices == other.slices && threadsPerRank / replicasPerRank == other.threadsPerRank / other.replicasPerRank
+            && (sameCut || sumsInTheWholeBatchTree && other.sumsInTheWholeBatchTree)
+    }
+
+    /// The slices a global batch is cut into.
+    var slices: Int { worldSize * replicasPerRank * (accumulate ?? 1) }
+
+    /// Whether the slices add up in the pairwise tree of the whole batch's slices: the replicas'
+    /// subtrees lie whole in each micro-batch's (a power of two of replicas, or one micro-batch),
+    /// and each rank's in the ranks' tree (a power of two of slices per rank, or one rank).
+    var sumsInTheWholeBatchTree: Bool {
+        let powerOfTwo = { (n: Int) in n > 0 && n & (n - 1) == 0 }
+        let micro = accumulate ?? 1
+        return (powerOfTwo(replicasPerRank) || micro == 1) && (powerOfTwo(replicasPerRank * micro) || worldSize == 1)
+    }
+
     public var description: String {
         "\(worldSize) rank(s) x \(threadsPerRank) thread(s) in \(replicasPerRank) replica(s), \(Format.figure(bucketMb)) MiB buckets"
             + ((accumulate ?? 1) > 1 ? ", \(accumulate ?? 1) micro-batches" : "")

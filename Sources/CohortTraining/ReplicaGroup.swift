@@ -20,6 +20,8 @@ final class ReplicaGroup: @unchecked Sendable {
     private let labels: [UnsafeMutablePointer<Int32>]
     /// One slot per replica, written only by that replica's thread (no shared Swift array).
     private let outcomes: UnsafeMutableBufferPointer<StepOutcome>
+    /// With gradient accumulation, the sums of a step's earlier micro-batches (`PartialSums`).
+    private let partialSums: PartialSums
     /// `--trace`: the first replica's phases are marked on it.
     var timeline: StepTimeline?
 
@@ -41,6 +43,7 @@ final class ReplicaGroup: @unchecked Sendable {
         inputs = (0..<replicas).map { _ in FloatBuffer(count: batch * imageShape.elementCount) }
         labels = (0..<replicas).map { _ in UnsafeMutablePointer<Int32>.allocate(capacity: batch) }
         outcomes = .allocate(capacity: replicas)
+        partialSums = PartialSums(count: first.parameterCount)
         outcomes.initialize(repeating: StepOutcome())
     }
 
@@ -50,9 +53,9 @@ final class ReplicaGroup: @unchecked Sendable {
     }
 
     /// Replica `r`'s forward and backward on its slice of `indices`, into its own gradients
-    /// (added to them when `accumulating`, else in place of them).
+    /// (which it zeroes first).
     private func runReplica(_ r: Int, data: ImageDataset, indices: ArraySlice<Int>, scale: Float, augmentation: Augmentation?,
-                            epoch: Int, accumulating: Bool, gradientsReady: ((Int) throws -> Void)?) rethrows {
+                            epoch: Int, gradientsReady: ((Int) throws -> Void)?) rethrows {
         let t0 = monotonicSeconds()
         let start = indices.startIndex + r * replicaBatch
         data.fill(indices: indices[start..<(start + replicaBatch)], x: inputs[r].pointer, y: labels[r],
@@ -61,7 +64,7 @@ final class ReplicaGroup: @unchecked Sendable {
         timeline?.mark("data")
         let t1 = monotonicSeconds()
         let network = networks[r]
-        if !accumulating { network.zeroGradients() }
+        network.zeroGradients()
         let logits = network.forward(inputs[r].pointer, batch: replicaBatch)
         let (result, logitGrad) = losses[r].forwardBackward(logits: logits, labels: labels[r], batch: replicaBatch,
                                                              scale: scale)
@@ -79,44 +82,68 @@ final class ReplicaGroup: @unchecked Sendable {
     /// layer in reverse order as its summed gradients become final. Returns the summed loss
     /// and correct count, and the first replica's timings. With `augmentation`, the images
     /// are epoch `epoch`'s crops and flips.
+    ///
+    /// The slices' gradients are added in a pairwise tree, `(g₀ + g₁) + (g₂ + g₃)`: the replicas'
+    /// here, the micro-batches' through `PartialSums`, and the ranks' by Open MPI's binomial
+    /// allreduce. So a global batch cut into the same 2^k slices gives the same bits whether the
+    /// slices are ranks, replicas or micro-batches (docs/training.md, "What N ranks compute").
     func step(data: ImageDataset, indices: ArraySlice<Int>, microBatches: Int = 1, scale: Float,
               augmentation: Augmentation? = nil, epoch: Int = 0,
               gradientsReady: ((Int) throws -> Void)?) throws -> StepOutcome {
         var summed = StepOutcome()
         let micro = replicaBatch * count
+        let total = primary.gradients.pointer
+        defer { partialSums.clear() }
         for m in 0..<microBatches {
             let slice = indices.dropFirst(m * micro).prefix(micro)
+            let last = m == microBatches - 1
             if count == 1 {
                 // One replica: gradients are final layer by layer in the last micro-batch, so
                 // communication can overlap its backward.
+                let ready: ((Int) throws -> Void)? = !last ? nil : m == 0 ? gradientsReady : { layer in
+                    self.partialSums.add(into: total, self.primary.layerRanges[layer])
+                    try gradientsReady?(layer)
+                }
                 try runReplica(0, data: data, indices: slice, scale: scale, augmentation: augmentation, epoch: epoch,
-                               accumulating: m > 0, gradientsReady: m == microBatches - 1 ? gradientsReady : nil)
+                               gradientsReady: ready)
             } else {
                 DispatchQueue.concurrentPerform(iterations: count) { r in
                     runReplica(r, data: data, indices: slice, scale: scale, augmentation: augmentation, epoch: epoch,
-                               accumulating: m > 0, gradientsReady: nil)
+                               gradientsReady: nil)
                 }
+                timeline?.mark("other replicas")
+                let t3 = monotonicSeconds()
+                sumReplicas(addingPartialSums: last)
+                timeline?.mark("replica sum")
+                outcomes[0].backward += monotonicSeconds() - t3
             }
             summed.add(outcomes)
+            if !last { partialSums.keep(total) }
         }
-        guard count > 1 else { return summed }
-        timeline?.mark("other replicas")
-        let t3 = monotonicSeconds()
-        // Sum in replica order, so the result does not depend on which thread finished
-        // first; each thread sums its own stretch of the parameters.
+        if count > 1 {
+            for layer in stride(from: primary.layers.count - 1, through: 0, by: -1) { try gradientsReady?(layer) }
+        }
+        return summed
+    }
+
+    /// Sums the replicas' gradients into the first replica's in a pairwise tree: at distance
+    /// d = 1, 2, 4, ..., replica r (a multiple of 2d) adds replica r + d's sum, the order of
+    /// Open MPI's binomial allreduce. Each thread sums its own stretch of the parameters; with
+    /// `addingPartialSums`, the earlier micro-batches' sums are added last.
+    private func sumReplicas(addingPartialSums: Bool) {
         let n = primary.parameterCount
         DispatchQueue.concurrentPerform(iterations: count) { part in
-            let total = primary.gradients.pointer
             let range = Self.stretch(part, of: n, parts: count)
-            for r in 1..<count {
-                let g = networks[r].gradients.pointer
-                for i in range { total[i] += g[i] }
+            var distance = 1
+            while distance < count {
+                for r in stride(from: 0, to: count - distance, by: 2 * distance) {
+                    let sum = networks[r].gradients.pointer, other = networks[r + distance].gradients.pointer
+                    for i in range { sum[i] += other[i] }
+                }
+                distance *= 2
             }
+            if addingPartialSums { partialSums.add(into: primary.gradients.pointer, range) }
         }
-        for layer in stride(from: primary.layers.count - 1, through: 0, by: -1) { try gradientsReady?(layer) }
-        timeline?.mark("replica sum")
-        summed.backward += monotonicSeconds() - t3
-        return summed
     }
 
     /// Part `part` of `0..<n` cut into `parts` stretches, `[part·n/parts, (part+1)·n/parts)`: they
@@ -159,4 +186,46 @@ public struct StepOutcome: Sendable {
         }
         data += replicas[0].data; forward += replicas[0].forward; backward += replicas[0].backward
     }
+}
+
+/// The gradients of a step's earlier micro-batches, summed as a binary counter so that the
+/// micro-batches add up in the pairwise tree that replicas and ranks use: level l holds the sum
+/// of 2^l consecutive micro-batches. Keeping a micro-batch carries it up through the occupied
+/// levels (`g = level + g`); the last one's gradients then take every occupied level, lowest
+/// first. For K = 4 that is `(g₀ + g₁) + (g₂ + g₃)`; for K = 3, `(g₀ + g₁) + g₂`. Levels are
+/// allocated as a step first needs them: ⌈log₂ K⌉ buffers of the parameters' size.
+final class PartialSums: @unchecked Sendable {
+    private let count: Int
+    private var levels: [FloatBuffer] = []
+    private var occupied: [Bool] = []
+
+    init(count: Int) { self.count = count }
+
+    /// Adds the micro-batch whose gradients are in `gradients` (which it may change).
+    func keep(_ gradients: UnsafeMutablePointer<Float>) {
+        var level = 0
+        while level < levels.count, occupied[level] {
+            let sum = levels[level].pointer
+            for i in 0..<count { gradients[i] = sum[i] + gradients[i] }
+            occupied[level] = false
+            level += 1
+        }
+        if level == levels.count {
+            levels.append(FloatBuffer(count: count))
+            occupied.append(false)
+        }
+        levels[level].pointer.update(from: gradients, count: count)
+        occupied[level] = true
+    }
+
+    /// Adds the kept sums to the last micro-batch's gradients over `range`, lowest level first.
+    func add(into gradients: UnsafeMutablePointer<Float>, _ range: Range<Int>) {
+        for (level, buffer) in levels.enumerated() where occupied[level] {
+            let sum = buffer.pointer
+            for i in range { gradients[i] = sum[i] + gradients[i] }
+        }
+    }
+
+    /// Empties every level, for the next step.
+    func clear() { occupied = occupied.map { _ in false } }
 }

@@ -46,7 +46,7 @@ struct RunStart {
             optimizer.stepCount = position.optimizerSteps
         }
         resumedFrom = loaded?.path
-        if let loaded, loaded.execution != rank.execution {
+        if let loaded, !loaded.execution.givesTheSameBits(as: rank.execution) {
             progress.notice("cohort: \(loaded.path) was made with \(loaded.execution.description), this run has "
                             + "\(rank.execution.description): it continues the same training up to float rounding, "
                             + "not bit for bit")

@@ -80,6 +80,23 @@ extension SystemTests {
             }
         }
 
+        /// Which resumes continue bit for bit: the same slices summed in the same tree.
+        @Test func executionsThatGiveTheSameBits() {
+            func run(_ ranks: Int, _ threads: Int, _ replicas: Int, _ micro: Int = 1, bucket: Double = 25) -> Execution {
+                Execution(worldSize: ranks, threadsPerRank: threads, replicasPerRank: replicas, bucketMb: bucket, accumulate: micro)
+            }
+            // Powers of two of slices per rank, in any mix of ranks, replicas and micro-batches, any buckets.
+            for other in [run(2, 1, 1), run(1, 1, 1, 2), run(2, 1, 1, bucket: 0.05)] { #expect(run(1, 2, 2).givesTheSameBits(as: other)) }
+            #expect(run(1, 4, 4).givesTheSameBits(as: run(2, 1, 1, 2)))
+            #expect(run(3, 2, 2).givesTheSameBits(as: run(1, 6, 6)))
+            #expect(run(3, 1, 1).givesTheSameBits(as: run(1, 3, 3)))
+            // Another number of slices, other threads per slice, or trees that do not nest.
+            #expect(!run(1, 2, 2).givesTheSameBits(as: run(1, 1, 1)))
+            #expect(!run(1, 2, 1).givesTheSameBits(as: run(2, 1, 1)))
+            #expect(!run(2, 3, 3).givesTheSameBits(as: run(1, 6, 6)))
+            #expect(!run(1, 3, 3, 2).givesTheSameBits(as: run(1, 2, 2, 3)))
+        }
+
         @Test func aResumeWithOtherThreadsSaysItContinuesUpToRounding() throws {
             let run = "\(scratch.path)/threads"
             let sgd = ["--optimizer", "sgd", "--lr", "0.01", "--threads", "2", "--replicas", "2"]
