@@ -34,7 +34,12 @@ extension Trainer {
             try record(epoch: epoch, totals: totals, sums: sums, seconds: seconds, timedSteps: stepsPerEpoch - firstStep,
                        in: runDirectory)
         }
-        _ = try checkpoint(epoch: epoch + 1, step: 0, sums: EpochSums())
+        let path = try checkpoint(epoch: epoch + 1, step: 0, sums: EpochSums())
+        if stopAtEpochEnd && epoch + 1 < config.epochs {
+            progress.notice("cohort: stopped by a signal at the end of epoch \(epoch + 1); checkpoint "
+                            + "\(path ?? "written by rank 0"); continue with --resume \(config.out)")
+            return false
+        }
         return true
     }
 
@@ -67,6 +72,12 @@ extension Trainer {
             _ = try RankAgreement.check(network, communicator: communicator, at: "epoch \(epoch + 1), step \(step + 1)")
         }
         if stepFlags.pointer[0] > 0 {
+            // At an epoch's last step the epoch ends first (its metrics, its checkpoint): a
+            // checkpoint has no place between an epoch's last step and its record.
+            guard step + 1 < stepsPerEpoch else {
+                stopAtEpochEnd = true
+                return true
+            }
             let path = try checkpoint(epoch: epoch, step: step + 1, sums: sums)
             progress.notice("cohort: stopped by a signal at epoch \(epoch + 1), step \(step + 1); checkpoint "
                             + "\(path ?? "written by rank 0"); continue with --resume \(config.out)")

@@ -23,6 +23,8 @@ public final class Trainer {
     let progress: ProgressReporter
     /// The learning rate of every step.
     let schedule: LearningRateSchedule
+    /// A signal came at an epoch's last step: the run stops once that epoch has ended.
+    var stopAtEpochEnd = false
     /// Rank 0's run directory and TensorBoard file (nil on other ranks).
     let runDirectory: RunDirectory?
     let tensorBoard: TensorBoardWriter?
