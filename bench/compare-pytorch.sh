@@ -6,9 +6,16 @@
 #   bench/compare-pytorch.sh --model cnn --dataset cifar10 --data-dir DIR [--runs 3]
 #       [--epochs 1] [--batch-size 64] [--hidden 128] [--optimizer adagrad] [--lr 0.01]
 #       [--limit N] [--threads T] [--ranks N] [--precision fp32|bf16] [--torch-precision fp32|bf16]
+#       [--isa avx2]
 #
 # --precision sets both sides' (Cohort's --precision, PyTorch's bf16 autocast on the CPU);
 # --torch-precision then sets PyTorch's alone, e.g. Cohort bf16 against PyTorch fp32.
+#
+# --isa avx2 runs both sides on their AVX2 kernels, as on a CPU without AVX-512: oneDNN limited
+# by DNNL_MAX_CPU_ISA (Cohort's) and ONEDNN_MAX_CPU_ISA (PyTorch's bundled copy), PyTorch's own
+# kernels by ATEN_CPU_CAPABILITY and MKL's by MKL_ENABLE_INSTRUCTIONS, and OpenBLAS's core type
+# set to Haswell on both sides. Build Cohort for haswell to match
+# (COHORT_TARGET_CPU=haswell swift build -c release).
 #
 # --ranks N runs Cohort with N MPI ranks (launch/train) and PyTorch with DDP over N
 # processes (--world-size N); threads per rank default to cores / N on both sides.
@@ -24,7 +31,7 @@ here="$(cd "$(dirname "$0")/.." && pwd)"
 python="${PYTHON:-/tmp/torch-venv/bin/python}"
 reference="${REFERENCE:-$here/../shared/peers/torch_reference.py}"
 model=cnn dataset=cifar10 data_dir="" runs=3 epochs=1 batch=64 hidden=128 optimizer=adagrad lr=0.01 limit=0 threads=0 ranks=1
-precision=fp32 torch_precision=""
+precision=fp32 torch_precision="" isa=""
 while (($#)); do
   case "$1" in
     --model) model="$2"; shift 2 ;;
@@ -41,6 +48,7 @@ while (($#)); do
     --ranks) ranks="$2"; shift 2 ;;
     --precision) precision="$2"; shift 2 ;;
     --torch-precision) torch_precision="$2"; shift 2 ;;
+    --isa) isa="$2"; shift 2 ;;
     *) echo "compare-pytorch: unknown flag $1" >&2; exit 2 ;;
   esac
 done
@@ -59,6 +67,14 @@ torch_args=(--model "$model" --dataset "$dataset" --data-dir "$torch_data" --opt
 torch_precision="${torch_precision:-$precision}"
 cohort_args+=(--precision "$precision")
 torch_args+=(--world-size "$ranks" --precision "$torch_precision")
+# The environment of both sides: OpenBLAS's own choice of kernels, or AVX2 everywhere.
+environment=(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE)
+case "$isa" in
+  "") ;;
+  avx2) environment+=(OPENBLAS_CORETYPE=Haswell DNNL_MAX_CPU_ISA=AVX2 ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2
+                      MKL_ENABLE_INSTRUCTIONS=AVX2) ;;
+  *) echo "compare-pytorch: --isa takes avx2, got $isa" >&2; exit 2 ;;
+esac
 cohort=("$here/.build/release/cohort" train)
 ((ranks > 1)) && cohort=("$here/launch/train" -n "$ranks")
 
@@ -66,9 +82,9 @@ tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 ratios=()
 for i in $(seq 1 "$runs"); do
-  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "${cohort[@]}" "${cohort_args[@]}" --out "$tmp/run$i"
+  "${environment[@]}" "${cohort[@]}" "${cohort_args[@]}" --out "$tmp/run$i"
   read -r c comm cacc < <(python3 -c "import json,sys; s=json.load(open(sys.argv[1])); print(s['samples_per_s'], s['comm_seconds'] / s['train_seconds'], s['final']['test_acc'])" "$tmp/run$i/summary.json")
-  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$python" "$reference" "${torch_args[@]}" > "$tmp/torch$i.jsonl"
+  "${environment[@]}" "$python" "$reference" "${torch_args[@]}" > "$tmp/torch$i.jsonl"
   read -r t tacc < <(python3 -c "import json,sys; rows=[json.loads(l) for l in open(sys.argv[1])]; print(rows[-1]['samples_per_s'], rows[-2]['test_acc'])" "$tmp/torch$i.jsonl")
   r=$(python3 -c "print(f'{$c / $t:.3f}')")
   printf 'run %d (%d rank(s), cohort %s, pytorch %s): cohort %.1f samples/s (allreduce wait %.1f%% of training, final test acc %.4f), pytorch %.1f samples/s (final test acc %.4f), ratio %s\n' \
