@@ -9,10 +9,14 @@ import Foundation
 /// leaves half a file, and `summary.json` appears only when the run has finished.
 public struct RunDirectory {
     public let path: String
+    /// The writer's lock, held as long as this value lives (given `settings`: a run's writer).
+    private let lock: RunLock?
 
     /// Creates the directory (and parents) or fails with a message naming it. With
-    /// `settings`, a directory that already holds a run is checked first: one with other
-    /// settings is never overwritten, and one with checkpoints only continues with `resume`.
+    /// `settings`, the caller is the run's writer: it takes the directory's lock (a second
+    /// writer is refused at once, naming the first), and a directory that already holds a run
+    /// is checked: one with other settings is never overwritten, and one with checkpoints only
+    /// continues with `resume`.
     public init(path: String, settings: JSONValue? = nil, resume: Bool = false) throws {
         self.path = path
         var isDirectory: ObjCBool = false
@@ -24,6 +28,7 @@ public struct RunDirectory {
             }
         }
         guard access(path, W_OK) == 0 else { throw CohortError.failure("--out \(path): directory is not writable") }
+        lock = try settings.map { _ in try RunLock(directory: path) }
         if let settings { try Self.checkReuse(path: path, settings: settings, resume: resume) }
         // A previous run's summary would claim that this one finished.
         try? FileManager.default.removeItem(atPath: RunSummary.path(directory: path))

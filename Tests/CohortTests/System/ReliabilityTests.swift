@@ -134,6 +134,28 @@ extension SystemTests {
             #expect(try rows(out) == rows(reference))
         }
 
+        /// A run directory has one writer: a second `cohort train` on the same `--out` is refused
+        /// at once (exit 64) naming the first's pid, whatever its settings; once the first is
+        /// killed with SIGKILL, the kernel has dropped its lock and the next run takes the
+        /// directory (here: resumes it).
+        @Test func aRunDirectoryHasOneWriter() throws {
+            let out = "\(scratch.path)/one-writer"
+            let first = try BackgroundProcess([CohortBinary.path] + arguments(out, extra: ["--checkpoint-steps", "2"]))
+            try waitFor("the first checkpoint") { !Checkpoint.list(run: out).isEmpty }
+            for seed in ["0", "1"] {
+                let start = Date()
+                let second = try CohortBinary.run(arguments(out, extra: ["--seed", seed]))
+                #expect(Date().timeIntervalSince(start) < 1, "the second writer took \(Date().timeIntervalSince(start)) s")
+                #expect(second.status == 64, "\(second.stderr)")
+                #expect(second.stderr.contains("--out \(out) is in use by another run (pid \(first.pid) on "), "\(second.stderr)")
+            }
+            kill(first.pid, SIGKILL)
+            #expect(first.wait(timeout: 10) != nil)
+            let resumed = try CohortBinary.run(["train", "--resume", out, "--quiet"])
+            #expect(resumed.status == 0, "\(resumed.stderr)")
+            #expect(try RunSummary.read(directory: out) != nil)
+        }
+
         @Test func damagedCheckpointsAreRefusedAndTheOneBeforeIsUsed() throws {
             // One process, 2 epochs: checkpoints at steps 35 and 40 are kept (epoch ends at 20, 40).
             let run = "\(scratch.path)/damaged"
