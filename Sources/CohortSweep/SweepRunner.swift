@@ -11,8 +11,9 @@ import Foundation
 /// `DIR/sweep.json` records the specification. Started again on the same directory with
 /// the same specification, the sweep skips every point whose run finished (its
 /// `summary.json` exists, which `cohort train` writes last), resumes a point that has
-/// checkpoints, and runs the others afresh; a different specification is refused rather
-/// than mixed in.
+/// checkpoints (on the sweep's ranks now, whatever it ran on before), and runs the others
+/// afresh; a different specification is refused rather than mixed in, and a point directory
+/// that holds another run's settings or another writer is refused by `cohort train`, naming it.
 public struct SweepRunner {
     public let spec: SweepSpec
     public let directory: String
@@ -43,8 +44,20 @@ public struct SweepRunner {
         }
     }
 
-    /// Runs every unfinished point of `only` (default: all); returns the points that failed.
-    public func run(only: [Int]? = nil, log: (String) -> Void) throws -> [SweepPoint] {
+    /// What a sweep's run left: the points that failed and those a signal left unfinished.
+    public struct Outcome {
+        public var failed: [SweepPoint] = []
+        /// Stopped part-way (checkpointed: they continue when the sweep runs again) or not started.
+        public var stopped: [SweepPoint] = []
+        public var unfinished: [SweepPoint] { failed + stopped }
+    }
+
+    /// Runs every unfinished point of `only` (default: all).
+    ///
+    /// SIGINT or SIGTERM stops the sweep: the running points get SIGTERM (one each, so that a
+    /// copy the terminal or Slurm sent them as well only repeats the request), checkpoint and
+    /// exit; no further point starts. Run again, the sweep resumes them from their checkpoints.
+    public func run(only: [Int]? = nil, log: (String) -> Void) throws -> Outcome {
         let points = spec.points
         let epochs = try validate(points)
         log("sweep \(spec.name): \(points.count) point(s) x \(spec.ranks) rank(s) -> \(directory)"
@@ -56,12 +69,16 @@ public struct SweepRunner {
             log("sweep: \(chosen.count - pending.count) of \(chosen.count) point(s) finished earlier, skipped")
         }
         var queue = pending[...]
-        var running: [(index: Int, process: Process, slot: Int, start: Double)] = []
+        var running: [(index: Int, process: Process, slot: Int, start: Double, resumed: Bool)] = []
         var free = Array(placements.indices)
-        var failed: [SweepPoint] = []
+        var outcome = Outcome()
+        let stop = StopRequest.install()
+        var passedOn = false
+        // The rate of points run whole, for the ETA (a failed or resumed point's seconds say
+        // nothing of it).
         var spentSeconds = 0.0, spentEpochs = 0
-        while !queue.isEmpty || !running.isEmpty {
-            while let slot = free.first, let index = queue.first {
+        while (!queue.isEmpty && !stop.isRequested) || !running.isEmpty {
+            while !stop.isRequested, let slot = free.first, let index = queue.first {
                 queue.removeFirst(); free.removeFirst()
                 let point = points[index]
                 let remaining = ([index] + queue).map { epochs[$0] }.reduce(0, +)
@@ -69,28 +86,42 @@ public struct SweepRunner {
                     ? ", ETA for the rest \(Format.duration(spentSeconds / Double(spentEpochs) * Double(remaining) / Double(placements.count)))"
                     : ""
                 let place = placements.count > 1 ? " on group \(slot + 1) of \(placements.count)" : ""
-                log("sweep: point \(index + 1)/\(points.count): \(point.label) (\(spec.ranks) rank(s)\(place))\(eta)")
                 // A point stopped part-way (a failure, a signal) continues from its checkpoint.
                 var arguments = spec.arguments(for: point, runDirectory: runDirectory(point)) + runArguments
-                if !Checkpoint.list(run: runDirectory(point)).isEmpty { arguments += ["--resume", runDirectory(point)] }
+                let newest = Checkpoint.list(run: runDirectory(point)).first
+                let resumed = newest != nil
+                if resumed { arguments += ["--resume", runDirectory(point)] }
+                log("sweep: point \(index + 1)/\(points.count): \(point.label) (\(spec.ranks) rank(s)\(place))"
+                    + (newest.map { ", continuing from \($0)" } ?? "") + eta)
                 let process = try placements[slot].start(ranks: spec.ranks, arguments: arguments,
                                                          environment: try privateTemporaryDirectory(slot: slot))
-                running.append((index, process, slot, monotonicSeconds()))
+                running.append((index, process, slot, monotonicSeconds(), resumed))
             }
             // Wait for any run to end; take the ended ones out once (others may end meanwhile).
-            while running.allSatisfy({ $0.process.isRunning }) { usleep(100_000) }
+            while running.allSatisfy({ $0.process.isRunning }) {
+                if stop.isRequested && !passedOn {
+                    passedOn = true
+                    log("sweep: stopping: the running point(s) checkpoint and stop; no further point starts")
+                    for job in running { kill(job.process.processIdentifier, SIGTERM) }
+                }
+                usleep(100_000)
+            }
             let ended = running.indices.filter { !running[$0].process.isRunning }
             for job in ended.map({ running[$0] }) {
                 let point = points[job.index], seconds = monotonicSeconds() - job.start
-                spentSeconds += seconds; spentEpochs += epochs[job.index]
                 if job.process.terminationStatus == 0 && Self.isFinished(runDirectory: runDirectory(point)) {
+                    if !job.resumed { spentSeconds += seconds; spentEpochs += epochs[job.index] }
                     let best = (try? RunSummary.read(directory: runDirectory(point)))??.best.testAccuracy
                     log("sweep: point \(job.index + 1)/\(points.count) finished in \(Format.duration(seconds))"
                         + (best.map { String(format: ", best test accuracy %.4f", $0) } ?? ""))
+                } else if stop.isRequested {
+                    log("sweep: point \(job.index + 1)/\(points.count) stopped (exit \(job.process.terminationStatus))"
+                        + (Checkpoint.list(run: runDirectory(point)).isEmpty ? "" : "; it continues from its checkpoint"))
+                    outcome.stopped.append(point)
                 } else {
                     log("sweep: point \(job.index + 1)/\(points.count) failed (exit \(job.process.terminationStatus)); "
                         + "going on with the rest")
-                    failed.append(point)
+                    outcome.failed.append(point)
                 }
                 free.append(job.slot)
             }
@@ -98,7 +129,11 @@ public struct SweepRunner {
             free.sort()
         }
         for slot in placements.indices where placements.count > 1 { try? FileManager.default.removeItem(atPath: temporaryBase(slot)) }
-        return failed
+        outcome.stopped += queue.map { points[$0] }
+        let finished = chosen.count - outcome.unfinished.count
+        log("sweep: \(finished) of \(chosen.count) point(s) finished"
+            + (outcome.unfinished.isEmpty ? "" : "; not finished: " + outcome.unfinished.map(\.label).joined(separator: "; ")))
+        return outcome
     }
 
     /// Runs started at once each get a TMPDIR of their own (one per slot group): mpiruns

@@ -119,13 +119,22 @@ struct Sweep: ParsableCommand {
             var runner = SweepRunner(spec: spec, directory: directory) { try Sweep.checkPoint($0, ranks: spec.ranks) }
             runner.placements = try placements(ranks: spec.ranks)
             runner.runArguments = threads.map { ["--threads", "\($0)"] } ?? []
-            let failed = try runner.run(only: point.map { [$0] }) { say($0) }
+            let outcome = try runner.run(only: point.map { [$0] }) { say($0) }
             if let point {
-                guard failed.isEmpty else { throw CohortError.failure("point \(point) (\(failed[0].label)) failed") }
+                if let stopped = outcome.stopped.first {
+                    throw CohortError.failure("point \(point) (\(stopped.label)) stopped by a signal; run the same command "
+                                              + "again to continue it")
+                }
+                guard outcome.failed.isEmpty else { throw CohortError.failure("point \(point) (\(outcome.failed[0].label)) failed") }
                 say("sweep: point \(point) done; `cohort report \(directory)` once every point has run")
                 return
             }
             let report = try SweepReport(directory: directory, referenceFile: reference)
+            if !outcome.stopped.isEmpty {
+                say("sweep: report so far written to \(try report.write())")
+                throw CohortError.failure("stopped by a signal with \(outcome.unfinished.count) point(s) not finished; "
+                                          + "run the same command again to finish them")
+            }
             if !noVisualize, let best = report.best {
                 do {
                     let trained = try TrainedModel(path: best.directory)
@@ -135,9 +144,10 @@ struct Sweep: ParsableCommand {
                 }
             }
             say("sweep: report written to \(try report.write())")
-            if !failed.isEmpty {
-                throw CohortError.failure("\(failed.count) point(s) failed: " + failed.map(\.label).joined(separator: "; ")
-                               + ". Run the same command again to retry them.")
+            if !outcome.failed.isEmpty {
+                throw CohortError.failure("\(outcome.failed.count) point(s) failed: "
+                                          + outcome.failed.map(\.label).joined(separator: "; ")
+                                          + ". Run the same command again to retry them.")
             }
         }
     }

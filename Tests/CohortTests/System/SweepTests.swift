@@ -160,6 +160,56 @@ extension SystemTests {
             #expect(ranked == ranked.sorted(by: >) && ranked.count == 4)
         }
 
+        /// SIGTERM to `cohort sweep` in the middle of a point: the point checkpoints and stops,
+        /// no further point starts, the sweep names what did not finish and exits 1. The same
+        /// command again resumes the point and finishes the grid: every point's parameters and
+        /// figures are an uninterrupted sweep's, bit for bit, and so is the report's ranking.
+        @Test func aSweepStoppedBySIGTERMFinishesLikeAnUninterruptedOne() throws {
+            let grid = ["lr=0.01,0.005,0.002"]
+            let flags = ["--", "--model", "cnn", "--dataset", "synthetic", "--limit", "1280", "--test-limit", "64",
+                         "--batch-size", "32", "--epochs", "3", "--optimizer", "sgd", "--checkpoint-steps", "10", "--quiet"]
+            let command = { (directory: String) in
+                [CohortBinary.path, "sweep", "--out", directory, "--no-visualize"] + grid.flatMap { ["--grid", $0] } + flags
+            }
+            let reference = "\(scratch.path)/uninterrupted", stopped = "\(scratch.path)/stopped"
+            let whole = try runProcess(command(reference)[0], Array(command(reference).dropFirst()))
+            #expect(whole.status == 0, "\(whole.stderr)")
+
+            let job = try BackgroundProcess(command(stopped))
+            let second = "\(stopped)/runs/1_lr-0.005"
+            try waitFor("a checkpoint of point 2") { !Checkpoint.list(run: second).isEmpty }
+            kill(job.pid, SIGTERM)
+            let status = job.wait(timeout: 30)
+            #expect(status == 1, "\(job.stdout) \(job.stderr)")
+            #expect(job.stdout.contains("point 2/3 stopped (exit 0); it continues from its checkpoint"), "\(job.stdout)")
+            #expect(job.stdout.contains("1 of 3 point(s) finished; not finished: lr=0.005; lr=0.002"), "\(job.stdout)")
+            #expect(!job.stdout.contains("point 3/3: "), "a point started after the signal: \(job.stdout)")
+            #expect(!FileManager.default.fileExists(atPath: "\(second)/summary.json"))
+            let left = try runProcess("/usr/bin/pgrep", ["-f", "--", "--out \(second)"])
+            #expect(left.stdout.isEmpty, "the point's process outlived the sweep: \(left.stdout)")
+
+            let again = try runProcess(command(stopped)[0], Array(command(stopped).dropFirst()))
+            #expect(again.status == 0, "\(again.stderr)")
+            #expect(again.stdout.contains("3 of 3 point(s) finished"), "\(again.stdout)")
+            for run in try FileManager.default.contentsOfDirectory(atPath: "\(reference)/runs") {
+                let a = try Data(contentsOf: URL(fileURLWithPath: "\(stopped)/runs/\(run)/model.safetensors"))
+                let b = try Data(contentsOf: URL(fileURLWithPath: "\(reference)/runs/\(run)/model.safetensors"))
+                #expect(a == b, "\(run): other parameters than the uninterrupted sweep's")
+                let figures = { (directory: String) in
+                    try String(contentsOfFile: "\(directory)/runs/\(run)/metrics.csv", encoding: .utf8).split(separator: "\n")
+                        .map { $0.split(separator: ",").prefix(5).joined(separator: ",") }
+                }
+                #expect(try figures(stopped) == figures(reference), "\(run)")
+            }
+            let best = { (directory: String) in
+                try String(contentsOfFile: "\(directory)/report.md", encoding: .utf8).split(separator: "\n")
+                    .filter { $0.hasPrefix("Best:") }
+            }
+            #expect(try best(stopped) == best(reference))
+            #expect(try SweepReport(directory: stopped).ranked.map(\.point.label)
+                    == SweepReport(directory: reference).ranked.map(\.point.label))
+        }
+
         /// `cohort report --reference`: a reference's figures beside the runs', with the
         /// differences computed from summary.json; a reference that names no run is refused.
         @Test func aReferenceIsSetBesideTheRuns() throws {
