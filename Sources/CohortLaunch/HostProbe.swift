@@ -11,12 +11,27 @@ public struct HostProbe {
 
     public init(iface: String?) { self.iface = iface }
 
-    /// The hosts of `hostfile` that answer, in file order.
+    /// The hosts of `hostfile` that answer, in file order. All are asked at once, so the
+    /// answer takes the slowest host's time (at most `timeout`), not the sum.
     public func answering(_ hostfile: Hostfile) throws -> Hostfile {
-        Hostfile(hosts: try hostfile.hosts.filter { try answers($0.host) })
+        let probes = try hostfile.hosts.map { try start($0.host) }
+        let deadline = monotonicSeconds() + timeout
+        while probes.contains(where: \.isRunning) && monotonicSeconds() < deadline { usleep(50_000) }
+        let answers = probes.map { process -> Bool in
+            guard !process.isRunning else {
+                process.terminate()
+                usleep(500_000)
+                if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+                process.waitUntilExit()
+                return false
+            }
+            return process.terminationStatus == 0
+        }
+        return Hostfile(hosts: zip(hostfile.hosts, answers).filter(\.1).map(\.0))
     }
 
-    func answers(_ host: String) throws -> Bool {
+    /// `/bin/true` started on `host` over MPI's network, as a job of its own.
+    private func start(_ host: String) throws -> Process {
         let command = try Placement.hosts([(host, 1)], iface: iface).command(ranks: 1, arguments: [], binary: "/bin/true")
         let process = Process()
         process.executableURL = URL(fileURLWithPath: command[0])
@@ -24,15 +39,6 @@ public struct HostProbe {
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
-        let deadline = monotonicSeconds() + timeout
-        while process.isRunning && monotonicSeconds() < deadline { usleep(50_000) }
-        guard !process.isRunning else {
-            process.terminate()
-            usleep(500_000)
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-            process.waitUntilExit()
-            return false
-        }
-        return process.terminationStatus == 0
+        return process
     }
 }

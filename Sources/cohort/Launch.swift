@@ -65,7 +65,7 @@ struct Launch: ParsableCommand {
         try reportingErrors {
             let arguments = command
             if let probeTo, let hostfile { return try probe(Hostfile(path: hostfile), writingTo: probeTo) }
-            if let hostfile { _ = try Hostfile(path: hostfile) }
+            if let hostfile, !dryRun { try checkEveryNodeAnswers(Hostfile(path: hostfile)) }
             let count = hostfile == nil && slurm == nil ? ranks ?? ProcessInfo.processInfo.activeProcessorCount : ranks
             // Even one rank goes through mpirun: it binds the rank as it would bind N.
             let words = try placement.command(ranks: count, arguments: arguments, mpirunForOneRank: true)
@@ -91,6 +91,20 @@ extension Launch {
               timeout > 0, timeout <= Double(MPIRun.lostNodeSeconds) else { return }
         sayError("cohort launch: --timeout \(given) s is not longer than the \(MPIRun.lostNodeSeconds) s in which Open MPI "
             + "notices a lost node: if a node's link goes down, mpirun may wait for it for many minutes (see docs/reliability.md)")
+    }
+
+    /// Before a job across nodes: every node of the hostfile answers, or the job does not
+    /// start and the error names those that do not (instead of Open MPI's page of text, or
+    /// its wait for a node that never connects back).
+    func checkEveryNodeAnswers(_ hostfile: Hostfile) throws {
+        let probe = HostProbe(iface: iface)
+        let answering = try probe.answering(hostfile)
+        let silent = hostfile.hosts.map(\.host).filter { host in !answering.hosts.contains { $0.host == host } }
+        guard silent.isEmpty else {
+            throw CohortError.failure("\(silent.count) of \(hostfile.hosts.count) node(s) of \(self.hostfile ?? "the hostfile") "
+                + "do not answer: \(silent.joined(separator: ", ")) (mpirun could not start /bin/true there within "
+                + "\(Format.figure(probe.timeout)) s); no job was started")
+        }
     }
 
     /// Writes the hosts of `hostfile` that still answer to `path`, saying which were dropped.

@@ -101,6 +101,30 @@ extension SystemTests {
             #expect(try namespaces() == before, "the cluster's namespaces are gone")
         }
 
+        /// Before mpirun starts, every node of the hostfile is asked: a node whose link is down,
+        /// or a name that does not resolve, is named in one line, exit 1, and no job starts.
+        @Test func aNodeThatDoesNotAnswerIsNamedBeforeTheJobStarts() throws {
+            let before = try namespaces()
+            let flags = "--model cnn --dataset synthetic --limit 64 --test-limit 32 --batch-size 32 --quiet"
+            let out = "\(scratch.path)/silent-node"
+            let result = try onCluster(nodes: 2, "ip -n $COHORT_NETNS_PREFIX-n2 link set eth0 down; "
+                                       + "\(Self.root)/cluster/train --hostfile $COHORT_CLUSTER_HOSTFILE "
+                                       + "--iface $COHORT_CLUSTER_IFACE --threads 1 \(flags) --out \(out)")
+            #expect(result.status == 1, "\(result.stderr)")
+            #expect(result.stderr.contains("1 of 2 node(s) of ") && result.stderr.contains("do not answer: 198.18.0.2 "),
+                    "\(result.stderr)")
+            #expect(!result.stderr.contains("ORTE"), "Open MPI's own text: \(result.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: "\(out)/config.json"), "a job started")
+            #expect(try namespaces() == before, "the cluster's namespaces are gone")
+
+            let hostfile = "\(scratch.path)/unknown-host"
+            put(hostfile, Data("localhost slots=1\nno-such-node.invalid slots=1\n".utf8))
+            let unknown = try CohortBinary.run(["launch", "--hostfile", hostfile, "--", "train"] + flags.split(separator: " ").map(String.init)
+                                               + ["--out", out], environment: DataParallelTests.environment)
+            #expect(unknown.status == 1, "\(unknown.stderr)")
+            #expect(unknown.stderr.contains("do not answer: no-such-node.invalid"), "\(unknown.stderr)")
+        }
+
         @Test func clusterScriptsParseAndDryRun() throws {
             for script in ["cluster/train", "cluster/netns-cluster", "cluster/netns-rsh", "cluster/slurm/train.sbatch",
                            "cluster/slurm/sweep.sbatch", "launch/train", "launch/quickstart"] {
