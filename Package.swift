@@ -1,6 +1,7 @@
 // swift-tools-version:6.0
 // Cohort: a data-parallel neural-network trainer over MPI.
-// Targets follow the layers of docs/architecture.md; each depends only on the layers above it.
+// Targets follow the layers of docs/architecture.md; each depends only on the layers above it, and
+// declares exactly the modules it imports (ManifestTests checks it).
 import PackageDescription
 
 // Release builds: no bounds checks. Every build: no errno from sqrt, so loops with a square root
@@ -36,7 +37,7 @@ let package = Package(
         // clock, JSON coding, number formats.
         .target(name: "CohortBase", dependencies: ["CLinux"], swiftSettings: optimize),
         // Tensors and kernels: buffers, GEMM, convolution, pooling, elementwise, RNG.
-        .target(name: "CohortTensor", dependencies: ["CohortBase", "CBLAS", "CDNNL"], swiftSettings: optimize),
+        .target(name: "CohortTensor", dependencies: ["CBLAS", "CDNNL"], swiftSettings: optimize),
         // Neural network: layers with forward/backward, models, loss.
         .target(name: "CohortNN", dependencies: ["CohortTensor"], swiftSettings: optimize),
         // Optimizers over flat parameter and gradient buffers.
@@ -75,8 +76,9 @@ let package = Package(
                 swiftSettings: optimize),
         // The command line: one file per command; parses flags and calls the layers above.
         .executableTarget(name: "cohort",
-                          dependencies: ["CohortBase", "CohortRun", "CohortLaunch", "CohortTraining", "CohortBench",
-                                         "CohortAnalysis", "CohortSweep", "CohortDistributed", "CohortFetch",
+                          dependencies: ["CohortBase", "CohortTensor", "CohortNN", "CohortOptim", "CohortData",
+                                         "CohortDistributed", "CohortRun", "CohortLaunch", "CohortTraining", "CohortBench",
+                                         "CohortAnalysis", "CohortSweep", "CohortFetch",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: optimize),
 
