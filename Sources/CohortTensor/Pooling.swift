@@ -84,27 +84,43 @@ public func maxPoolBackward(_ dy: UnsafePointer<Float>, argmax: UnsafePointer<In
 }
 
 /// 2×2 windows that tile the input exactly: each input is written once (its window's
-/// gradient or 0), so `dx` needs no clearing first.
+/// gradient or 0), so `dx` needs no clearing first. Eight inputs of a row at a time (four
+/// windows): each window's gradient and winner are spread over its two columns and compared
+/// with the inputs' own indices, selects instead of a branch on where the winner sits (which a
+/// CPU cannot predict: a branch per window was most of this pass's time).
 private func maxPool2x2Backward(_ dy: UnsafePointer<Float>, argmax: UnsafePointer<Int32>, planes: Int,
                                 geometry g: ConvGeometry, into dx: UnsafeMutablePointer<Float>,
                                 reluOutput: UnsafePointer<Float>?) {
     let oh = g.outHeight, ow = g.outWidth, w = g.width
+    let columns = SIMD8<Int32>(0, 1, 2, 3, 4, 5, 6, 7)
     for plane in 0..<planes {
         let d = dx + plane * g.inPlane
-        let src = dy + plane * g.outPlane
-        let arg = argmax + plane * g.outPlane
-        let mask = reluOutput.map { $0 + plane * g.outPlane }
         for oy in 0..<oh {
+            let row = plane * g.outPlane + oy * ow
+            let src = dy + row, arg = argmax + row, y = reluOutput.map { $0 + row }
             let top = 2 * oy * w, bottom = top + w
-            for ox in 0..<ow {
-                let o = oy * ow + ox, i = 2 * ox
-                let grad = mask.map { $0[o] > 0 ? src[o] : 0 } ?? src[o]
-                // Where the winner sits in its window: 0, 1 (top row), w, w + 1 (bottom row).
-                let slot = Int(arg[o]) - (top + i)
-                d[top + i] = slot == 0 ? grad : 0
-                d[top + i + 1] = slot == 1 ? grad : 0
-                d[bottom + i] = slot == w ? grad : 0
-                d[bottom + i + 1] = slot == w + 1 ? grad : 0
+            var x = 0
+            while x + 8 <= w {
+                let o = x >> 1
+                var grad = SIMD8<Float>(src[o], src[o], src[o + 1], src[o + 1], src[o + 2], src[o + 2], src[o + 3], src[o + 3])
+                if let y {
+                    let out = SIMD8<Float>(y[o], y[o], y[o + 1], y[o + 1], y[o + 2], y[o + 2], y[o + 3], y[o + 3])
+                    grad.replace(with: 0, where: out .<= 0)
+                }
+                let winner = SIMD8<Int32>(arg[o], arg[o], arg[o + 1], arg[o + 1], arg[o + 2], arg[o + 2], arg[o + 3], arg[o + 3])
+                let topIndex = columns &+ Int32(top + x), bottomIndex = columns &+ Int32(bottom + x)
+                UnsafeMutableRawPointer(d + top + x).storeBytes(of: grad.replacing(with: 0, where: winner .!= topIndex),
+                                                                as: SIMD8<Float>.self)
+                UnsafeMutableRawPointer(d + bottom + x).storeBytes(of: grad.replacing(with: 0, where: winner .!= bottomIndex),
+                                                                   as: SIMD8<Float>.self)
+                x += 8
+            }
+            while x < w {
+                let o = x >> 1, winner = Int(arg[o])
+                let grad = y.map { $0[o] > 0 ? src[o] : 0 } ?? src[o]
+                d[top + x] = winner == top + x ? grad : 0
+                d[bottom + x] = winner == bottom + x ? grad : 0
+                x += 1
             }
         }
     }

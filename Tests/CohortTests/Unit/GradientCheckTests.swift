@@ -47,6 +47,10 @@ import Testing
         checkLayer(MaxPool2D(channels: 3, height: 6, width: 6, kernel: 2, maxBatch: 2), batch: 2, input: values, "pool k2")
         checkLayer(MaxPool2D(channels: 3, height: 6, width: 6, kernel: 3, stride: 2, padding: 1, maxBatch: 2),
                    batch: 2, input: values, "pool k3 s2 p1")
+        // Rows of 20: the 2×2 backward's eight-input steps (16 inputs) and the inputs after them.
+        var wide = (0..<(2 * 3 * 4 * 20)).map { Float($0) * 0.05 }
+        wide.shuffle(using: &rng)
+        checkLayer(MaxPool2D(channels: 3, height: 4, width: 20, kernel: 2, maxBatch: 2), batch: 2, input: wide, "pool k2 w20")
     }
 
     @Test func relu() {
@@ -55,12 +59,13 @@ import Testing
 
     /// In a network, a max-pooling after a ReLU applies the ReLU's mask in its own backward
     /// and the ReLU's backward passes the gradient through: the result must equal the two
-    /// layers' separate backward passes, for the 2×2 fast path and for overlapping windows.
+    /// layers' separate backward passes, for the 2×2 fast path (rows of 20: its eight-input
+    /// steps and the inputs after them) and for overlapping windows.
     @Test(arguments: [(2, 2, 0), (3, 2, 1)])
     func reluThenPoolEqualsSeparateBackwards(kernel: Int, stride: Int, padding: Int) throws {
-        let shape: Shape = [3, 6, 6], batch = 2
+        let shape: Shape = [3, 6, 20], batch = 2
         func pool() -> MaxPool2D {
-            MaxPool2D(channels: 3, height: 6, width: 6, kernel: kernel, stride: stride, padding: padding, maxBatch: batch)
+            MaxPool2D(channels: 3, height: 6, width: 20, kernel: kernel, stride: stride, padding: padding, maxBatch: batch)
         }
         let x = FloatBuffer(randomValues(batch * shape.elementCount, seed: 8))
         let fused = Network(layers: [(nil, ReLU(shape: shape, maxBatch: batch)), (nil, pool())], maxBatch: batch)
