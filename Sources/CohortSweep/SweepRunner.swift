@@ -98,7 +98,7 @@ public struct SweepRunner {
                 running.append((index, process, slot, monotonicSeconds(), resumed))
             }
             // Wait for any run to end; take the ended ones out once (others may end meanwhile).
-            while running.allSatisfy({ $0.process.isRunning }) {
+            while !running.isEmpty && running.allSatisfy({ $0.process.isRunning }) {
                 if stop.isRequested && !passedOn {
                     passedOn = true
                     log("sweep: stopping: the running point(s) checkpoint and stop; no further point starts")
