@@ -87,20 +87,31 @@ extension SystemTests {
                                   sourceLocation: SourceLocation = #_sourceLocation) throws {
             let u = 0x1p-24, n = Double(terms)
             let bound = Double(steps) * 2 * (n * u / (1 - n * u))
+            for (name, (difference, update)) in try squaredDistances(a, b, sourceLocation: sourceLocation) {
+                #expect(update > 0, "\(name) did not move in \(b)", sourceLocation: sourceLocation)
+                let relative = (difference / update).squareRoot()
+                #expect(relative <= bound, "\(name): \(a) differs from \(b) by \(relative) of the update (bound \(bound))",
+                        sourceLocation: sourceLocation)
+            }
+        }
+
+        /// For each tensor of run `b`: `‖θa − θb‖²` (the difference of the two runs' final
+        /// parameters) and `‖θb − θ₀‖²` (b's update, from its `initial.safetensors`).
+        func squaredDistances(_ a: String, _ b: String, sourceLocation: SourceLocation = #_sourceLocation) throws
+            -> [String: (difference: Double, update: Double)] {
             let x = try SafeTensors.read("\(a)/model.safetensors"), y = try SafeTensors.read("\(b)/model.safetensors")
             let initial = try SafeTensors.read("\(b)/initial.safetensors")
             #expect(Set(x.keys) == Set(y.keys), sourceLocation: sourceLocation)
+            var distances: [String: (difference: Double, update: Double)] = [:]
             for (name, reference) in y {
                 var difference = 0.0, update = 0.0
                 for ((v, r), i) in zip(zip(try #require(x[name]).values, reference.values), try #require(initial[name]).values) {
                     difference += Double(v - r) * Double(v - r)
                     update += Double(r - i) * Double(r - i)
                 }
-                #expect(update > 0, "\(name) did not move in \(b)", sourceLocation: sourceLocation)
-                let relative = (difference / update).squareRoot()
-                #expect(relative <= bound, "\(name): \(a) differs from \(b) by \(relative) of the update (bound \(bound))",
-                        sourceLocation: sourceLocation)
+                distances[name] = (difference, update)
             }
+            return distances
         }
 
         /// The most products one gradient element of `model` sums at global batch `batch`: the
@@ -232,18 +243,10 @@ extension SystemTests {
             for ranks in [2, 4] {
                 let one = try train("cnn", ranks: 1, batch: 32, steps: 3, extra: ["--replicas", "\(ranks)"],
                                     name: "bf16-one-\(ranks)")
-                let initial = try SafeTensors.read("\(one)/initial.safetensors"), reference = try SafeTensors.read("\(one)/model.safetensors")
                 let run = try train("cnn", ranks: ranks, batch: 32, steps: 3, extra: ["--allreduce-dtype", "bf16"],
                                     name: "bf16-\(ranks)")
-                let final = try SafeTensors.read("\(run)/model.safetensors")
-                var difference = 0.0, update = 0.0
-                for (name, r) in reference {
-                    for ((v, r), i) in zip(zip(try #require(final[name]).values, r.values), try #require(initial[name]).values) {
-                        difference += Double((v - r) * (v - r))
-                        update += Double((r - i) * (r - i))
-                    }
-                }
-                let relative = (difference / update).squareRoot()
+                let tensors = try squaredDistances(run, one).values
+                let relative = (tensors.map(\.difference).reduce(0, +) / tensors.map(\.update).reduce(0, +)).squareRoot()
                 // Not 0: the float sum of the same slices is the 1-replica run's bit for bit, so the rounding shows.
                 #expect(relative > 0 && relative < 3 * 2 * 0x1p-9, "\(ranks) ranks: update differs by \(relative) of 1 rank's")
             }
