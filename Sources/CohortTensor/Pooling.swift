@@ -83,6 +83,12 @@ public func maxPoolBackward(_ dy: UnsafePointer<Float>, argmax: UnsafePointer<In
     }
 }
 
+/// Four windows' values, each repeated for its window's two columns: `[p0, p0, p1, p1, ..., p3, p3]`.
+@inline(__always)
+private func spreadOverColumns<T: SIMDScalar>(_ p: UnsafePointer<T>) -> SIMD8<T> {
+    SIMD8(p[0], p[0], p[1], p[1], p[2], p[2], p[3], p[3])
+}
+
 /// 2×2 windows that tile the input exactly: each input is written once (its window's
 /// gradient or 0), so `dx` needs no clearing first. Eight inputs of a row at a time (four
 /// windows): each window's gradient and winner are spread over its two columns and compared
@@ -102,12 +108,9 @@ private func maxPool2x2Backward(_ dy: UnsafePointer<Float>, argmax: UnsafePointe
             var x = 0
             while x + 8 <= w {
                 let o = x >> 1
-                var grad = SIMD8<Float>(src[o], src[o], src[o + 1], src[o + 1], src[o + 2], src[o + 2], src[o + 3], src[o + 3])
-                if let y {
-                    let out = SIMD8<Float>(y[o], y[o], y[o + 1], y[o + 1], y[o + 2], y[o + 2], y[o + 3], y[o + 3])
-                    grad.replace(with: 0, where: out .<= 0)
-                }
-                let winner = SIMD8<Int32>(arg[o], arg[o], arg[o + 1], arg[o + 1], arg[o + 2], arg[o + 2], arg[o + 3], arg[o + 3])
+                var grad = spreadOverColumns(src + o)
+                if let y { grad.replace(with: 0, where: spreadOverColumns(y + o) .<= 0) }
+                let winner = spreadOverColumns(arg + o)
                 let topIndex = columns &+ Int32(top + x), bottomIndex = columns &+ Int32(bottom + x)
                 UnsafeMutableRawPointer(d + top + x).storeBytes(of: grad.replacing(with: 0, where: winner .!= topIndex),
                                                                 as: SIMD8<Float>.self)
