@@ -18,7 +18,7 @@ extension SystemTests {
 
         /// A CNN run on synthetic data long enough to be interrupted (8 epochs of 20 steps),
         /// with a checkpoint every 7 steps.
-        func arguments(_ out: String, epochs: Int = 8, extra: [String] = []) -> [String] {
+        static func arguments(_ out: String, epochs: Int = 8, extra: [String] = []) -> [String] {
             ["train", "--model", "cnn", "--dataset", "synthetic", "--limit", "640", "--test-limit", "64", "--batch-size", "32",
              "--epochs", "\(epochs)", "--optimizer", "adam", "--lr", "0.001", "--checkpoint-steps", "7", "--quiet", "--out", out]
                 + extra
@@ -38,7 +38,7 @@ extension SystemTests {
         /// The uninterrupted run every interrupted one must end equal to (made once per test).
         func reference(ranks: Int = 2) throws -> String {
             let out = "\(scratch.path)/reference"
-            let result = try runUnderMPI(ranks, arguments(out))
+            let result = try runUnderMPI(ranks, Self.arguments(out))
             #expect(result.status == 0, "\(result.stderr)")
             return out
         }
@@ -52,7 +52,7 @@ extension SystemTests {
         @Test func aKilledRankEndsTheJobAndResumeFinishesTheSame() throws {
             let reference = try reference()
             let out = "\(scratch.path)/killed"
-            let job = try BackgroundProcess(try mpirun(2, arguments(out)), environment: Self.environment)
+            let job = try BackgroundProcess(try mpirun(2, Self.arguments(out)), environment: Self.environment)
             // Mid-epoch: once the first checkpoint exists, kill rank 1 outright.
             try waitFor("a checkpoint") { !Checkpoint.list(run: out).isEmpty }
             let rank1 = try #require(job.descendant(withEnvironment: "OMPI_COMM_WORLD_RANK=1"), "rank 1 not found")
@@ -80,7 +80,7 @@ extension SystemTests {
             // SIGTERM to mpirun (forwarded to every rank), and SIGTERM to rank 1 alone.
             for target in ["mpirun", "rank 1"] {
                 let out = "\(scratch.path)/term-\(target.replacingOccurrences(of: " ", with: ""))"
-                let job = try BackgroundProcess(try mpirun(2, arguments(out, extra: ["--checkpoint-steps", "1000"])),
+                let job = try BackgroundProcess(try mpirun(2, Self.arguments(out, extra: ["--checkpoint-steps", "1000"])),
                                                 environment: Self.environment)
                 try waitFor("the first epoch") { FileManager.default.fileExists(atPath: "\(out)/metrics.csv") }
                 let pid = target == "mpirun" ? job.pid : try #require(job.descendant(withEnvironment: "OMPI_COMM_WORLD_RANK=1"))
@@ -134,32 +134,10 @@ extension SystemTests {
             #expect(try rows(out) == rows(reference))
         }
 
-        /// A run directory has one writer: a second `cohort train` on the same `--out` is refused
-        /// at once (exit 64) naming the first's pid, whatever its settings; once the first is
-        /// killed with SIGKILL, the kernel has dropped its lock and the next run takes the
-        /// directory (here: resumes it).
-        @Test func aRunDirectoryHasOneWriter() throws {
-            let out = "\(scratch.path)/one-writer"
-            let first = try BackgroundProcess([CohortBinary.path] + arguments(out, extra: ["--checkpoint-steps", "2"]))
-            try waitFor("the first checkpoint") { !Checkpoint.list(run: out).isEmpty }
-            for seed in ["0", "1"] {
-                let start = Date()
-                let second = try CohortBinary.run(arguments(out, extra: ["--seed", seed]))
-                #expect(Date().timeIntervalSince(start) < 1, "the second writer took \(Date().timeIntervalSince(start)) s")
-                #expect(second.status == 64, "\(second.stderr)")
-                #expect(second.stderr.contains("--out \(out) is in use by another run (pid \(first.pid) on "), "\(second.stderr)")
-            }
-            kill(first.pid, SIGKILL)
-            #expect(first.wait(timeout: 10) != nil)
-            let resumed = try CohortBinary.run(["train", "--resume", out, "--quiet"])
-            #expect(resumed.status == 0, "\(resumed.stderr)")
-            #expect(try RunSummary.read(directory: out) != nil)
-        }
-
         @Test func damagedCheckpointsAreRefusedAndTheOneBeforeIsUsed() throws {
             // One process, 2 epochs: checkpoints at steps 35 and 40 are kept (epoch ends at 20, 40).
             let run = "\(scratch.path)/damaged"
-            #expect(try CohortBinary.run(arguments(run, epochs: 2)).status == 0)
+            #expect(try CohortBinary.run(Self.arguments(run, epochs: 2)).status == 0)
             let names = Checkpoint.list(run: run)
             #expect(names == ["step-000000040", "step-000000035"])
             let newest = "\(Checkpoint.directory(run: run))/\(names[0])", older = "\(Checkpoint.directory(run: run))/\(names[1])"
@@ -201,9 +179,9 @@ extension SystemTests {
 
         @Test func aResumeFromTheCheckpointBeforeADamagedOneEndsTheSame() throws {
             let reference = "\(scratch.path)/one-rank", run = "\(scratch.path)/fallback"
-            #expect(try CohortBinary.run(arguments(reference, epochs: 3)).status == 0)
+            #expect(try CohortBinary.run(Self.arguments(reference, epochs: 3)).status == 0)
             // Stop after 2 epochs, damage the newest checkpoint, resume to 3 epochs.
-            #expect(try CohortBinary.run(arguments(run, epochs: 2)).status == 0)
+            #expect(try CohortBinary.run(Self.arguments(run, epochs: 2)).status == 0)
             let newest = "\(Checkpoint.directory(run: run))/\(Checkpoint.list(run: run)[0])"
             try Data("{}".utf8).write(to: URL(fileURLWithPath: "\(newest)/state.json"))
             let result = try CohortBinary.run(["train", "--resume", run, "--epochs", "3", "--quiet"])
@@ -250,7 +228,7 @@ extension SystemTests {
             let script = repositoryRoot.appendingPathComponent("launch/train").path
             let environment = Self.environment.merging(["COHORT_BINARY": CohortBinary.path]) { $1 }
             let out = "\(scratch.path)/restarted"
-            let job = try BackgroundProcess(["/bin/bash", script, "-n", "2", "--restarts", "1"] + Array(arguments(out).dropFirst()),
+            let job = try BackgroundProcess(["/bin/bash", script, "-n", "2", "--restarts", "1"] + Array(Self.arguments(out).dropFirst()),
                                             environment: environment)
             try waitFor("a checkpoint") { !Checkpoint.list(run: out).isEmpty }
             let rank1 = try #require(job.descendant(withEnvironment: "OMPI_COMM_WORLD_RANK=1"), "rank 1 not found")
@@ -260,7 +238,7 @@ extension SystemTests {
             try sameParameters(out, reference)
 
             let stopped = "\(scratch.path)/stopped"
-            let second = try BackgroundProcess(["/bin/bash", script, "-n", "2"] + Array(arguments(stopped).dropFirst()),
+            let second = try BackgroundProcess(["/bin/bash", script, "-n", "2"] + Array(Self.arguments(stopped).dropFirst()),
                                                environment: environment)
             try waitFor("the first epoch") { FileManager.default.fileExists(atPath: "\(stopped)/metrics.csv") }
             kill(second.pid, SIGTERM)
@@ -270,7 +248,7 @@ extension SystemTests {
 
         @Test func aResumeThatDoesNotFitIsRefused() throws {
             let run = "\(scratch.path)/refused"
-            #expect(try CohortBinary.run(arguments(run, epochs: 2)).status == 0)
+            #expect(try CohortBinary.run(Self.arguments(run, epochs: 2)).status == 0)
             // Fewer epochs than the checkpoint has already done: refused, exit 64 (nothing to retry).
             let fewer = try CohortBinary.run(["train", "--resume", run, "--epochs", "1", "--quiet"])
             #expect(fewer.status == 64 && fewer.stderr.contains("past --epochs 1"), "\(fewer.status) \(fewer.stderr)")
@@ -298,36 +276,18 @@ extension SystemTests {
 
         @Test func ranksThatDriftApartStopTheRun() throws {
             let out = "\(scratch.path)/drift"
-            let result = try runUnderMPI(2, arguments(out, extra: ["--check-every", "3"]),
+            let result = try runUnderMPI(2, Self.arguments(out, extra: ["--check-every", "3"]),
                                          environment: ["COHORT_FAULT_DRIFT": "1:5"])
             #expect(result.status != 0)
             #expect(result.stderr.contains("ranks drifted apart at epoch 1, step 6: the parameters of rank(s) 1 differ"),
                     "\(result.stderr)")
         }
 
-        @Test func anExistingRunIsNotOverwrittenByAnother() throws {
-            let out = "\(scratch.path)/existing"
-            #expect(try CohortBinary.run(arguments(out, epochs: 1)).status == 0)
-            let before = try Data(contentsOf: URL(fileURLWithPath: "\(out)/model.safetensors"))
-            // Other settings: refused, nothing touched.
-            let other = try CohortBinary.run(arguments(out).map { $0 == "0.001" ? "0.002" : $0 })
-            #expect(other.status != 0 && other.stderr.contains("holds a run with other settings"), "\(other.stderr)")
-            // The same settings: the checkpoints would be lost, so only --resume continues.
-            let same = try CohortBinary.run(arguments(out, epochs: 1))
-            #expect(same.status != 0 && same.stderr.contains("add --resume"), "\(same.stderr)")
-            #expect(try Data(contentsOf: URL(fileURLWithPath: "\(out)/model.safetensors")) == before)
-            // A resumed run keeps its settings.
-            let changed = try CohortBinary.run(["train", "--resume", out, "--lr", "0.5"])
-            #expect(changed.status != 0 && changed.stderr.contains("a resumed run keeps its settings"), "\(changed.stderr)")
-            let missing = try CohortBinary.run(["train", "--resume", "\(scratch.path)/nothing"])
-            #expect(missing.status != 0 && missing.stderr.contains("config.json"), "\(missing.stderr)")
-        }
-
         /// The event file, read with an independent reader: every record's CRC-32C checks,
         /// and the scalars per epoch are metrics.csv's (to float precision).
         @Test func tensorBoardEventsHoldTheMetrics() throws {
             let out = "\(scratch.path)/tensorboard"
-            #expect(try CohortBinary.run(arguments(out, epochs: 3)).status == 0)
+            #expect(try CohortBinary.run(Self.arguments(out, epochs: 3)).status == 0)
             let file = try #require(try FileManager.default.contentsOfDirectory(atPath: out).first { $0.hasPrefix("events.out.tfevents.") })
             let events = try readEvents(Data(contentsOf: URL(fileURLWithPath: "\(out)/\(file)")))
             #expect(events.first?.fileVersion == "brain.Event:2")
