@@ -23,10 +23,16 @@ public struct TrainingPosition: Codable, Sendable {
     public var partialSums: [Double]
     /// Figures of the epochs already finished.
     public var history: [EpochMetrics]
+    /// Every evaluation so far, and the run's clocks at this position: wall-clock seconds from
+    /// the first step, and the part of them spent evaluating (nil in checkpoints of versions
+    /// before time to accuracy).
+    public var evaluations: [EvaluationRecord]?
+    public var elapsedSeconds: Double?, evalSeconds: Double?
 
     enum CodingKeys: String, CodingKey {
         case epoch, step, optimizerSteps = "optimizer_steps", skippedSteps = "skipped_steps"
         case skippedInEpoch = "skipped_in_epoch", stepsPerEpoch = "steps_per_epoch", partialSums = "partial_sums", history
+        case evaluations, elapsedSeconds = "elapsed_seconds", evalSeconds = "eval_seconds"
     }
 
     /// Where a fresh run starts.

@@ -94,23 +94,28 @@ public struct RunSummary: Codable, Sendable {
     public var skippedSteps: Int
     /// Each rank's time per step over the steps this process ran (the straggler report).
     public var ranks: [RankTiming]
+    /// With `--target-accuracy`: when the run reached it, or that it did not.
+    public var target: TargetOutcome?
 
     enum CodingKeys: String, CodingKey {
         case best, final, samplesPerSecond = "samples_per_s", worldSize = "world_size", epochs
         case commSeconds = "comm_seconds", trainSeconds = "train_seconds", parameterChecksum = "parameter_checksum"
-        case skippedSteps = "skipped_steps", ranks
+        case skippedSteps = "skipped_steps", ranks, target
     }
 
     public init(epochs history: [EpochMetrics], worldSize: Int, parameterChecksum: UInt64? = nil, skippedSteps: Int = 0,
-                ranks: [RankTiming] = []) {
+                ranks: [RankTiming] = [], evaluations: [EvaluationRecord] = [], target: TargetOutcome? = nil) {
         func best(_ values: [Double], _ pick: ([Double]) -> Double?) -> Double { pick(values.filter(\.isFinite)) ?? .nan }
+        // Test figures come from every evaluation (those inside epochs too) where the run kept them.
+        let testLosses = history.map(\.testLoss) + evaluations.map(\.testLoss)
+        let testAccuracies = history.map(\.testAccuracy) + evaluations.map(\.testAccuracy)
         self.best = Figures(trainLoss: best(history.map(\.trainLoss)) { $0.min() },
                             trainAccuracy: best(history.map(\.trainAccuracy)) { $0.max() },
-                            testLoss: best(history.map(\.testLoss)) { $0.min() },
-                            testAccuracy: best(history.map(\.testAccuracy)) { $0.max() })
-        let last = history.last
+                            testLoss: best(testLosses) { $0.min() }, testAccuracy: best(testAccuracies) { $0.max() })
+        let last = history.last, lastTest = evaluations.last
         final = Figures(trainLoss: last?.trainLoss ?? .nan, trainAccuracy: last?.trainAccuracy ?? .nan,
-                        testLoss: last?.testLoss ?? .nan, testAccuracy: last?.testAccuracy ?? .nan)
+                        testLoss: lastTest?.testLoss ?? last?.testLoss ?? .nan,
+                        testAccuracy: lastTest?.testAccuracy ?? last?.testAccuracy ?? .nan)
         let seconds = history.map(\.seconds).reduce(0, +)
         let samples = history.map { $0.samplesPerSecond * $0.seconds }.reduce(0, +)
         samplesPerSecond = seconds > 0 ? samples / seconds : 0
@@ -121,6 +126,7 @@ public struct RunSummary: Codable, Sendable {
         self.parameterChecksum = parameterChecksum.map { String(format: "%016llx", $0) }
         self.skippedSteps = skippedSteps
         self.ranks = ranks
+        self.target = target
     }
 
     public static func path(directory: String) -> String { "\(directory)/summary.json" }

@@ -4,7 +4,7 @@ import CohortReporting
 import Foundation
 
 /// The files of a run, written by rank 0: `config.json`,
-/// `metrics.csv`, `metrics.jsonl`, `summary.json`, `loss.svg`, `accuracy.svg`,
+/// `metrics.csv`, `metrics.jsonl`, `evaluations.jsonl`, `summary.json`, `loss.svg`, `accuracy.svg`,
 /// `model.safetensors`. Every file is replaced atomically, so an interrupted run never
 /// leaves half a file, and `summary.json` appears only when the run has finished.
 public struct RunDirectory {
@@ -72,6 +72,12 @@ public struct RunDirectory {
         ])
         try writeAtomically(loss.svg(), to: file("loss.svg"))
         try writeAtomically(accuracy.svg(), to: file("accuracy.svg"))
+    }
+
+    /// Rewrites `evaluations.jsonl` with every evaluation so far.
+    public func writeEvaluations(_ evaluations: [EvaluationRecord]) throws {
+        try writeAtomically(evaluations.map { JSONFile.line($0) + "\n" }.joined(),
+                            to: EvaluationRecord.path(directory: path))
     }
 
     public func writeModel(_ network: Network, metadata: [(String, String)], name: String = "model.safetensors") throws {

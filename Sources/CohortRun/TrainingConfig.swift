@@ -77,6 +77,16 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     public var saveInitial = false
     /// Seconds a collective may wait for the other ranks before the job ends (0: forever).
     public var timeout = 300.0
+    /// ε of label smoothing: training's target is `(1 - ε)·onehot + ε/K` (`SoftmaxCrossEntropy`).
+    public var labelSmoothing = 0.0
+    /// The views of each test image whose probabilities evaluation averages.
+    public var tta: TestTimeAugmentation = .none
+    /// Stop at the first evaluation whose test accuracy reaches this (a fraction in (0, 1]).
+    public var targetAccuracy: Double?
+    /// Evaluate also every K steps or every fraction of an epoch (nil: at epochs' ends only).
+    public var evalEvery: EvaluationInterval?
+    /// Which ranks evaluate.
+    public var evalOn: EvaluationRanks = .rank0
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case model, hidden, width, dataset, dataDir = "data_dir", augment, limit, testLimit = "test_limit", optimizer, lr
@@ -86,6 +96,8 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         case seed, onNan = "on_nan"
         case accumulate, threads, replicas, bucketMb = "bucket_mb", noOverlap = "no_overlap", allreduceDtype = "allreduce_dtype", precision, trace, out
         case checkpointSteps = "checkpoint_steps", checkEvery = "check_every", saveInitial = "save_initial", timeout
+        case labelSmoothing = "label_smoothing", tta, targetAccuracy = "target_accuracy", evalEvery = "eval_every"
+        case evalOn = "eval_on"
     }
 
     /// The settings that decide what the run computes (the model, the data, the optimizer,
@@ -95,7 +107,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     static let definingKeys: [CodingKeys] = [.model, .hidden, .width, .dataset, .augment, .limit, .testLimit,
                                              .optimizer, .lr, .lrSchedule, .warmupEpochs, .stepEpochs, .gamma,
                                              .lrScaling, .baseBatch, .momentum, .nesterov, .weightDecay, .batchSize,
-                                             .seed, .onNan]
+                                             .seed, .onNan, .labelSmoothing, .tta]
 
     public init() {}
 
@@ -211,6 +223,12 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         guard checkEvery >= 0 else { throw fail("--check-every must be >= 0, got \(checkEvery)") }
         guard timeout.isFinite, timeout >= 0, timeout <= 1e6 else {
             throw fail("--timeout must be in 0...1e6 seconds (0: wait for ever), got \(timeout)")
+        }
+        guard labelSmoothing.isFinite, labelSmoothing >= 0, labelSmoothing < 1 else {
+            throw fail("--label-smoothing must be in [0, 1), got \(labelSmoothing)")
+        }
+        if let a = targetAccuracy, !(a.isFinite && a > 0 && a <= 1) {
+            throw fail("--target-accuracy is a fraction of the test set in (0, 1] (0.717 for 71.7%), got \(a)")
         }
         guard (1...(1 << 20)).contains(accumulate) else { throw fail("--accumulate must be in 1...2^20, got \(accumulate)") }
         try Self.checkPrecision(precision)

@@ -64,6 +64,21 @@ public struct SweepReport {
     /// The run directory of the best run, relative to the sweep directory.
     public var best: Run? { ranked.first }
 
+    /// The target test accuracy of the sweep's runs (`--target-accuracy`), if they had one.
+    var targetAccuracy: Double? { runs.lazy.compactMap { $0.summary?.target?.accuracy }.first }
+
+    /// The finished run that reached its target soonest (wall-clock from its first step).
+    public var fastestToTarget: Run? {
+        runs.filter { $0.summary?.target?.reached != nil }.min { $0.summary!.target!.reached!.seconds < $1.summary!.target!.reached!.seconds }
+    }
+
+    /// `"41 s, at epoch 2.25"`, or that the run never reached its target.
+    static func timeToTarget(_ target: TargetOutcome?) -> String {
+        guard let target else { return "n/a" }
+        guard let reached = target.reached else { return "not reached" }
+        return String(format: "%.0f s, at epoch %.2f", reached.seconds, reached.epoch)
+    }
+
     public func markdown() -> String {
         var lines = ["# Sweep \(spec.name)", ""]
         let finished = runs.filter { $0.summary != nil }.count
@@ -83,22 +98,31 @@ public struct SweepReport {
             lines += ["Best: `\(best.point.label)`, with test loss \(figure(best.best?.testLoss)) and test accuracy "
                       + "\(figure(best.best?.testAccuracy)) (best over epochs).", ""]
         }
+        if let target = targetAccuracy {
+            lines += [fastestToTarget.map { run in
+                "Fastest to the target test accuracy \(figure(target)): `\(run.point.label)`, "
+                    + "\(Self.timeToTarget(run.summary?.target)) (time from the first step, evaluations included)."
+            } ?? "No run reached the target test accuracy \(figure(target)).", ""]
+        }
         if let reference {
             lines += ReferenceComparison(reference: reference.sweep, file: reference.file, source: reference.source,
                                          report: self).markdown()
         }
         lines += ["## All runs, by best test accuracy", ""]
         let flags = spec.axes.map(\.flag)
+        let target = targetAccuracy
         lines.append("| # | " + flags.joined(separator: " | ") + (flags.isEmpty ? "" : " | ")
-                     + "best train loss | best train acc | best test loss | best test acc | samples/s | train time |")
-        lines.append("| --- |" + String(repeating: " --- |", count: flags.count + 6))
+                     + "best train loss | best train acc | best test loss | best test acc | samples/s | train time |"
+                     + (target == nil ? "" : " time to target |"))
+        lines.append("| --- |" + String(repeating: " --- |", count: flags.count + 6 + (target == nil ? 0 : 1)))
         for (rank, run) in ranked.enumerated() {
             let values = run.point.settings.map(\.value)
             let seconds = run.summary?.trainSeconds
             lines.append("| \(rank + 1) | " + values.joined(separator: " | ") + (values.isEmpty ? "" : " | ")
-                         + [figure(run.best?.trainLoss), figure(run.best?.trainAccuracy), figure(run.best?.testLoss),
-                            figure(run.best?.testAccuracy), run.summary.map { String(format: "%.0f", $0.samplesPerSecond) } ?? "n/a",
-                            seconds.map { String(format: "%.0f s", $0) } ?? "n/a"].joined(separator: " | ") + " |")
+                         + ([figure(run.best?.trainLoss), figure(run.best?.trainAccuracy), figure(run.best?.testLoss),
+                             figure(run.best?.testAccuracy), run.summary.map { String(format: "%.0f", $0.samplesPerSecond) } ?? "n/a",
+                             seconds.map { String(format: "%.0f s", $0) } ?? "n/a"]
+                            + (target == nil ? [] : [Self.timeToTarget(run.summary?.target)])).joined(separator: " | ") + " |")
         }
         let unfinished = runs.filter { $0.summary == nil }
         if !unfinished.isEmpty {

@@ -23,14 +23,16 @@ public final class DataParallelRank {
         public var precision: FloatFormat
         /// Micro-batches per step, whose gradients add up before the reduction.
         public var accumulate: Int
+        /// ε of the training loss's label smoothing.
+        public var labelSmoothing: Float
 
         public init(model: ModelKind, hidden: Int, width: Int, imageShape: [Int], classes: Int, globalBatch: Int,
                     threads: Int?, replicas: Int?, bucketMb: Double, overlap: Bool, allreduceFormat: FloatFormat = .fp32,
-                    precision: FloatFormat = .fp32, accumulate: Int = 1) {
+                    precision: FloatFormat = .fp32, accumulate: Int = 1, labelSmoothing: Float = 0) {
             self.model = model; self.hidden = hidden; self.width = width; self.imageShape = imageShape
             self.classes = classes; self.globalBatch = globalBatch; self.threads = threads; self.replicas = replicas
             self.bucketMb = bucketMb; self.overlap = overlap; self.allreduceFormat = allreduceFormat
-            self.precision = precision; self.accumulate = accumulate
+            self.precision = precision; self.accumulate = accumulate; self.labelSmoothing = labelSmoothing
         }
     }
 
@@ -77,7 +79,7 @@ public final class DataParallelRank {
         KernelThreads.set(plan.threadsPerReplica)
         replicas = ReplicaGroup(model: shape.model, imageShape: shape.imageShape, hidden: shape.hidden,
                                 width: shape.width, classes: shape.classes, localBatch: microBatch,
-                                replicas: plan.replicas, precision: shape.precision)
+                                replicas: plan.replicas, precision: shape.precision, labelSmoothing: shape.labelSmoothing)
         network = replicas.primary
         network.initializeParameters(seed: seed)
         optimizer = makeOptimizer(network.parameterCount)
@@ -144,6 +146,19 @@ public final class DataParallelRank {
         try StepTimes.gather(times - since, communicator: communicator)
     }
 
-    /// Test loss and accuracy over `data`, through the replicas.
-    public func evaluate(on data: ImageDataset) -> (loss: Double, accuracy: Double) { replicas.evaluate(on: data) }
+    /// Mean loss and accuracy over `data` through the replicas, the same on every rank
+    /// (collective): rank 0 evaluates all of it, or with `.all` every rank a contiguous slice;
+    /// the loss sums and correct counts are then added over the ranks (a rank that evaluated
+    /// nothing adds zeros, exactly, so rank 0's figures are its own).
+    public func evaluate(on data: ImageDataset, ranks: EvaluationRanks, augmentation: TestTimeAugmentation) throws
+        -> (loss: Double, accuracy: Double) {
+        let range = switch ranks {
+        case .rank0: communicator.rank == 0 ? 0..<data.count : 0..<0
+        case .all: ReplicaGroup.stretch(communicator.rank, of: data.count, parts: communicator.size)
+        }
+        let local = range.isEmpty ? (lossSum: 0, correct: 0)
+            : replicas.evaluationSums(on: data, range: range, augmentation: augmentation)
+        let sums = try communicator.allreduceSum([local.lossSum, Double(local.correct)])
+        return (sums[0] / Double(data.count), sums[1] / Double(data.count))
+    }
 }

@@ -10,9 +10,19 @@ extension Trainer {
         var lossSum = 0.0, correct = 0, commSeconds = 0.0, skipped = 0
     }
 
-    /// Runs `epoch` from its first step (or, resumed, from where it stopped). False when a
-    /// signal stopped the run: a checkpoint is written and nothing more is to be done.
-    func runEpoch(_ epoch: Int) throws -> Bool {
+    /// How an epoch's run ended.
+    enum EpochEnd {
+        /// Its last step was taken and recorded: the next epoch follows.
+        case finished
+        /// A signal stopped the run (a checkpoint is written); nothing more is to be done.
+        case stopped
+        /// An evaluation reached `--target-accuracy` (a checkpoint is written): the run finishes.
+        case reachedTarget
+    }
+
+    /// Runs `epoch` from its first step (or, resumed, from where it stopped), with the
+    /// evaluations `--eval-every` asks for inside it.
+    func runEpoch(_ epoch: Int) throws -> EpochEnd {
         rank.startEpoch(epoch)
         let firstStep = epoch == startEpoch ? startStep : 0
         var sums = EpochSums()
@@ -22,25 +32,39 @@ extension Trainer {
                                                                 world: communicator.size)
             sums.skipped = position.skippedInEpoch
         }
-        let start = monotonicSeconds()
+        var start = monotonicSeconds(), seconds = 0.0
         for step in firstStep..<stepsPerEpoch {
-            guard try takeStep(epoch: epoch, step: step, sums: &sums) else { return false }
-            showProgress(epoch: epoch, step: step, firstStep: firstStep, sums: sums, since: start)
+            guard try takeStep(epoch: epoch, step: step, sums: &sums) else { return .stopped }
+            showProgress(epoch: epoch, step: step, firstStep: firstStep, sums: sums, since: start, excluding: seconds)
+            guard config.evalEvery?.evaluates(afterStep: step, epoch: epoch, stepsPerEpoch: stepsPerEpoch) == true else {
+                continue
+            }
+            // The epoch's training time leaves its evaluations out.
+            seconds += monotonicSeconds() - start
+            let evaluation = try evaluateOnTestSet(afterStep: step, of: epoch)
+            start = monotonicSeconds()
+            if evaluation.reachedTarget {
+                let path = try checkpoint(epoch: epoch, step: step + 1, sums: sums)
+                progress.line("cohort: stopped at the target; checkpoint \(path ?? "written by rank 0")")
+                return .reachedTarget
+            }
         }
-        let seconds = monotonicSeconds() - start
+        seconds += monotonicSeconds() - start
         try rank.timeline?.flush()
         let totals = try communicator.allreduceSum([sums.lossSum, Double(sums.correct)])
+        let evaluation = try evaluateOnTestSet(afterStep: stepsPerEpoch - 1, of: epoch)
         if let runDirectory {
-            try record(epoch: epoch, totals: totals, sums: sums, seconds: seconds, timedSteps: stepsPerEpoch - firstStep,
-                       in: runDirectory)
+            try record(epoch: epoch, totals: totals, sums: sums, evaluation: evaluation.record, seconds: seconds,
+                       timedSteps: stepsPerEpoch - firstStep, in: runDirectory)
         }
         let path = try checkpoint(epoch: epoch + 1, step: 0, sums: EpochSums())
+        if evaluation.reachedTarget { return .reachedTarget }
         if stopAtEpochEnd && epoch + 1 < config.epochs {
             progress.notice("cohort: stopped by a signal at the end of epoch \(epoch + 1); checkpoint "
                             + "\(path ?? "written by rank 0"); continue with --resume \(config.out)")
-            return false
+            return .stopped
         }
-        return true
+        return .finished
     }
 
     /// One global step on every rank: gradients reduced, then (if every rank's are finite) the
@@ -100,17 +124,16 @@ extension Trainer {
                         + "the run stops here, \(lastGood) (--on-nan skip would skip such steps)")
     }
 
-    /// Rank 0's evaluation and files at the end of an epoch.
-    func record(epoch: Int, totals: [Double], sums: EpochSums, seconds: Double, timedSteps: Int,
-                in runDirectory: RunDirectory) throws {
+    /// Rank 0's files at the end of an epoch, with the evaluation that ended it.
+    func record(epoch: Int, totals: [Double], sums: EpochSums, evaluation: EvaluationRecord, seconds: Double,
+                timedSteps: Int, in runDirectory: RunDirectory) throws {
         let samples = Double((stepsPerEpoch - sums.skipped) * config.batchSize)
-        let evalStart = monotonicSeconds()
-        let (testLoss, testAccuracy) = rank.evaluate(on: data.test)
+        let (testLoss, testAccuracy) = (evaluation.testLoss, evaluation.testAccuracy)
         let metrics = EpochMetrics(epoch: epoch + 1, trainLoss: totals[0] / samples, trainAccuracy: totals[1] / samples,
                                    testLoss: testLoss, testAccuracy: testAccuracy, seconds: seconds,
                                    samplesPerSecond: Double(timedSteps * config.batchSize) / seconds,
                                    commSeconds: sums.commSeconds, worldSize: communicator.size,
-                                   evalSeconds: monotonicSeconds() - evalStart,
+                                   evalSeconds: lastEvaluationSeconds,
                                    learningRate: schedule.rate(atStep: (epoch + 1) * stepsPerEpoch - 1))
         position.history.append(metrics)
         try tensorBoard?.add(events: RunStart.learningRateEvents(epoch: epoch, schedule: schedule))
@@ -129,14 +152,18 @@ extension Trainer {
         position.partialSums = try communicator.allreduceSum(slots)
         position.epoch = epoch; position.step = step; position.optimizerSteps = rank.optimizer.stepCount
         position.skippedInEpoch = sums.skipped
+        (position.elapsedSeconds, position.evalSeconds) = (elapsedSeconds, evaluationSeconds)
+        position.evaluations = evaluations
         guard let runDirectory else { return nil }
         return try Checkpoint.write(run: runDirectory.path, network: network, optimizer: rank.optimizer, position: position,
                                     settings: config.definingSettings, execution: rank.execution)
     }
 
-    func showProgress(epoch: Int, step: Int, firstStep: Int, sums: EpochSums, since start: Double) {
+    /// The live line after a step: `start` is when the epoch's training last resumed, after
+    /// `excluded` seconds of it (its evaluations left out).
+    func showProgress(epoch: Int, step: Int, firstStep: Int, sums: EpochSums, since start: Double, excluding excluded: Double) {
         guard isRoot else { return }
-        let elapsed = monotonicSeconds() - start, done = step + 1 - firstStep
+        let elapsed = excluded + monotonicSeconds() - start, done = step + 1 - firstStep
         let startGlobalStep = startEpoch * stepsPerEpoch + startStep, globalStep = epoch * stepsPerEpoch + step + 1
         progress.step(epoch: epoch + 1, step: step + 1, of: stepsPerEpoch,
                       samplesPerSecond: Double(done * config.batchSize) / max(elapsed, 1e-9),

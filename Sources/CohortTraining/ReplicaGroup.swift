@@ -29,7 +29,7 @@ final class ReplicaGroup: @unchecked Sendable {
     var count: Int { networks.count }
 
     init(model: ModelKind, imageShape: Shape, hidden: Int, width: Int = 1, classes: Int, localBatch: Int, replicas: Int,
-         precision: FloatFormat = .fp32) {
+         precision: FloatFormat = .fp32, labelSmoothing: Float = 0) {
         precondition(replicas >= 1 && localBatch % replicas == 0, "replicas must divide the local batch")
         let batch = localBatch / replicas
         replicaBatch = batch
@@ -39,7 +39,8 @@ final class ReplicaGroup: @unchecked Sendable {
             Models.make(model, imageShape: imageShape, hidden: hidden, width: width, classes: classes, maxBatch: batch,
                         sharing: first.parameters, precision: precision)
         }
-        losses = (0..<replicas).map { _ in SoftmaxCrossEntropy(classes: classes, maxBatch: batch) }
+        losses = (0..<replicas).map { _ in SoftmaxCrossEntropy(classes: classes, maxBatch: batch,
+                                                                      labelSmoothing: labelSmoothing) }
         inputs = (0..<replicas).map { _ in FloatBuffer(count: batch * imageShape.elementCount) }
         labels = (0..<replicas).map { _ in UnsafeMutablePointer<Int32>.allocate(capacity: batch) }
         outcomes = .allocate(capacity: replicas)
@@ -152,24 +153,46 @@ final class ReplicaGroup: @unchecked Sendable {
         (part * n / parts)..<((part + 1) * n / parts)
     }
 
-    /// Mean loss and accuracy of the shared parameters over all of `dataset`: chunks of
-    /// `replicaBatch` samples dealt round-robin to the replicas, summed in replica order.
-    func evaluate(on dataset: ImageDataset) -> (loss: Double, accuracy: Double) {
-        let chunks = (dataset.count + replicaBatch - 1) / replicaBatch
+    /// Loss sum and correct count of the shared parameters over samples `range` of `dataset`:
+    /// chunks of `replicaBatch` samples dealt round-robin to the replicas, summed in replica
+    /// order. With test-time augmentation each chunk is also seen as its other views, and the
+    /// views' probabilities are averaged (`SoftmaxCrossEntropy.evaluate(views:)`).
+    func evaluationSums(on dataset: ImageDataset, range: Range<Int>, augmentation: TestTimeAugmentation)
+        -> (lossSum: Double, correct: Int) {
+        let chunks = (range.count + replicaBatch - 1) / replicaBatch
+        let classes = primary.outputShape.elementCount
         DispatchQueue.concurrentPerform(iterations: count) { r in
             var outcome = StepOutcome()
+            // The logits of the views before the last, kept while the network computes the next.
+            var kept = [Float](repeating: 0, count: (augmentation.views - 1) * replicaBatch * classes)
             for chunk in stride(from: r, to: chunks, by: count) {
-                let start = chunk * replicaBatch, n = min(replicaBatch, dataset.count - start)
+                let start = range.lowerBound + chunk * replicaBatch, n = min(replicaBatch, range.upperBound - start)
                 dataset.fill(indices: start..<(start + n), x: inputs[r].pointer, y: labels[r])
-                let result = losses[r].evaluate(logits: networks[r].forward(inputs[r].pointer, batch: n),
+                let result: SoftmaxCrossEntropy.Result
+                if augmentation.views == 1 {
+                    result = losses[r].evaluate(logits: networks[r].forward(inputs[r].pointer, batch: n),
                                                 labels: labels[r], batch: n)
+                } else {
+                    result = kept.withUnsafeMutableBufferPointer { kept in
+                        for view in 0..<(augmentation.views - 1) {
+                            augmentation.makeView(view, of: inputs[r].pointer, count: n, channels: dataset.channels,
+                                                  height: dataset.height, width: dataset.width)
+                            (kept.baseAddress! + view * n * classes)
+                                .update(from: networks[r].forward(inputs[r].pointer, batch: n), count: n * classes)
+                        }
+                        augmentation.makeView(augmentation.views - 1, of: inputs[r].pointer, count: n,
+                                              channels: dataset.channels, height: dataset.height, width: dataset.width)
+                        let last = networks[r].forward(inputs[r].pointer, batch: n)
+                        let views = (0..<(augmentation.views - 1)).map { UnsafePointer(kept.baseAddress! + $0 * n * classes) }
+                        return losses[r].evaluate(views: views + [last], labels: labels[r], batch: n)
+                    }
+                }
                 outcome.lossSum += result.lossSum
                 outcome.correct += result.correct
             }
             outcomes[r] = outcome
         }
-        let lossSum = outcomes.reduce(0) { $0 + $1.lossSum }, correct = outcomes.reduce(0) { $0 + $1.correct }
-        return (lossSum / Double(dataset.count), Double(correct) / Double(dataset.count))
+        return (outcomes.reduce(0) { $0 + $1.lossSum }, outcomes.reduce(0) { $0 + $1.correct })
     }
 }
 

@@ -127,9 +127,13 @@ struct RunStart {
             for (i, v) in p.partialSums.enumerated() { values[5 + i] = v }
         }
         let shared = try communicator.allreduceSum(values)
-        return TrainingPosition(epoch: Int(shared[0]), step: Int(shared[1]), optimizerSteps: Int(shared[2]),
-                                skippedSteps: Int(shared[3]), skippedInEpoch: Int(shared[4]),
-                                partialSums: Array(shared[5...]), history: loaded?.position.history ?? [])
+        var position = TrainingPosition(epoch: Int(shared[0]), step: Int(shared[1]), optimizerSteps: Int(shared[2]),
+                                        skippedSteps: Int(shared[3]), skippedInEpoch: Int(shared[4]),
+                                        partialSums: Array(shared[5...]), history: loaded?.position.history ?? [])
+        // Rank 0's records, which only rank 0 writes.
+        position.evaluations = loaded?.position.evaluations
+        (position.elapsedSeconds, position.evalSeconds) = (loaded?.position.elapsedSeconds, loaded?.position.evalSeconds)
+        return position
     }
 
     /// This rank's share of a resumed epoch's sums: its own on the same world size, else

@@ -37,7 +37,15 @@ public final class Trainer {
     let drift = DriftFault.fromEnvironment
     /// Per step, every rank adds [stop requested, non-finite values seen] to this and acts on the sums.
     let stepFlags = FloatBuffer(count: 2)
+    /// When this process took its first step, and the run's wall-clock seconds before it (a
+    /// resumed run's earlier processes, up to their last checkpoint).
     let runStart: Double
+    let elapsedBefore: Double
+    /// Seconds spent evaluating on the test set: in the whole run, and in the latest evaluation.
+    var evaluationSeconds: Double
+    var lastEvaluationSeconds = 0.0
+    /// Every evaluation of the run so far (rank 0 writes them to evaluations.jsonl).
+    var evaluations: [EvaluationRecord]
     /// This rank's step times at the last straggler check, and the ranks already reported.
     var timesAtLastCheck = StepTimes()
     var reportedStragglers = Set<Int>()
@@ -64,7 +72,8 @@ public final class Trainer {
                                            globalBatch: config.batchSize, threads: config.threads,
                                            replicas: config.replicas, bucketMb: config.bucketMb,
                                            overlap: !config.noOverlap, allreduceFormat: config.allreduceDtype,
-                                           precision: config.precision, accumulate: config.accumulate)
+                                           precision: config.precision, accumulate: config.accumulate,
+                                           labelSmoothing: Float(config.labelSmoothing))
         rank = DataParallelRank(shape: shape, datasetSize: data.train.count, seed: config.seed,
                                     communicator: communicator) { count in
             config.optimizer.make(count: count, learningRate: Float(config.lr), momentum: Float(config.momentum),
@@ -79,6 +88,8 @@ public final class Trainer {
         position = start.position
         (startEpoch, startStep) = (position.epoch, position.step)
         stop = StopRequest.install()
+        evaluations = position.evaluations ?? []
+        (elapsedBefore, evaluationSeconds) = (position.elapsedSeconds ?? 0, position.evalSeconds ?? 0)
         runStart = monotonicSeconds()
         if config.saveInitial && !resume {
             try runDirectory?.writeModel(network, metadata: modelMetadata, name: "initial.safetensors")
@@ -87,13 +98,17 @@ public final class Trainer {
         if let trace = config.trace { rank.timeline = try StepTimeline(directory: trace, communicator: communicator) }
     }
 
-    /// Trains to the last epoch (or to a stop by a signal) and returns the run's summary.
+    /// Trains to the last epoch (or to the target accuracy, or to a stop by a signal) and
+    /// returns the run's summary.
     @discardableResult
     public func run() throws -> RunSummary {
         for epoch in startEpoch..<config.epochs {
-            guard try runEpoch(epoch) else {
+            switch try runEpoch(epoch) {
+            case .finished: continue
+            case .reachedTarget: return try finish()
+            case .stopped:
                 try finishTrace()
-                return RunSummary(epochs: position.history, worldSize: communicator.size)
+                return RunSummary(epochs: position.history, worldSize: communicator.size, evaluations: evaluations)
             }
         }
         return try finish()
@@ -147,14 +162,22 @@ public final class Trainer {
         let checksum = try RankAgreement.check(network, communicator: communicator, at: "the end of the run")
         let ranks = try rank.gatherTimes()
         try finishTrace()
+        let target = config.targetAccuracy.map {
+            TargetOutcome(accuracy: $0, reached: TargetOutcome.first(in: evaluations, reaching: $0),
+                          globalBatch: config.batchSize)
+        }
         let summary = RunSummary(epochs: position.history, worldSize: communicator.size, parameterChecksum: checksum,
                                  skippedSteps: position.skippedSteps,
-                                 ranks: ranks.enumerated().map { $0.element.timing(rank: $0.offset) })
+                                 ranks: ranks.enumerated().map { $0.element.timing(rank: $0.offset) },
+                                 evaluations: evaluations, target: target)
         if let runDirectory {
             try runDirectory.writeModel(network, metadata: modelMetadata)
             try runDirectory.writeSummary(summary)
-            progress.line(String(format: "best test accuracy %.2f%%, %.0f samples/s; run directory: %@",
-                                 100 * summary.best.testAccuracy, summary.samplesPerSecond, runDirectory.path))
+            if let target { progress.line("cohort: " + target.sentence) }
+            // A run that reached its target inside its first epoch has no epoch's throughput.
+            let throughput = summary.epochs > 0 ? String(format: ", %.0f samples/s", summary.samplesPerSecond) : ""
+            progress.line(String(format: "best test accuracy %.2f%%%@; run directory: %@", 100 * summary.best.testAccuracy,
+                                 throughput, runDirectory.path))
         }
         return summary
     }

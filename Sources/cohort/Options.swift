@@ -13,6 +13,8 @@ extension NonFinitePolicy: ExpressibleByArgument {}
 extension LearningRateDecay: ExpressibleByArgument {}
 extension LearningRateScaling: ExpressibleByArgument {}
 extension FloatFormat: ExpressibleByArgument {}
+extension TestTimeAugmentation: ExpressibleByArgument {}
+extension EvaluationRanks: ExpressibleByArgument {}
 
 // Option groups whose options are settings: each option's name is the setting's key
 // (`--batch-size` is `batch_size`), read by `givenSettings`. Optional, so that a resumed run
@@ -112,6 +114,23 @@ struct TrainOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Seconds a collective may wait for the other ranks before the job ends with exit code 4, "
                                + "naming the ranks that never arrived; 0: wait for ever (default: 300)."))
     var timeout: Double?
+    @Option(help: ArgumentHelp("Label smoothing ε of the training loss, as PyTorch's "
+                               + "CrossEntropyLoss(label_smoothing=ε); the test loss stays plain (default: 0)."))
+    var labelSmoothing: Double?
+    @Option(help: ArgumentHelp("Test-time augmentation: flip averages each test image's probabilities with its "
+                               + "mirror's, for twice the evaluation time (default: none)."))
+    var tta: TestTimeAugmentation?
+    @Option(help: ArgumentHelp("Stop at the first evaluation whose test accuracy reaches this fraction, and record "
+                               + "the time, steps and epochs to it in summary.json (time to accuracy).",
+                               valueName: "fraction"))
+    var targetAccuracy: Double?
+    @Option(help: ArgumentHelp("Evaluate also every N steps (a whole number) or every fraction of an epoch (in "
+                               + "(0, 1)), besides every epoch's end.", valueName: "steps|fraction"),
+            transform: { try EvaluationInterval(parsing: $0) })
+    var evalEvery: EvaluationInterval?
+    @Option(help: ArgumentHelp("Which ranks evaluate: rank0 alone, or all, each on a slice of the test set "
+                               + "(default: rank0)."))
+    var evalOn: EvaluationRanks?
 }
 
 /// How long `cohort bench` measures.

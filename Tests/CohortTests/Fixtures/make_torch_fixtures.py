@@ -140,6 +140,13 @@ fixtures["optimizers"] = [
     optimizer_case("rmsprop", lambda p: torch.optim.RMSprop(p, lr=0.01)),
     optimizer_case("rmsprop_momentum", lambda p: torch.optim.RMSprop(p, lr=0.01, momentum=0.9)),
 ]
+
+logits = rand(5, 10).requires_grad_(True)
+labels = torch.tensor([3, 0, 9, 3, 7])
+loss = F.cross_entropy(logits, labels, label_smoothing=0.1)
+loss.backward()
+fixtures["cross_entropy_smoothed"] = {"logits": t(logits), "labels": labels.tolist(), "label_smoothing": 0.1,
+                                      "loss": loss.item(), "dlogits": t(logits.grad)}
 fixtures["generator"] = f"make_torch_fixtures.py, torch {torch.__version__}"
 
 json.dump(fixtures, sys.stdout, indent=None)

@@ -95,9 +95,11 @@ import Testing
         checkLayer(Recurrent(kind: kind, inputSize: 4, hidden: 5, steps: 3, maxBatch: 2), batch: 2, "\(kind)")
     }
 
-    @Test func softmaxCrossEntropy() {
+    /// The gradient of the loss, plain and with label smoothing (against the smoothed objective).
+    @Test(arguments: [Float(0), 0.1, 0.3])
+    func softmaxCrossEntropy(labelSmoothing: Float) {
         let batch = 3, classes = 5
-        let loss = SoftmaxCrossEntropy(classes: classes, maxBatch: batch)
+        let loss = SoftmaxCrossEntropy(classes: classes, maxBatch: batch, labelSmoothing: labelSmoothing)
         var logits = randomValues(batch * classes, seed: 11).map { $0 * 3 }
         let labels: [Int32] = [0, 4, 2]
         let (_, grad) = loss.forwardBackward(logits: logits, labels: labels, batch: batch, scale: 1 / Float(batch))
@@ -105,9 +107,9 @@ import Testing
         for i in 0..<logits.count {
             let saved = logits[i], eps: Float = 1e-2
             logits[i] = saved + eps
-            let up = loss.evaluate(logits: logits, labels: labels, batch: batch).lossSum / Double(batch)
+            let up = loss.evaluate(logits: logits, labels: labels, batch: batch, smoothed: true).lossSum / Double(batch)
             logits[i] = saved - eps
-            let down = loss.evaluate(logits: logits, labels: labels, batch: batch).lossSum / Double(batch)
+            let down = loss.evaluate(logits: logits, labels: labels, batch: batch, smoothed: true).lossSum / Double(batch)
             logits[i] = saved
             let numeric = (up - down) / Double(2 * eps)
             #expect(abs(numeric - Double(analytic[i])) <= 1e-3, "dlogits[\(i)]: \(analytic[i]) vs \(numeric)")

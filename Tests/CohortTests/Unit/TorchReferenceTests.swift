@@ -78,6 +78,23 @@ import Testing
         expectClose(array(grad, logits.data.count), FixtureTensor(c["dlogits"]).data, "dlogits")
     }
 
+    /// `F.cross_entropy(logits, labels, label_smoothing=0.1)`: the smoothed loss and its
+    /// gradient; evaluation's plain loss is the unsmoothed one.
+    @Test func crossEntropyWithLabelSmoothing() {
+        let c = Fixtures.torchCase("cross_entropy_smoothed")
+        let logits = FixtureTensor(c["logits"]), labels = (c["labels"] as! [Int]).map(Int32.init)
+        let batch = logits.shape[0], smoothing = Float(c["label_smoothing"] as! Double)
+        let loss = SoftmaxCrossEntropy(classes: logits.shape[1], maxBatch: batch, labelSmoothing: smoothing)
+        let (result, grad) = loss.forwardBackward(logits: logits.data, labels: labels, batch: batch, scale: 1 / Float(batch))
+        #expect(abs(result.lossSum / Double(batch) - (c["loss"] as! Double)) < 1e-5)
+        expectClose(array(grad, logits.data.count), FixtureTensor(c["dlogits"]).data, "dlogits")
+        let smoothed = loss.evaluate(logits: logits.data, labels: labels, batch: batch, smoothed: true).lossSum
+        #expect(smoothed == result.lossSum)
+        let plain = SoftmaxCrossEntropy(classes: logits.shape[1], maxBatch: batch)
+            .evaluate(logits: logits.data, labels: labels, batch: batch).lossSum
+        #expect(loss.evaluate(logits: logits.data, labels: labels, batch: batch).lossSum == plain)
+    }
+
     /// Logits, mean loss and every parameter gradient of a whole model.
     func compareModel(_ network: Network, fixture name: String) {
         let c = Fixtures.torchCase(name)

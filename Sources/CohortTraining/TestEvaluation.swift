@@ -1,0 +1,36 @@
+import CohortBase
+import CohortRun
+import Foundation
+
+/// `Trainer`'s evaluations on the test set: at every epoch's end and wherever `--eval-every`
+/// asks, each recorded with the run's clocks, and the `--target-accuracy` check.
+extension Trainer {
+    struct Evaluation {
+        var record: EvaluationRecord
+        /// The test accuracy reached `--target-accuracy`.
+        var reachedTarget: Bool
+    }
+
+    /// Wall-clock seconds from the run's first step, across a resumed run's processes.
+    var elapsedSeconds: Double { elapsedBefore + monotonicSeconds() - runStart }
+
+    /// Evaluates after step `step` (0-based) of `epoch` on every rank (collective: `--eval-on`
+    /// says which ranks compute), records it, and says whether it reached the target.
+    func evaluateOnTestSet(afterStep step: Int, of epoch: Int) throws -> Evaluation {
+        let start = monotonicSeconds()
+        let (loss, accuracy) = try rank.evaluate(on: data.test, ranks: config.evalOn, augmentation: config.tta)
+        lastEvaluationSeconds = monotonicSeconds() - start
+        evaluationSeconds += lastEvaluationSeconds
+        let globalStep = epoch * stepsPerEpoch + step + 1
+        let record = EvaluationRecord(step: globalStep, epoch: Double(globalStep) / Double(stepsPerEpoch), testLoss: loss,
+                                      testAccuracy: accuracy, seconds: elapsedSeconds, evalSeconds: evaluationSeconds)
+        evaluations.append(record)
+        try runDirectory?.writeEvaluations(evaluations)
+        if step + 1 < stepsPerEpoch {
+            progress.line(String(format: "epoch %d/%d step %d/%d  test loss %.4f acc %.2f%%  (evaluated in %.1f s)",
+                                 epoch + 1, config.epochs, step + 1, stepsPerEpoch, loss, 100 * accuracy,
+                                 lastEvaluationSeconds))
+        }
+        return Evaluation(record: record, reachedTarget: config.targetAccuracy.map { accuracy >= $0 } ?? false)
+    }
+}
