@@ -105,6 +105,14 @@ public struct TargetOutcome: Codable, Equatable, Sendable {
 
     enum CodingKeys: String, CodingKey { case accuracy, reached, samples }
 
+    // `reached` and `samples` written as null when the target was not reached, not left out.
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(accuracy, forKey: .accuracy)
+        try container.encode(reached, forKey: .reached)
+        try container.encode(samples, forKey: .samples)
+    }
+
     public init(accuracy: Double, reached: EvaluationRecord?, globalBatch: Int) {
         self.accuracy = accuracy; self.reached = reached
         samples = reached.map { $0.step * globalBatch }
