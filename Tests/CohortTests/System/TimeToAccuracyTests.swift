@@ -53,12 +53,15 @@ extension SystemTests {
             #expect(FileManager.default.fileExists(atPath: "\(out)/model.safetensors"))
 
             // Resumed with a higher target, the run goes on from the checkpoint at the target: its
-            // evaluations and clocks continue the first process's.
+            // evaluations and clocks continue the first process's, until the new target or the last step.
             let more = try CohortBinary.run(["train", "--resume", out, "--target-accuracy", "1", "--quiet"])
             #expect(more.status == 0, "\(more.stderr)")
             let all = try EvaluationRecord.read(directory: out)
-            #expect(Array(all.prefix(evaluations.count)) == evaluations)
-            #expect(all.map(\.step) == Array(stride(from: 4, through: 4 * Self.stepsPerEpoch, by: 4)))
+            let last = try #require(all.last)
+            #expect(Array(all.prefix(evaluations.count)) == evaluations && all.count > evaluations.count)
+            #expect(all.map(\.step) == Array(stride(from: 4, through: last.step, by: 4)))
+            #expect(last.step == 4 * Self.stepsPerEpoch || last.testAccuracy == 1)
+            #expect(try RunSummary.read(directory: out)?.target?.reached == (last.testAccuracy == 1 ? last : nil))
             #expect(all[evaluations.count].seconds > reached.seconds && all[evaluations.count].evalSeconds > reached.evalSeconds)
         }
 
@@ -77,11 +80,12 @@ extension SystemTests {
         @Test(arguments: ["0", "-0.5", "1.5", "nan", "inf"])
         func aTargetOutsideZeroToOneIsRefused(target: String) throws {
             let out = "\(scratch.path)/refused"
-            let result = try train(["--target-accuracy", target], out: out)
+            // `--flag=value`, so that "-0.5" is read as the flag's value rather than as a flag.
+            let result = try train(["--target-accuracy=\(target)"], out: out)
             #expect(result.status == 64 && result.stderr.contains("--target-accuracy is a fraction of the test set in (0, 1]"),
                     "\(result.status) \(result.stderr)")
             #expect(!FileManager.default.fileExists(atPath: out))
-            let bench = try CohortBinary.run(["bench", "--to-accuracy", target, "--out", out, "--"] + Self.training)
+            let bench = try CohortBinary.run(["bench", "--to-accuracy=\(target)", "--out", out, "--"] + Self.training)
             #expect(bench.status == 64 && bench.stderr.contains("--to-accuracy is a fraction of the test set in (0, 1]"),
                     "\(bench.status) \(bench.stderr)")
             #expect(!FileManager.default.fileExists(atPath: out))
@@ -149,8 +153,11 @@ extension SystemTests {
         /// A sweep with a target: each point's time to it, and the fastest point beside the most accurate.
         @Test func aSweepReportsEachPointsTimeToTheTarget() throws {
             let directory = "\(scratch.path)/sweep"
+            let lr = try #require(Self.training.firstIndex(of: "--lr"))
+            var fixed = Self.training
+            fixed.removeSubrange(lr...lr + 1)  // the grid sets it
             let result = try CohortBinary.run(["sweep", "--out", directory, "--no-visualize", "--grid", "lr=0.05,0.000001",
-                                               "--"] + Self.training + ["--epochs", "2", "--target-accuracy", "0.5", "--quiet"])
+                                               "--"] + fixed + ["--epochs", "2", "--target-accuracy", "0.5", "--quiet"])
             #expect(result.status == 0, "\(result.stderr)")
             let sweep = try SweepReport(directory: directory)
             let fastest = try #require(sweep.fastestToTarget)
