@@ -19,19 +19,43 @@ public struct Evaluation: Codable, Equatable, Sendable {
         case images, loss, accuracy, classNames = "class_names", classAccuracy = "class_accuracy", confusion
     }
 
-    /// Runs `network` over all of `data` in batches, as training's evaluation does.
-    public init(network: Network, data: ImageDataset, classNames: [String]) {
-        let classes = data.classes
-        let loss = SoftmaxCrossEntropy(classes: classes, maxBatch: network.maxBatch)
+    /// Runs `network` over all of `data` in batches, as training's evaluation does; with
+    /// test-time augmentation, each batch also as its other views, the views' probabilities
+    /// averaged (`SoftmaxCrossEntropy.evaluate(views:)`).
+    public init(network: Network, data: ImageDataset, classNames: [String], augmentation: TestTimeAugmentation = .none) {
+        let classes = data.classes, batch = network.maxBatch
+        let loss = SoftmaxCrossEntropy(classes: classes, maxBatch: batch)
         var confusion = [[Int]](repeating: [Int](repeating: 0, count: classes), count: classes)
         var lossSum = 0.0
+        // Each view's images and logits ([batch, K]), and the predicted class of each image.
+        var view = [Float](repeating: 0, count: augmentation.views > 1 ? batch * data.sampleSize : 0)
+        var logits = [Float](repeating: 0, count: augmentation.views * batch * classes)
+        var predictions = [Int](repeating: 0, count: batch)
         forEachBatch(of: data, network: network) { _, n, x, labels in
-            let logits = network.forward(x, batch: n)
-            lossSum += loss.evaluate(logits: logits, labels: labels, batch: n).lossSum
-            for row in 0..<n {
-                let scores = UnsafeBufferPointer(start: logits + row * classes, count: classes)
-                confusion[Int(labels[row])][Self.argmax(scores)] += 1
+            if augmentation.views == 1 {
+                let output = network.forward(x, batch: n)
+                lossSum += loss.evaluate(logits: output, labels: labels, batch: n).lossSum
+                for row in 0..<n {
+                    predictions[row] = Self.argmax(UnsafeBufferPointer(start: output + row * classes, count: classes))
+                }
+            } else {
+                view.withUnsafeMutableBufferPointer { view in
+                    logits.withUnsafeMutableBufferPointer { logits in
+                        for v in 0..<augmentation.views {
+                            view.baseAddress!.update(from: x, count: n * data.sampleSize)
+                            augmentation.makeView(v, of: view.baseAddress!, count: n, channels: data.channels,
+                                                  height: data.height, width: data.width)
+                            (logits.baseAddress! + v * batch * classes)
+                                .update(from: network.forward(view.baseAddress!, batch: n), count: n * classes)
+                        }
+                        let views = (0..<augmentation.views).map { UnsafePointer(logits.baseAddress! + $0 * batch * classes) }
+                        lossSum += predictions.withUnsafeMutableBufferPointer {
+                            loss.evaluate(views: views, labels: labels, batch: n, predictions: $0.baseAddress!).lossSum
+                        }
+                    }
+                }
             }
+            for row in 0..<n { confusion[Int(labels[row])][predictions[row]] += 1 }
         }
         let correct = (0..<classes).map { confusion[$0][$0] }
         images = data.count

@@ -14,6 +14,8 @@ public struct TrainedModel {
     public let dataset: DatasetKind
     /// The run directory the model came from.
     public let runDirectory: String
+    /// The test-time augmentation the run evaluated with (`--tta`).
+    public let augmentation: TestTimeAugmentation
 
     /// `path`: a run directory, a checkpoint of one (`RUN/checkpoints/step-N`), or a
     /// `.safetensors` file in either. `dataset` and `dataDirectory` override the run's
@@ -34,7 +36,7 @@ public struct TrainedModel {
                                   classes: splits.test.classes, maxBatch: maxBatch)
         try SafeTensors.load(weights, into: network)
         self.model = config.model; self.network = network; self.test = splits.test; self.runDirectory = directory
-        self.dataset = config.dataset
+        self.dataset = config.dataset; self.augmentation = config.tta
     }
 
     /// The run directory (holding config.json) and the parameters' file that `path` names.
@@ -57,9 +59,9 @@ public struct TrainedModel {
     }
 
     public init(model: ModelKind, network: Network, test: ImageDataset, dataset: DatasetKind = .synthetic,
-                runDirectory: String = ".") {
+                runDirectory: String = ".", augmentation: TestTimeAugmentation = .none) {
         self.model = model; self.network = network; self.test = test; self.dataset = dataset
-        self.runDirectory = runDirectory
+        self.runDirectory = runDirectory; self.augmentation = augmentation
     }
 }
 

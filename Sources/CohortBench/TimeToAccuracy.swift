@@ -121,10 +121,13 @@ public struct TimeToAccuracyBenchmark {
             var line = String(format: "%5d  %7d  %5d  %9.1f  %7.2f  ", r.ranks, r.threadsPerRank, r.globalBatch,
                               r.samplesPerSecond, r.throughputSpeedup)
             if let reached = r.reached {
-                line += String(format: "%12.1f s  %10.1f s  %6.2f  %24@  %12@", reached.seconds,
-                               reached.seconds - reached.evalSeconds, reached.epoch,
-                               r.timeToAccuracySpeedup.map { String(format: "%.2f", $0) } ?? "n/a",
-                               r.statisticalEfficiency.map { String(format: "%.2f", $0) } ?? "n/a")
+                // Right-aligned under their headings (String(format:) does not pad a %@).
+                let ratios = [(r.timeToAccuracySpeedup, 24), (r.statisticalEfficiency, 12)].map { ratio, width in
+                    let text = ratio.map { String(format: "%.2f", $0) } ?? "n/a"
+                    return String(repeating: " ", count: max(0, width - text.count)) + text
+                }
+                line += String(format: "%12.1f s  %10.1f s  %6.2f  ", reached.seconds, reached.seconds - reached.evalSeconds,
+                               reached.epoch) + ratios.joined(separator: "  ")
             } else {
                 line += String(format: "not reached in %.2f epochs (%.1f s; best %@)", r.last.epoch, r.last.seconds,
                                percent(r.bestTestAccuracy))

@@ -91,8 +91,9 @@ extension SoftmaxCrossEntropy {
     /// `p̄ = (1/V)·Σ_v softmax(z_v)`, `ℓ = -log p̄_y`, correct when `argmax p̄ = y`. `views`
     /// holds V pointers to logits `[batch, K]` of the same images seen differently. In double,
     /// with `log p̄_y` as a log-sum-exp over the views, so that no probability underflows to a
-    /// loss of infinity.
-    public func evaluate(views: [UnsafePointer<Float>], labels: UnsafePointer<Int32>, batch: Int) -> Result {
+    /// loss of infinity. `predictions`, if given, receives each image's `argmax p̄` (`[batch]`).
+    public func evaluate(views: [UnsafePointer<Float>], labels: UnsafePointer<Int32>, batch: Int,
+                         predictions: UnsafeMutablePointer<Int>? = nil) -> Result {
         var lossSum = 0.0, correct = 0
         var logProbabilities = [Double](repeating: 0, count: views.count * classes)
         for n in 0..<batch {
@@ -119,6 +120,7 @@ extension SoftmaxCrossEntropy {
             }
             lossSum -= labelValue
             if best == y { correct += 1 }
+            predictions?[n] = best
         }
         return Result(lossSum: lossSum, correct: correct)
     }

@@ -11,7 +11,7 @@ struct Evaluate: ParsableCommand {
         discussion: """
         Reads the model and its settings from the run (--run RUN, RUN/checkpoints/step-N, or a \
         .safetensors file in either) and evaluates it on the test set the run used, or on \
-        --dataset/--data-dir. Prints loss, accuracy and the accuracy of every class, and writes \
+        --dataset/--data-dir, with the run's test-time augmentation (--tta). Prints loss, accuracy and the accuracy of every class, and writes \
         evaluation.json and confusion.svg (rows: true class, columns: predicted) to --out.
         """)
 
@@ -23,6 +23,8 @@ struct Evaluate: ParsableCommand {
     var dataDir: String?
     @Option(help: "Use only the first N test images (default: as many as the run used).")
     var limit: Int?
+    @Option(help: "Test-time augmentation: none, or flip (the mean of each image's and its mirror's probabilities; default: the run's --tta).")
+    var tta: TestTimeAugmentation?
     @Option(help: "Output directory (default: RUN/evaluate).")
     var out: String?
 
@@ -34,7 +36,8 @@ struct Evaluate: ParsableCommand {
         try reportingErrors {
             let trained = try TrainedModel(path: path, dataset: dataset, dataDirectory: dataDir, testLimit: limit)
             let names = (0..<trained.test.classes).map(trained.dataset.className)
-            let evaluation = Evaluation(network: trained.network, data: trained.test, classNames: names)
+            let evaluation = Evaluation(network: trained.network, data: trained.test, classNames: names,
+                                        augmentation: tta ?? trained.augmentation)
             let directory = out ?? "\(trained.runDirectory)/evaluate"
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             try JSONFile.write(evaluation, to: "\(directory)/evaluation.json")

@@ -12,12 +12,12 @@ extension SystemTests {
         let scratch = ScratchDirectory("cohort-evaluate")
 
         /// A CNN trained 2 epochs on hard synthetic data (few samples), so that the test accuracy is neither 0 nor 1.
-        func trainedRun() throws -> String {
-            let out = "\(scratch.path)/run"
+        func trainedRun(_ extra: [String] = [], name: String = "run") throws -> String {
+            let out = "\(scratch.path)/\(name)"
             if !FileManager.default.fileExists(atPath: "\(out)/summary.json") {
                 let result = try CohortBinary.run(["train", "--model", "cnn", "--dataset", "synthetic", "--limit", "128",
                                                    "--test-limit", "200", "--batch-size", "32", "--epochs", "2",
-                                                   "--optimizer", "sgd", "--lr", "0.01", "--quiet", "--out", out])
+                                                   "--optimizer", "sgd", "--lr", "0.01", "--quiet", "--out", out] + extra)
                 #expect(result.status == 0, "\(result.stderr)")
             }
             return out
@@ -50,6 +50,27 @@ extension SystemTests {
             #expect(try JSONFile.read(Evaluation.self, path: "\(scratch.path)/from-checkpoint/evaluation.json") == evaluation)
             let missing = try CohortBinary.run(["evaluate", "--run", "\(scratch.path)/nothing"])
             #expect(missing.status == 1 && missing.stderr.contains("no such run directory"), "\(missing.stderr)")
+        }
+
+        /// A run evaluated with flip TTA is evaluated so again: the same accuracy, and a confusion
+        /// matrix of the averaged probabilities' predictions. The loss within float rounding of
+        /// per-image losses added in another order, as above.
+        @Test func evaluateUsesTheRunsTestTimeAugmentation() throws {
+            let run = try trainedRun(["--tta", "flip"], name: "flip")
+            let summary = try #require(try RunSummary.read(directory: run))
+            for (tta, out) in [([String](), "run's"), (["--tta", "flip"], "flip"), (["--tta", "none"], "none")] {
+                let result = try CohortBinary.run(["evaluate", "--run", run, "--out", "\(scratch.path)/\(out)"] + tta)
+                #expect(result.status == 0, "\(result.stderr)")
+            }
+            let runs = try JSONFile.read(Evaluation.self, path: "\(scratch.path)/run's/evaluation.json")
+            #expect(runs.accuracy == summary.final.testAccuracy)
+            #expect(abs(runs.loss - summary.final.testLoss) <= 1e-6 * summary.final.testLoss)
+            #expect(try JSONFile.read(Evaluation.self, path: "\(scratch.path)/flip/evaluation.json") == runs)
+            let correct = runs.confusion.indices.map { runs.confusion[$0][$0] }.reduce(0, +)
+            #expect(Double(correct) / 200 == runs.accuracy)
+            // Without TTA, one forward pass: another loss (the mirrors' probabilities left out).
+            let plain = try JSONFile.read(Evaluation.self, path: "\(scratch.path)/none/evaluation.json")
+            #expect(plain.images == 200 && plain.loss != runs.loss)
         }
 
         /// A PNG of test image 0 gives what `--index 0` gives; other sizes and grey images are converted.
