@@ -3,16 +3,20 @@ import CohortTensor
 /// 2-D convolution over `N C H W` (PyTorch's `nn.Conv2d`, cross-correlation, no dilation or groups).
 ///
 /// `y[n, o, i, j] = b[o] + Σ_{c,u,v} W[o, c, u, v] · x[n, c, i·s - p + u, j·s - p + v]`
-/// with `W[O, C, KH, KW]`, `b[O]`. Initialisation: `W, b ~ U(-1/√(C·KH·KW), +…)`.
+/// with `W[O, C, KH, KW]`, `b[O]` (no `b` when `bias` is false: PyTorch's `bias=False`, as before
+/// a batch norm, whose shift takes its place). Initialisation: `W, b ~ U(-1/√(C·KH·KW), +…)`.
 ///
 /// The arithmetic is `ConvolutionKernels`' (oneDNN's direct kernels), one set per batch
 /// size seen (training uses one; evaluation's last, shorter chunk another).
 public final class Conv2D: Layer {
     public let geometry: ConvGeometry
     public let outChannels: Int
+    /// Whether the layer adds a bias `b[O]`.
+    public let hasBias: Bool
     public let inputShape: Shape, outputShape: Shape
-    private var weight: UnsafeMutablePointer<Float>!, bias: UnsafeMutablePointer<Float>!
-    private var weightGrad: UnsafeMutablePointer<Float>!, biasGrad: UnsafeMutablePointer<Float>!
+    private var weight: UnsafeMutablePointer<Float>!, weightGrad: UnsafeMutablePointer<Float>!
+    /// `nil` without a bias.
+    private var bias: UnsafeMutablePointer<Float>?, biasGrad: UnsafeMutablePointer<Float>?
     private let output: FloatBuffer, inputGrad: FloatBuffer
     /// The input of the last forward, read again by backward.
     private var lastInput: UnsafePointer<Float>?
@@ -25,7 +29,9 @@ public final class Conv2D: Layer {
 
     /// `precision`: what the kernels should multiply; see `kernelPrecision` for layers on few channels.
     public init(inChannels: Int, outChannels: Int, height: Int, width: Int,
-                kernel: Int, stride: Int = 1, padding: Int = 0, maxBatch: Int, precision: FloatFormat = .fp32) {
+                kernel: Int, stride: Int = 1, padding: Int = 0, bias: Bool = true, maxBatch: Int,
+                precision: FloatFormat = .fp32) {
+        hasBias = bias
         self.precision = Self.kernelPrecision(precision, inChannels: inChannels)
         geometry = ConvGeometry(channels: inChannels, height: height, width: width,
                                 kernelH: kernel, kernelW: kernel, strideH: stride, strideW: stride,
@@ -51,27 +57,27 @@ public final class Conv2D: Layer {
     public var forwardFLOPsPerSample: Int { 2 * outChannels * geometry.patchSize * geometry.outPlane }
 
     public var parameterSpecs: [ParameterSpec] {
-        [ParameterSpec("weight", [outChannels, geometry.channels, geometry.kernelH, geometry.kernelW]),
-         ParameterSpec("bias", [outChannels])]
+        [ParameterSpec("weight", [outChannels, geometry.channels, geometry.kernelH, geometry.kernelW])]
+            + (hasBias ? [ParameterSpec("bias", [outChannels])] : [])
     }
 
     private var weightCount: Int { outChannels * geometry.patchSize }
 
     public func bind(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>) {
-        weight = parameters; bias = parameters + weightCount
-        weightGrad = gradients; biasGrad = gradients + weightCount
+        weight = parameters; weightGrad = gradients
+        if hasBias { bias = parameters + weightCount; biasGrad = gradients + weightCount }
     }
 
     public func initializeParameters(using rng: inout SplitMix64) {
         let bound = 1 / Float(geometry.patchSize).squareRoot()
         fillUniform(weight, count: weightCount, bound: bound, rng: &rng)
-        fillUniform(bias, count: outChannels, bound: bound, rng: &rng)
+        if let bias { fillUniform(bias, count: outChannels, bound: bound, rng: &rng) }
     }
 
     private func kernels(batch: Int) -> ConvolutionKernels {
         if let k = kernelsByBatch[batch] { return k }
         let k = ConvolutionKernels(geometry: geometry, outChannels: outChannels, batch: batch,
-                                   rectified: rectifiesOutput, precision: precision)
+                                   rectified: rectifiesOutput, biased: hasBias, precision: precision)
         kernelsByBatch[batch] = k
         return k
     }

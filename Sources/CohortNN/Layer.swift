@@ -29,6 +29,15 @@ public protocol Layer: AnyObject {
     func bind(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>)
     /// Fills the bound parameters with PyTorch's default initialisation.
     func initializeParameters(using rng: inout SplitMix64)
+    /// State that training updates but the optimizer does not (a batch norm's running
+    /// statistics; PyTorch's buffers), in PyTorch's order, names relative to the layer.
+    var bufferSpecs: [ParameterSpec] { get }
+    /// Points the layer at its slice of the model's flat buffer of such state, and sets it to
+    /// PyTorch's initial values.
+    func bind(buffers: UnsafeMutablePointer<Float>)
+    /// Training (batch statistics, dropout) or evaluation (running statistics, no dropout),
+    /// as PyTorch's `train()` and `eval()`.
+    func setTraining(_ training: Bool)
     /// `input` holds `batch` samples of `inputShape`; returns `batch` samples of `outputShape`.
     func forward(_ input: UnsafePointer<Float>, batch: Int) -> UnsafePointer<Float>
     /// Given dLoss/dOutput for the last forward, accumulates parameter gradients and,
@@ -41,6 +50,9 @@ extension Layer {
     public var forwardFLOPsPerSample: Int { 0 }
     public func bind(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>) {}
     public func initializeParameters(using rng: inout SplitMix64) {}
+    public var bufferSpecs: [ParameterSpec] { [] }
+    public func bind(buffers: UnsafeMutablePointer<Float>) {}
+    public func setTraining(_ training: Bool) {}
 }
 
 /// Fills `count` values with uniform(-bound, bound): PyTorch's default for linear,

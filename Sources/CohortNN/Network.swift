@@ -14,64 +14,69 @@ public struct NamedTensor: Sendable {
 
 /// A chain of layers whose parameters all live in one flat buffer and whose
 /// gradients live in another of the same layout, so zeroing is one fill, the
-/// allreduce is one call (or a few buckets) and optimizers see plain arrays.
+/// allreduce is one call (or a few buckets) and optimizers see plain arrays. State that
+/// training changes without the optimizer (batch norm's running statistics) lives in a third,
+/// `buffers`, which each replica keeps for itself.
 public final class Network {
     public let layers: [Layer]
     public let parameters: FloatBuffer
     public let gradients: FloatBuffer
     public let tensors: [NamedTensor]
+    public let buffers: FloatBuffer
+    /// The buffers' tensors (PyTorch's `running_mean`, `running_var`, `num_batches_tracked`).
+    public let bufferTensors: [NamedTensor]
     /// `[start, end)` range of each layer's parameters in the flat buffers.
     public let layerRanges: [Range<Int>]
     /// The first layer with parameters: its input is data, so backward stops there.
     private let firstWithParameters: Int
     public let maxBatch: Int
+    /// The epoch and sample indices of the batch a training forward sees (for dropout's masks).
+    public let sampleKeys: SampleKeys
 
     public var parameterCount: Int { parameters.count }
     public var inputShape: Shape { layers[0].inputShape }
     public var outputShape: Shape { layers[layers.count - 1].outputShape }
 
+    /// Training mode (batch statistics, dropout) or evaluation mode (running statistics, no
+    /// dropout), PyTorch's `train()` and `eval()`. A new network trains.
+    public var training = true {
+        didSet { layers.forEach { $0.setTraining(training) } }
+    }
+
     /// `sharing`: another network's parameters to use instead of new ones (a replica that
     /// computes on its own slice of the batch with its own activations and gradients).
-    public init(layers: [(name: String?, layer: Layer)], maxBatch: Int, sharing: FloatBuffer? = nil) {
+    /// `sampleKeys`: what the network's dropout layers read (a new one if none is given).
+    public init(layers: [(name: String?, layer: Layer)], maxBatch: Int, sharing: FloatBuffer? = nil,
+                sampleKeys: SampleKeys = SampleKeys()) {
         precondition(!layers.isEmpty)
         for (a, b) in zip(layers, layers.dropFirst()) {
             precondition(a.layer.outputShape.elementCount == b.layer.inputShape.elementCount,
                          "layer shapes do not chain: \(a.layer.outputShape) -> \(b.layer.inputShape)")
         }
-        self.layers = layers.map(\.layer)
+        let chain = LayerChain(layers)
+        self.layers = chain.layers
         self.maxBatch = maxBatch
-        var tensors: [NamedTensor] = [], ranges: [Range<Int>] = []
-        var offset = 0
-        for (name, layer) in layers {
-            let start = offset
-            for spec in layer.parameterSpecs {
-                tensors.append(NamedTensor(name: "\(name ?? "layer").\(spec.name)", shape: spec.shape, offset: offset))
-                offset += spec.count
-            }
-            ranges.append(start..<offset)
-        }
-        self.tensors = tensors
-        layerRanges = ranges
-        firstWithParameters = ranges.firstIndex { !$0.isEmpty } ?? 0
-        precondition(sharing == nil || sharing!.count == offset, "shared parameters of another model")
-        parameters = sharing ?? FloatBuffer(count: offset)
-        gradients = FloatBuffer(count: offset)
-        for (layer, range) in zip(self.layers, ranges) {
-            layer.bind(parameters: parameters.pointer + range.lowerBound, gradients: gradients.pointer + range.lowerBound)
-        }
-        // ReLU then max-pooling: only window winners get a gradient, and the ReLU's mask at a
-        // winner is [pooled output > 0], so the pooling's backward applies it and the ReLU's is a no-op.
-        // Convolution then ReLU: the convolution's kernel rectifies its own output.
-        for (first, second) in zip(self.layers, self.layers.dropFirst()) {
-            if let relu = first as? ReLU, let pool = second as? MaxPool2D {
-                relu.gradientMaskedByNextLayer = true
-                pool.masksReLUGradient = true
-            }
-            if let conv = first as? Conv2D, let relu = second as? ReLU {
-                conv.rectifiesOutput = true
-                relu.inputAlreadyRectified = true
+        self.sampleKeys = sampleKeys
+        func named(_ specs: (Layer) -> [ParameterSpec], _ ranges: [Range<Int>]) -> [NamedTensor] {
+            zip(chain.names, zip(chain.layers, ranges)).flatMap { name, item in
+                var offset = item.1.lowerBound
+                return specs(item.0).map { spec in
+                    defer { offset += spec.count }
+                    return NamedTensor(name: "\(name).\(spec.name)", shape: spec.shape, offset: offset)
+                }
             }
         }
+        tensors = named(\.parameterSpecs, chain.parameterRanges)
+        bufferTensors = named(\.bufferSpecs, chain.bufferRanges)
+        layerRanges = chain.parameterRanges
+        let count = chain.parameterRanges.last?.upperBound ?? 0
+        firstWithParameters = layerRanges.firstIndex { !$0.isEmpty } ?? 0
+        precondition(sharing == nil || sharing!.count == count, "shared parameters of another model")
+        parameters = sharing ?? FloatBuffer(count: count)
+        gradients = FloatBuffer(count: count)
+        buffers = FloatBuffer(count: chain.bufferRanges.last?.upperBound ?? 0)
+        chain.bind(parameters: parameters.pointer, gradients: gradients.pointer)
+        chain.bind(buffers: buffers.pointer)
     }
 
     /// PyTorch's default initialisation for every layer, from one seeded stream.
@@ -130,4 +135,10 @@ public final class Network {
     }
 
     public func tensor(named name: String) -> NamedTensor? { tensors.first { $0.name == name } }
+
+    /// Copies another replica's buffers (the running statistics evaluation uses).
+    public func copyBuffers(from other: Network) {
+        precondition(other.buffers.count == buffers.count, "buffers of another model")
+        buffers.pointer.update(from: other.buffers.pointer, count: buffers.count)
+    }
 }

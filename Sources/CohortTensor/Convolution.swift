@@ -5,6 +5,7 @@ import CDNNL
 /// `N C H W`, W `O C KH KW` (PyTorch's), b `O`.
 ///
 /// `y[n, o, i, j] = b[o] + Σ_{c,u,v} W[o, c, u, v] · x[n, c, i·s - p + u, j·s - p + v]`
+/// (without `b` when built `biased: false`, as PyTorch's `bias=False` before a batch norm).
 ///
 /// The kernels work on the image directly (no unfolded patch matrix) in blocked layouts
 /// that keep 16 channels in one AVX-512 register (`nChw16c` activations, `OIhw16i16o`
@@ -29,13 +30,16 @@ public final class ConvolutionKernels {
     /// The forward's primitive descriptor: the hint the backward passes are built from.
     private let forwardPD: dnnl_primitive_desc_t
     private let forwardPass: Primitive
-    private let source: Operand, forwardWeights: Operand, bias: Operand, destination: Operand
+    private let source: Operand, forwardWeights: Operand, destination: Operand
+    /// `nil` when built without a bias.
+    private let bias: Operand?
 
     private let weightsPass: Primitive
     /// Backward weights reads x in the forward's layout when the two agree, else its own copy.
     private let weightsSource: Operand?
     private let weightsOutputGradient: Operand
-    private let weightGradient: Operand, biasGradient: Operand
+    private let weightGradient: Operand
+    private let biasGradient: Operand?
 
     /// Backward data, built on first use (the first layer never needs it in training).
     private var dataPass: BackwardData?
@@ -60,8 +64,8 @@ public final class ConvolutionKernels {
     }
 
     /// `rectified`: the forward writes `max(y, 0)` (a ReLU fused into the kernel's stores).
-    /// `precision`: what the kernels multiply (see above).
-    public init(geometry g: ConvGeometry, outChannels: Int, batch: Int, rectified: Bool = false,
+    /// `biased`: whether there is a bias `b`. `precision`: what the kernels multiply (see above).
+    public init(geometry g: ConvGeometry, outChannels: Int, batch: Int, rectified: Bool = false, biased: Bool = true,
                 precision: FloatFormat = .fp32) {
         threads = KernelThreads.openMPThreads
         KernelThreads.applyOpenMP(threads)
@@ -80,22 +84,26 @@ public final class ConvolutionKernels {
                             strides: [Int64(g.strideH), Int64(g.strideW)], padding: [Int64(g.padH), Int64(g.padW)])
 
         var forward = dnnl_convolution_desc_t()
-        dnnl(dnnl_convolution_forward_desc_init(&forward, dnnl_forward_training, dnnl_convolution_direct,
-                                                &d.anyX, &d.anyWeights, &d.bias, &d.anyY, d.strides, d.padding,
-                                                d.padding),
-             "describing the forward convolution")
+        withBias(&d.bias, biased) { bias in
+            dnnl(dnnl_convolution_forward_desc_init(&forward, dnnl_forward_training, dnnl_convolution_direct,
+                                                    &d.anyX, &d.anyWeights, bias, &d.anyY, d.strides, d.padding,
+                                                    d.padding),
+                 "describing the forward convolution")
+        }
         forwardPD = primitiveDesc(&forward, hint: nil, rectified: rectified)
         forwardPass = Primitive(forwardPD)
         source = Operand(plain: d.x, native: forwardPD.md(dnnl_query_src_md), direction: .toNative)
         forwardWeights = Operand(plain: d.weights, native: forwardPD.md(dnnl_query_weights_md), direction: .toNative)
-        bias = Operand(plain: d.bias, native: forwardPD.md(dnnl_query_weights_md, 1), direction: .toNative)
+        bias = biased ? Operand(plain: d.bias, native: forwardPD.md(dnnl_query_weights_md, 1), direction: .toNative) : nil
         destination = Operand(plain: d.y, native: forwardPD.md(dnnl_query_dst_md), direction: .toPlain)
 
         var backwardWeights = dnnl_convolution_desc_t()
-        dnnl(dnnl_convolution_backward_weights_desc_init(&backwardWeights, dnnl_convolution_direct, &d.anyX,
-                                                         &d.anyDW, &d.bias, &d.anyDY, d.strides, d.padding,
-                                                         d.padding),
-             "describing the backward-weights convolution")
+        withBias(&d.bias, biased) { bias in
+            dnnl(dnnl_convolution_backward_weights_desc_init(&backwardWeights, dnnl_convolution_direct, &d.anyX,
+                                                             &d.anyDW, bias, &d.anyDY, d.strides, d.padding,
+                                                             d.padding),
+                 "describing the backward-weights convolution")
+        }
         let weightsPD = primitiveDesc(&backwardWeights, hint: forwardPD)
         defer { dnnl_primitive_desc_destroy(weightsPD) }
         weightsPass = Primitive(weightsPD)
@@ -104,8 +112,8 @@ public final class ConvolutionKernels {
         weightsOutputGradient = Operand(plain: d.y, native: weightsPD.md(dnnl_query_diff_dst_md), direction: .toNative)
         weightGradient = Operand(plain: d.weights, native: weightsPD.md(dnnl_query_diff_weights_md),
                                  direction: .toPlain, accumulate: true)
-        biasGradient = Operand(plain: d.bias, native: weightsPD.md(dnnl_query_diff_weights_md, 1),
-                               direction: .toPlain, accumulate: true)
+        biasGradient = biased ? Operand(plain: d.bias, native: weightsPD.md(dnnl_query_diff_weights_md, 1),
+                                        direction: .toPlain, accumulate: true) : nil
         descriptors = d
     }
 
@@ -114,30 +122,33 @@ public final class ConvolutionKernels {
         dnnl_stream_destroy(stream)
     }
 
-    /// `y = conv(x, W) + b` (or its `max(·, 0)` when built `rectified`), all `batch` samples.
-    public func forward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias b: UnsafePointer<Float>,
+    /// `y = conv(x, W) + b` (or its `max(·, 0)` when built `rectified`), all `batch` samples;
+    /// `b` is `nil` exactly when built without a bias.
+    public func forward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias b: UnsafePointer<Float>?,
                         y: UnsafeMutablePointer<Float>) {
+        precondition((b == nil) == (bias == nil), "a bias given to a convolution built without one, or none given")
         KernelThreads.applyOpenMP(threads)
         forwardPass.run((cohort_dnnl_arg_src, source.load(x, stream)),
                         (cohort_dnnl_arg_weights, forwardWeights.load(weight, stream)),
-                        (cohort_dnnl_arg_bias, bias.load(b, stream)),
-                        (cohort_dnnl_arg_dst, destination.target(y)), on: stream)
+                        (cohort_dnnl_arg_dst, destination.target(y)),
+                        bias.map { (cohort_dnnl_arg_bias, $0.load(b!, stream)) }, on: stream)
         destination.store(stream)
     }
 
-    /// `dW += Σ_n dy_n ⋆ x_n`, `db[o] += Σ_{n,i,j} dy[n, o, i, j]`. Must follow the forward of
-    /// the same `x`, whose converted copy it reads.
+    /// `dW += Σ_n dy_n ⋆ x_n`, `db[o] += Σ_{n,i,j} dy[n, o, i, j]` (`db` `nil` without a bias).
+    /// Must follow the forward of the same `x`, whose converted copy it reads.
     public func backwardWeights(x: UnsafePointer<Float>, dy: UnsafePointer<Float>,
                                 weightGradient dW: UnsafeMutablePointer<Float>,
-                                biasGradient db: UnsafeMutablePointer<Float>) {
+                                biasGradient db: UnsafeMutablePointer<Float>?) {
+        precondition((db == nil) == (biasGradient == nil), "a bias gradient for a convolution without a bias, or none")
         KernelThreads.applyOpenMP(threads)
         let xMemory = weightsSource?.load(x, stream) ?? source.native
         weightsPass.run((cohort_dnnl_arg_src, xMemory),
                         (cohort_dnnl_arg_diff_dst, weightsOutputGradient.load(dy, stream)),
                         (cohort_dnnl_arg_diff_weights, weightGradient.target(dW)),
-                        (cohort_dnnl_arg_diff_bias, biasGradient.target(db)), on: stream)
+                        biasGradient.map { (cohort_dnnl_arg_diff_bias, $0.target(db!)) }, on: stream)
         weightGradient.store(stream)
-        biasGradient.store(stream)
+        biasGradient?.store(stream)
     }
 
     /// The transposed convolution `dx = Wᵀ ⋆ dy` (overwrites dx). Right after `backwardWeights`
@@ -171,4 +182,9 @@ public final class ConvolutionKernels {
         return BackwardData(primitive: Primitive(pd), weights: weights, outputGradient: outputGradient,
                             inputGradient: inputGradient)
     }
+}
+
+/// oneDNN's descriptors take the bias's as a pointer that is null for "no bias".
+private func withBias(_ desc: inout dnnl_memory_desc_t, _ biased: Bool, _ body: (UnsafePointer<dnnl_memory_desc_t>?) -> Void) {
+    if biased { withUnsafePointer(to: &desc) { body($0) } } else { body(nil) }
 }

@@ -128,3 +128,45 @@ private func maxPool2x2Backward(_ dy: UnsafePointer<Float>, argmax: UnsafePointe
         }
     }
 }
+
+/// Average pooling over `N C H W`: `y = (1/(kH·kW)) Σ_window x`, padded positions counted as
+/// zeros (PyTorch's `avg_pool2d` with `count_include_pad=True`, its default).
+public func averagePoolForward(_ x: UnsafePointer<Float>, batch: Int, geometry g: ConvGeometry,
+                               into y: UnsafeMutablePointer<Float>) {
+    let scale = 1 / Float(g.kernelH * g.kernelW)
+    for plane in 0..<(batch * g.channels) {
+        let src = x + plane * g.inPlane, dst = y + plane * g.outPlane
+        for oy in 0..<g.outHeight {
+            let y0 = oy * g.strideH - g.padH
+            for ox in 0..<g.outWidth {
+                let x0 = ox * g.strideW - g.padW
+                var sum: Float = 0
+                for ky in max(0, y0)..<min(g.height, y0 + g.kernelH) {
+                    for kx in max(0, x0)..<min(g.width, x0 + g.kernelW) { sum += src[ky * g.width + kx] }
+                }
+                dst[oy * g.outWidth + ox] = sum * scale
+            }
+        }
+    }
+}
+
+/// Backward of `averagePoolForward`: each input gets `dy/(kH·kW)` from every window that holds
+/// it; `dx` is overwritten.
+public func averagePoolBackward(_ dy: UnsafePointer<Float>, batch: Int, geometry g: ConvGeometry,
+                                into dx: UnsafeMutablePointer<Float>) {
+    let scale = 1 / Float(g.kernelH * g.kernelW)
+    dx.update(repeating: 0, count: batch * g.channels * g.inPlane)
+    for plane in 0..<(batch * g.channels) {
+        let src = dy + plane * g.outPlane, d = dx + plane * g.inPlane
+        for oy in 0..<g.outHeight {
+            let y0 = oy * g.strideH - g.padH
+            for ox in 0..<g.outWidth {
+                let x0 = ox * g.strideW - g.padW
+                let share = src[oy * g.outWidth + ox] * scale
+                for ky in max(0, y0)..<min(g.height, y0 + g.kernelH) {
+                    for kx in max(0, x0)..<min(g.width, x0 + g.kernelW) { d[ky * g.width + kx] += share }
+                }
+            }
+        }
+    }
+}

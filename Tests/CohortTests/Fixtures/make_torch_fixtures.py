@@ -147,6 +147,54 @@ loss = F.cross_entropy(logits, labels, label_smoothing=0.1)
 loss.backward()
 fixtures["cross_entropy_smoothed"] = {"logits": t(logits), "labels": labels.tolist(), "label_smoothing": 0.1,
                                       "loss": loss.item(), "dlogits": t(logits.grad)}
+
+
+def batchnorm_case(module, x, x_eval):
+    """A training forward and backward (batch statistics) with a non-trivial affine part, the
+    running statistics it leaves, and an evaluation forward of x_eval with them."""
+    with torch.no_grad():
+        module.weight.copy_(1 + 0.5 * rand(*module.weight.shape))
+        module.bias.copy_(0.5 * rand(*module.bias.shape))
+    module.train()
+    case = layer_case(module, x)
+    case["buffers"] = {n: t(b.float()) for n, b in module.named_buffers()}
+    module.eval()
+    with torch.no_grad():
+        case["eval"] = {"x": t(x_eval), "y": t(module(x_eval))}
+    return case
+
+
+class BasicBlock(nn.Module):
+    """The reference's ResNet block: conv3x3-BN-ReLU-conv3x3-BN, plus the input (a 1x1 conv + BN
+    where the shape changes), then ReLU."""
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+fixtures["conv2d_k3_s2_p1_nobias"] = layer_case(nn.Conv2d(3, 4, 3, stride=2, padding=1, bias=False), rand(2, 3, 7, 7),
+                                                {"config": {"in": 3, "out": 4, "kernel": 3, "stride": 2, "padding": 1}})
+fixtures["batchnorm2d"] = batchnorm_case(nn.BatchNorm2d(3), 2 + 3 * rand(4, 3, 5, 5), rand(2, 3, 5, 5))
+fixtures["batchnorm1d"] = batchnorm_case(nn.BatchNorm1d(5), rand(6, 5), rand(3, 5))
+fixtures["batchnorm1d_length"] = batchnorm_case(nn.BatchNorm1d(3), rand(4, 3, 7), rand(2, 3, 7))
+fixtures["avgpool_k2"] = layer_case(nn.AvgPool2d(2), rand(2, 3, 6, 6), {"config": {"kernel": 2, "stride": 2, "padding": 0}})
+fixtures["avgpool_k3_s2_p1"] = layer_case(nn.AvgPool2d(3, stride=2, padding=1), rand(2, 2, 7, 7),
+                                          {"config": {"kernel": 3, "stride": 2, "padding": 1}})
+fixtures["global_avgpool"] = layer_case(nn.AdaptiveAvgPool2d(1), rand(2, 3, 5, 4))
+fixtures["basic_block_projection"] = layer_case(BasicBlock(3, 4, 2), rand(2, 3, 8, 8),
+                                                {"config": {"in": 3, "out": 4, "stride": 2}})
+fixtures["basic_block_identity"] = layer_case(BasicBlock(4, 4, 1), rand(2, 4, 6, 6),
+                                              {"config": {"in": 4, "out": 4, "stride": 1}})
 fixtures["generator"] = f"make_torch_fixtures.py, torch {torch.__version__}"
 
 json.dump(fixtures, sys.stdout, indent=None)

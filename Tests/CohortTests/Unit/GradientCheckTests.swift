@@ -86,6 +86,55 @@ import Testing
         #expect(array(fusedGrad, count).contains { $0 != 0 })
     }
 
+    @Test func conv2DWithoutBias() {
+        checkLayer(Conv2D(inChannels: 2, outChannels: 3, height: 5, width: 5, kernel: 3, stride: 2, padding: 1, bias: false,
+                          maxBatch: 2), batch: 2, "conv k3 s2 p1 without bias")
+    }
+
+    /// Training mode: the batch's statistics depend on every input, so each input's gradient
+    /// has the terms through the mean and the variance too.
+    @Test func batchNorm() {
+        checkLayer(BatchNorm(shape: [3, 4, 4], maxBatch: 3), batch: 3, "batch norm 2-D")
+        checkLayer(BatchNorm(shape: [5], maxBatch: 4), batch: 4, "batch norm 1-D")
+        checkLayer(BatchNorm(shape: [2, 6], maxBatch: 3), batch: 3, "batch norm 1-D over a length")
+    }
+
+    @Test func averagePool() {
+        checkLayer(AvgPool2D(channels: 3, height: 6, width: 6, kernel: 2, maxBatch: 2), batch: 2, "avg pool k2")
+        checkLayer(AvgPool2D(channels: 2, height: 7, width: 7, kernel: 3, stride: 2, padding: 1, maxBatch: 2), batch: 2,
+                   "avg pool k3 s2 p1")
+        checkLayer(GlobalAvgPool2D(channels: 3, height: 5, width: 4, maxBatch: 2), batch: 2, "global avg pool")
+    }
+
+    /// With the batch's sample keys fixed, the mask is fixed and the layer is linear in its input.
+    @Test func dropout() {
+        let keys = SampleKeys()
+        keys.epoch = 3
+        keys.samples = [17, 4]
+        let dropout = Dropout(shape: [3, 5], probability: 0.4, seed: 9, stream: 100, keys: keys, maxBatch: 2)
+        checkLayer(dropout, batch: 2, "dropout")
+    }
+
+    /// A projection shortcut (1×1 convolution and batch norm) beside a body of convolutions and
+    /// batch norms, and an identity shortcut; no ReLU, whose kink finite differences cannot cross.
+    @Test func residual() {
+        func body(_ c: Int, _ out: Int, stride: Int, size: Int) -> [(name: String?, layer: Layer)] {
+            let half = (size - 1) / stride + 1
+            return [("conv1", Conv2D(inChannels: c, outChannels: out, height: size, width: size, kernel: 3, stride: stride,
+                                     padding: 1, bias: false, maxBatch: 2)),
+                    ("bn1", BatchNorm(shape: [out, half, half], maxBatch: 2)),
+                    ("conv2", Conv2D(inChannels: out, outChannels: out, height: half, width: half, kernel: 3, padding: 1,
+                                     maxBatch: 2))]
+        }
+        let projection: [(name: String?, layer: Layer)] = [
+            (nil, Conv2D(inChannels: 2, outChannels: 3, height: 6, width: 6, kernel: 1, stride: 2, bias: false, maxBatch: 2)),
+            (nil, BatchNorm(shape: [3, 3, 3], maxBatch: 2))]
+        checkLayer(Residual(body: body(2, 3, stride: 2, size: 6), shortcut: projection, after: [], maxBatch: 2), batch: 2,
+                   "residual with a projection")
+        checkLayer(Residual(body: body(3, 3, stride: 1, size: 4), shortcut: [], after: [], maxBatch: 2), batch: 2,
+                   "residual with the identity")
+    }
+
     @Test func linear() {
         checkLayer(Linear(inFeatures: 5, outFeatures: 4, maxBatch: 3), batch: 3, "linear")
     }

@@ -13,8 +13,9 @@ import Testing
 @Suite struct TorchReferenceTests {
     /// Runs `layer` forward on the fixture's `x`, backward on its `dy`, and compares `y`,
     /// `dx` and every parameter gradient. `prefix` is the fixture's name for the layer's parameters.
+    @discardableResult
     func compare(_ layer: Layer, fixture name: String, prefix: String = "",
-                 sourceLocation: SourceLocation = #_sourceLocation) {
+                 sourceLocation: SourceLocation = #_sourceLocation) -> Network {
         let c = Fixtures.torchCase(name)
         let x = FixtureTensor(c["x"]), dy = FixtureTensor(c["dy"]), y = FixtureTensor(c["y"]), dx = FixtureTensor(c["dx"])
         let batch = x.shape[0]
@@ -37,6 +38,7 @@ import Testing
             expectClose(Array(network.gradients.array[t.offset..<(t.offset + t.count)]), g.data, "\(name) d\(key)",
                         sourceLocation: sourceLocation)
         }
+        return network
     }
 
     @Test func conv2D() {
@@ -47,6 +49,74 @@ import Testing
                            kernel: config["kernel"]!, stride: config["stride"]!, padding: config["padding"]!,
                            maxBatch: x.shape[0]), fixture: name)
         }
+    }
+
+    @Test func conv2DWithoutBias() {
+        let x = FixtureTensor(Fixtures.torchCase("conv2d_k3_s2_p1_nobias")["x"])
+        let network = compare(Conv2D(inChannels: 3, outChannels: 4, height: x.shape[2], width: x.shape[3], kernel: 3, stride: 2,
+                                     padding: 1, bias: false, maxBatch: x.shape[0]), fixture: "conv2d_k3_s2_p1_nobias")
+        #expect(network.tensors.map(\.name) == ["layer.weight"])
+    }
+
+    /// Training forward and backward with the batch's statistics, the running statistics it
+    /// leaves (PyTorch's names, unbiased variance, one batch tracked), and an evaluation forward
+    /// with them.
+    @Test(arguments: ["batchnorm2d", "batchnorm1d", "batchnorm1d_length"])
+    func batchNorm(fixture name: String) {
+        let c = Fixtures.torchCase(name)
+        let x = FixtureTensor(c["x"])
+        let network = compare(BatchNorm(shape: Array(x.shape.dropFirst()), maxBatch: x.shape[0]), fixture: name)
+        let buffers = c["buffers"] as! [String: Any]
+        #expect(network.bufferTensors.map(\.name) == ["layer.running_mean", "layer.running_var", "layer.num_batches_tracked"])
+        for t in network.bufferTensors {
+            let expected = FixtureTensor(buffers[String(t.name.dropFirst("layer.".count))])
+            #expect(t.shape == expected.shape, "\(name): shape of \(t.name)")
+            expectClose(Array(network.buffers.array[t.offset..<(t.offset + t.count)]), expected.data, "\(name) \(t.name)")
+        }
+        let evaluation = c["eval"] as! [String: Any]
+        let xe = FixtureTensor(evaluation["x"]), ye = FixtureTensor(evaluation["y"])
+        network.training = false
+        expectClose(array(network.forward(xe.data, batch: xe.shape[0]), ye.data.count), ye.data, "\(name) evaluation y")
+    }
+
+    @Test func averagePool2D() {
+        for name in ["avgpool_k2", "avgpool_k3_s2_p1"] {
+            let config = Fixtures.torchCase(name)["config"] as! [String: Int]
+            let x = FixtureTensor(Fixtures.torchCase(name)["x"])
+            compare(AvgPool2D(channels: x.shape[1], height: x.shape[2], width: x.shape[3], kernel: config["kernel"]!,
+                              stride: config["stride"]!, padding: config["padding"]!, maxBatch: x.shape[0]), fixture: name)
+        }
+        let x = FixtureTensor(Fixtures.torchCase("global_avgpool")["x"])
+        compare(GlobalAvgPool2D(channels: x.shape[1], height: x.shape[2], width: x.shape[3], maxBatch: x.shape[0]),
+                fixture: "global_avgpool")
+    }
+
+    /// The reference's ResNet block, with a projection shortcut and with the identity: the same
+    /// parameter names (`conv1.weight`, `shortcut.0.weight`, ...) and PyTorch's numbers.
+    @Test(arguments: ["basic_block_projection", "basic_block_identity"])
+    func basicBlock(fixture name: String) {
+        let c = Fixtures.torchCase(name)
+        let config = c["config"] as! [String: Int]
+        let x = FixtureTensor(c["x"])
+        let (cin, cout, stride, size, batch) = (config["in"]!, config["out"]!, config["stride"]!, x.shape[2], x.shape[0])
+        let half = (size - 1) / stride + 1
+        let body: [(name: String?, layer: Layer)] = [
+            ("conv1", Conv2D(inChannels: cin, outChannels: cout, height: size, width: size, kernel: 3, stride: stride,
+                             padding: 1, bias: false, maxBatch: batch)),
+            ("bn1", BatchNorm(shape: [cout, half, half], maxBatch: batch)),
+            (nil, ReLU(shape: [cout, half, half], maxBatch: batch)),
+            ("conv2", Conv2D(inChannels: cout, outChannels: cout, height: half, width: half, kernel: 3, padding: 1,
+                             bias: false, maxBatch: batch)),
+            ("bn2", BatchNorm(shape: [cout, half, half], maxBatch: batch))]
+        let projection: [(name: String?, layer: Layer)] = stride == 1 && cin == cout ? [] : [
+            (nil, Conv2D(inChannels: cin, outChannels: cout, height: size, width: size, kernel: 1, stride: stride, bias: false,
+                         maxBatch: batch)),
+            (nil, BatchNorm(shape: [cout, half, half], maxBatch: batch))]
+        let block = Residual(body: body, shortcut: projection, after: [(nil, ReLU(shape: [cout, half, half], maxBatch: batch))],
+                             maxBatch: batch)
+        let network = compare(block, fixture: name)
+        let expected = (c["params"] as! [String: Any]).keys.map { "layer." + $0 }
+        #expect(Set(network.tensors.map(\.name)) == Set(expected))
     }
 
     @Test func maxPool2D() {

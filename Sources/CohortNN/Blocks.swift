@@ -1,0 +1,188 @@
+import CohortTensor
+
+/// Layers applied one after the other, their parameters (and buffers) at consecutive offsets of
+/// the flat buffers they are bound to. Parameter names are `name.tensor`, where an unnamed layer
+/// with parameters is called by its position in the chain (as in PyTorch's `nn.Sequential`).
+public struct LayerChain {
+    public let layers: [Layer]
+    public let names: [String]
+    /// `[start, end)` of each layer's parameters, and of its buffers, relative to the chain's.
+    public let parameterRanges: [Range<Int>], bufferRanges: [Range<Int>]
+
+    public init(_ named: [(name: String?, layer: Layer)]) {
+        layers = named.map(\.layer)
+        names = named.enumerated().map { i, item in item.name ?? String(i) }
+        var p = 0, b = 0
+        var parameterRanges: [Range<Int>] = [], bufferRanges: [Range<Int>] = []
+        for layer in layers {
+            let pc = layer.parameterSpecs.reduce(0) { $0 + $1.count }, bc = layer.bufferSpecs.reduce(0) { $0 + $1.count }
+            parameterRanges.append(p..<(p + pc)); bufferRanges.append(b..<(b + bc))
+            p += pc; b += bc
+        }
+        self.parameterRanges = parameterRanges
+        self.bufferRanges = bufferRanges
+        fuseNeighbours(layers)
+    }
+
+    public var isEmpty: Bool { layers.isEmpty }
+    public var parameterSpecs: [ParameterSpec] { prefixed(\.parameterSpecs) }
+    public var bufferSpecs: [ParameterSpec] { prefixed(\.bufferSpecs) }
+    public var forwardFLOPsPerSample: Int { layers.reduce(0) { $0 + $1.forwardFLOPsPerSample } }
+
+    private func prefixed(_ specs: (Layer) -> [ParameterSpec]) -> [ParameterSpec] {
+        zip(names, layers).flatMap { name, layer in specs(layer).map { ParameterSpec("\(name).\($0.name)", $0.shape) } }
+    }
+
+    public func bind(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>) {
+        for (layer, range) in zip(layers, parameterRanges) {
+            layer.bind(parameters: parameters + range.lowerBound, gradients: gradients + range.lowerBound)
+        }
+    }
+
+    public func bind(buffers: UnsafeMutablePointer<Float>) {
+        for (layer, range) in zip(layers, bufferRanges) { layer.bind(buffers: buffers + range.lowerBound) }
+    }
+
+    public func initializeParameters(using rng: inout SplitMix64) {
+        for layer in layers { layer.initializeParameters(using: &rng) }
+    }
+
+    public func setTraining(_ training: Bool) { layers.forEach { $0.setTraining(training) } }
+
+    public func forward(_ x: UnsafePointer<Float>, batch: Int) -> UnsafePointer<Float> {
+        layers.reduce(x) { a, layer in layer.forward(a, batch: batch) }
+    }
+
+    /// Backward in reverse order; the first layer returns an input gradient only if asked.
+    public func backward(_ dy: UnsafePointer<Float>, batch: Int, needsInputGradient: Bool) -> UnsafePointer<Float>? {
+        var d: UnsafePointer<Float>? = dy
+        for i in stride(from: layers.count - 1, through: 0, by: -1) {
+            d = layers[i].backward(d!, batch: batch, needsInputGradient: needsInputGradient || i > 0)
+            if d == nil { return nil }
+        }
+        return d
+    }
+}
+
+/// Pairs of neighbours that share work: a ReLU then a max-pooling (only window winners get a
+/// gradient, and the ReLU's mask at a winner is [pooled output > 0], so the pooling's backward
+/// applies it and the ReLU's is a no-op); a convolution then a ReLU (the convolution's kernel
+/// rectifies its own output).
+func fuseNeighbours(_ layers: [Layer]) {
+    for (first, second) in zip(layers, layers.dropFirst()) {
+        if let relu = first as? ReLU, let pool = second as? MaxPool2D {
+            relu.gradientMaskedByNextLayer = true
+            pool.masksReLUGradient = true
+        }
+        if let conv = first as? Conv2D, let relu = second as? ReLU {
+            conv.rectifiesOutput = true
+            relu.inputAlreadyRectified = true
+        }
+    }
+}
+
+/// A chain of layers as one layer (PyTorch's `nn.Sequential`): a model file's block.
+public final class Sequential: Layer {
+    public let chain: LayerChain
+    public var inputShape: Shape { chain.layers[0].inputShape }
+    public var outputShape: Shape { chain.layers[chain.layers.count - 1].outputShape }
+
+    public init(_ layers: [(name: String?, layer: Layer)]) {
+        precondition(!layers.isEmpty, "a block has layers")
+        chain = LayerChain(layers)
+    }
+
+    public var parameterSpecs: [ParameterSpec] { chain.parameterSpecs }
+    public var bufferSpecs: [ParameterSpec] { chain.bufferSpecs }
+    public var forwardFLOPsPerSample: Int { chain.forwardFLOPsPerSample }
+    public func bind(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>) {
+        chain.bind(parameters: parameters, gradients: gradients)
+    }
+    public func bind(buffers: UnsafeMutablePointer<Float>) { chain.bind(buffers: buffers) }
+    public func initializeParameters(using rng: inout SplitMix64) { chain.initializeParameters(using: &rng) }
+    public func setTraining(_ training: Bool) { chain.setTraining(training) }
+    public func forward(_ x: UnsafePointer<Float>, batch: Int) -> UnsafePointer<Float> { chain.forward(x, batch: batch) }
+    public func backward(_ dy: UnsafePointer<Float>, batch: Int, needsInputGradient: Bool) -> UnsafePointer<Float>? {
+        chain.backward(dy, batch: batch, needsInputGradient: needsInputGradient)
+    }
+}
+
+/// A residual block (He et al. 2016): `y = after(body(x) + shortcut(x))`, where the shortcut is
+/// the identity or, where the body changes the shape, a projection (PyTorch's `BasicBlock` with
+/// `after` a ReLU). Parameter names: the body's layers as they are named (`conv1.weight`), the
+/// shortcut's under `shortcut.` (`shortcut.0.weight`), `after`'s under `after.`.
+///
+/// Backward: `g = after'(dy)`, `dx = body'(g) + shortcut'(g)` (the identity's is `g`).
+public final class Residual: Layer {
+    public let body: LayerChain, shortcut: LayerChain, after: LayerChain
+    public let inputShape: Shape, outputShape: Shape
+    private let sum: FloatBuffer, inputGrad: FloatBuffer
+    private var lastInput: UnsafePointer<Float>?
+
+    /// `shortcut` empty: the identity, which needs the body to keep the shape.
+    public init(body: [(name: String?, layer: Layer)], shortcut: [(name: String?, layer: Layer)],
+                after: [(name: String?, layer: Layer)], maxBatch: Int) {
+        precondition(!body.isEmpty, "a residual block has a body")
+        self.body = LayerChain(body)
+        self.shortcut = LayerChain(shortcut)
+        self.after = LayerChain(after)
+        inputShape = body[0].layer.inputShape
+        let bodyShape = body[body.count - 1].layer.outputShape
+        precondition((shortcut.last?.layer.outputShape ?? inputShape) == bodyShape, "shortcut and body shapes differ")
+        outputShape = after.last?.layer.outputShape ?? bodyShape
+        sum = FloatBuffer(count: maxBatch * bodyShape.elementCount)
+        inputGrad = FloatBuffer(count: maxBatch * inputShape.elementCount)
+    }
+
+    private var chains: [(prefix: String, chain: LayerChain)] { [("", body), ("shortcut.", shortcut), ("after.", after)] }
+
+    public var parameterSpecs: [ParameterSpec] {
+        chains.flatMap { prefix, chain in chain.parameterSpecs.map { ParameterSpec(prefix + $0.name, $0.shape) } }
+    }
+    public var bufferSpecs: [ParameterSpec] {
+        chains.flatMap { prefix, chain in chain.bufferSpecs.map { ParameterSpec(prefix + $0.name, $0.shape) } }
+    }
+    public var forwardFLOPsPerSample: Int { chains.reduce(0) { $0 + $1.chain.forwardFLOPsPerSample } }
+
+    public func bind(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>) {
+        var offset = 0
+        for (_, chain) in chains {
+            chain.bind(parameters: parameters + offset, gradients: gradients + offset)
+            offset += chain.parameterRanges.last?.upperBound ?? 0
+        }
+    }
+
+    public func bind(buffers: UnsafeMutablePointer<Float>) {
+        var offset = 0
+        for (_, chain) in chains {
+            chain.bind(buffers: buffers + offset)
+            offset += chain.bufferRanges.last?.upperBound ?? 0
+        }
+    }
+
+    public func initializeParameters(using rng: inout SplitMix64) {
+        for (_, chain) in chains { chain.initializeParameters(using: &rng) }
+    }
+
+    public func setTraining(_ training: Bool) { chains.forEach { $0.chain.setTraining(training) } }
+
+    public func forward(_ x: UnsafePointer<Float>, batch: Int) -> UnsafePointer<Float> {
+        lastInput = x
+        let b = body.forward(x, batch: batch)
+        let s = shortcut.isEmpty ? x : shortcut.forward(x, batch: batch)
+        let count = batch * (body.layers.last!.outputShape.elementCount)
+        let y = sum.pointer
+        for i in 0..<count { y[i] = b[i] + s[i] }
+        return after.isEmpty ? UnsafePointer(y) : after.forward(UnsafePointer(y), batch: batch)
+    }
+
+    public func backward(_ dy: UnsafePointer<Float>, batch: Int, needsInputGradient: Bool) -> UnsafePointer<Float>? {
+        let g = after.isEmpty ? dy : after.backward(dy, batch: batch, needsInputGradient: true)!
+        let fromBody = body.backward(g, batch: batch, needsInputGradient: needsInputGradient)
+        let fromShortcut = shortcut.isEmpty ? g : shortcut.backward(g, batch: batch, needsInputGradient: needsInputGradient)
+        guard needsInputGradient, let fromBody, let fromShortcut else { return nil }
+        let d = inputGrad.pointer
+        for i in 0..<(batch * inputShape.elementCount) { d[i] = fromBody[i] + fromShortcut[i] }
+        return UnsafePointer(d)
+    }
+}

@@ -1,0 +1,117 @@
+import CohortTensor
+
+/// Max pooling with a square window (PyTorch's `F.max_pool2d(x, k)`: stride = k, no padding
+/// unless given, and as there at most k/2); the argmax "switches" are kept for backward.
+public final class MaxPool2D: Layer {
+    public let geometry: ConvGeometry
+    public let inputShape: Shape, outputShape: Shape
+    private let output: FloatBuffer, inputGrad: FloatBuffer
+    public let switches: UnsafeMutablePointer<Int32>
+
+    public init(channels: Int, height: Int, width: Int, kernel: Int, stride: Int? = nil, padding: Int = 0, maxBatch: Int) {
+        // Every window then holds at least one real input, so every output has a winner.
+        precondition(padding >= 0 && padding <= kernel / 2, "pooling padding must be at most half the window")
+        let s = stride ?? kernel
+        geometry = ConvGeometry(channels: channels, height: height, width: width, kernelH: kernel, kernelW: kernel,
+                                strideH: s, strideW: s, padH: padding, padW: padding)
+        precondition(geometry.outHeight > 0 && geometry.outWidth > 0, "pooling window larger than its input")
+        inputShape = [channels, height, width]
+        outputShape = [channels, geometry.outHeight, geometry.outWidth]
+        output = FloatBuffer(count: maxBatch * outputShape.elementCount)
+        inputGrad = FloatBuffer(count: maxBatch * inputShape.elementCount)
+        let switchCount = max(1, maxBatch * outputShape.elementCount)
+        switches = .allocate(capacity: switchCount)
+        switches.initialize(repeating: 0, count: switchCount)
+    }
+
+    deinit { switches.deallocate() }
+
+    public func forward(_ x: UnsafePointer<Float>, batch: Int) -> UnsafePointer<Float> {
+        maxPoolForward(x, batch: batch, geometry: geometry, into: output.pointer, argmax: switches)
+        return UnsafePointer(output.pointer)
+    }
+
+    /// Set by `Network` when the input comes from a ReLU: backward then applies the ReLU's mask too.
+    var masksReLUGradient = false
+
+    public func backward(_ dy: UnsafePointer<Float>, batch: Int, needsInputGradient: Bool) -> UnsafePointer<Float>? {
+        guard needsInputGradient else { return nil }
+        maxPoolBackward(dy, argmax: switches, batch: batch, geometry: geometry, into: inputGrad.pointer,
+                        reluOutput: masksReLUGradient ? UnsafePointer(output.pointer) : nil)
+        return UnsafePointer(inputGrad.pointer)
+    }
+
+    /// The deconvnet's unpooling: each value goes back to where the last forward's maximum
+    /// was (the saved switches), everything else is 0. `[N, C, OH, OW]` -> `[N, C, H, W]`.
+    public func unpool(_ y: UnsafePointer<Float>, batch: Int) -> UnsafePointer<Float> {
+        maxPoolBackward(y, argmax: switches, batch: batch, geometry: geometry, into: inputGrad.pointer)
+        return UnsafePointer(inputGrad.pointer)
+    }
+}
+
+/// Average pooling with a square window (PyTorch's `nn.AvgPool2d(kernel, stride, padding)`, zero
+/// padding counted in the mean): `[C, H, W] -> [C, OH, OW]`.
+public final class AvgPool2D: Layer {
+    public let geometry: ConvGeometry
+    public let inputShape: Shape, outputShape: Shape
+    private let output: FloatBuffer, inputGrad: FloatBuffer
+
+    public init(channels: Int, height: Int, width: Int, kernel: Int, stride: Int? = nil, padding: Int = 0, maxBatch: Int) {
+        precondition(padding >= 0 && padding <= kernel / 2, "pooling padding must be at most half the window")
+        let s = stride ?? kernel
+        geometry = ConvGeometry(channels: channels, height: height, width: width, kernelH: kernel, kernelW: kernel,
+                                strideH: s, strideW: s, padH: padding, padW: padding)
+        precondition(geometry.outHeight > 0 && geometry.outWidth > 0, "pooling window larger than its input")
+        inputShape = [channels, height, width]
+        outputShape = [channels, geometry.outHeight, geometry.outWidth]
+        output = FloatBuffer(count: maxBatch * outputShape.elementCount)
+        inputGrad = FloatBuffer(count: maxBatch * inputShape.elementCount)
+    }
+
+    public func forward(_ x: UnsafePointer<Float>, batch: Int) -> UnsafePointer<Float> {
+        averagePoolForward(x, batch: batch, geometry: geometry, into: output.pointer)
+        return UnsafePointer(output.pointer)
+    }
+
+    public func backward(_ dy: UnsafePointer<Float>, batch: Int, needsInputGradient: Bool) -> UnsafePointer<Float>? {
+        guard needsInputGradient else { return nil }
+        averagePoolBackward(dy, batch: batch, geometry: geometry, into: inputGrad.pointer)
+        return UnsafePointer(inputGrad.pointer)
+    }
+}
+
+/// The mean of each channel's plane: `[C, H, W] -> [C, 1, 1]` (PyTorch's
+/// `F.adaptive_avg_pool2d(x, 1)`); backward spreads `dy/(H·W)` over the plane.
+public final class GlobalAvgPool2D: Layer {
+    public let inputShape: Shape
+    public var outputShape: Shape { [inputShape[0], 1, 1] }
+    private let output: FloatBuffer, inputGrad: FloatBuffer
+
+    public init(channels: Int, height: Int, width: Int, maxBatch: Int) {
+        inputShape = [channels, height, width]
+        output = FloatBuffer(count: maxBatch * channels)
+        inputGrad = FloatBuffer(count: maxBatch * inputShape.elementCount)
+    }
+
+    private var plane: Int { inputShape[1] * inputShape[2] }
+
+    public func forward(_ x: UnsafePointer<Float>, batch: Int) -> UnsafePointer<Float> {
+        let scale = 1 / Float(plane)
+        for p in 0..<(batch * inputShape[0]) {
+            let src = x + p * plane
+            var sum: Float = 0
+            for i in 0..<plane { sum += src[i] }
+            output.pointer[p] = sum * scale
+        }
+        return UnsafePointer(output.pointer)
+    }
+
+    public func backward(_ dy: UnsafePointer<Float>, batch: Int, needsInputGradient: Bool) -> UnsafePointer<Float>? {
+        guard needsInputGradient else { return nil }
+        let scale = 1 / Float(plane)
+        for p in 0..<(batch * inputShape[0]) {
+            (inputGrad.pointer + p * plane).update(repeating: dy[p] * scale, count: plane)
+        }
+        return UnsafePointer(inputGrad.pointer)
+    }
+}
