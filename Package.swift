@@ -21,6 +21,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         // System modules: thin module maps over Debian's -dev packages.
@@ -38,8 +39,10 @@ let package = Package(
         .target(name: "CohortBase", dependencies: ["CLinux"], swiftSettings: optimize),
         // Tensors and kernels: buffers, GEMM, convolution, pooling, elementwise, RNG.
         .target(name: "CohortTensor", dependencies: ["CBLAS", "CDNNL"], swiftSettings: optimize),
-        // Neural network: layers with forward/backward, models, loss.
-        .target(name: "CohortNN", dependencies: ["CohortTensor"], swiftSettings: optimize),
+        // Neural network: layers with forward/backward, model files and the networks they build, loss.
+        .target(name: "CohortNN", dependencies: ["CohortTensor", .product(name: "TOMLKit", package: "TOMLKit")],
+                resources: ["cnn", "rnn", "lstm", "gru", "resnet20"].map { .embedInCode("ModelFile/Builtin/\($0).toml") },
+                swiftSettings: optimize),
         // Optimizers over flat parameter and gradient buffers.
         .target(name: "CohortOptim", dependencies: ["CohortTensor"], swiftSettings: optimize),
         // Dataset readers, synthetic data, the sharded sampler, batching.

@@ -11,6 +11,7 @@ needs no random generator of PyTorch's. Tensors are {"shape": [...], "data": [..
 with data flattened in row-major (PyTorch's contiguous) order.
 """
 import json
+import os
 import sys
 
 import numpy as np
@@ -195,6 +196,19 @@ fixtures["basic_block_projection"] = layer_case(BasicBlock(3, 4, 2), rand(2, 3, 
                                                 {"config": {"in": 3, "out": 4, "stride": 2}})
 fixtures["basic_block_identity"] = layer_case(BasicBlock(4, 4, 1), rand(2, 4, 6, 6),
                                               {"config": {"in": 4, "out": 4, "stride": 1}})
+
+
+def state_shapes(module):
+    """Every tensor of module.state_dict() (parameters and buffers), in order: name, shape, dtype."""
+    return [[n, list(v.shape), str(v.dtype).replace("torch.", "")] for n, v in module.state_dict().items()]
+
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "..", "shared", "peers"))
+import torch_reference  # noqa: E402  the peer's own ResNet
+
+resnet20 = torch_reference.ResNet(3, 3)
+fixtures["resnet20_state"] = {"tensors": state_shapes(resnet20),
+                              "parameters": sum(p.numel() for p in resnet20.parameters())}
 fixtures["generator"] = f"make_torch_fixtures.py, torch {torch.__version__}"
 
 json.dump(fixtures, sys.stdout, indent=None)

@@ -11,7 +11,7 @@ import Testing
 /// How gradients are grouped for the allreduce.
 @Suite struct GradientBucketTests {
     @Test func bucketsCoverEveryParameterOnceInReverseLayerOrder() {
-        let network = Models.cnn(channels: 3, size: 32, maxBatch: 1)
+        let network = TestModels.cnn(channels: 3, size: 32, maxBatch: 1)
         // fc 160 KiB, conv2 200 KiB, conv1 9.5 KiB; 0.1 MiB buckets: fc alone, conv2 alone, conv1 alone.
         let reducer = GradientReducer(network: network, communicator: SingleProcessCommunicator(),
                                       bucketBytes: 100_000, overlap: true)

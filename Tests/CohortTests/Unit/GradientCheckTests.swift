@@ -192,13 +192,13 @@ import Testing
     }
 
     @Test func wholeCNN() {
-        checkModel(Models.cnn(channels: 2, size: 8, filters: (3, 4), maxBatch: 2), batch: 2, labels: [3, 8],
+        checkModel(TestModels.cnn(channels: 2, size: 8, filters: (3, 4), maxBatch: 2), batch: 2, labels: [3, 8],
                    epsilon: 1e-3, "cnn")
     }
 
     @Test(arguments: CellKind.allCases)
     func wholeRecurrentModel(kind: CellKind) {
-        checkModel(Models.sequence(kind, steps: 4, inputSize: 3, hidden: 5, maxBatch: 2), batch: 2, labels: [1, 9],
+        checkModel(TestModels.sequence(ModelKind(rawValue: kind.rawValue)!, steps: 4, inputSize: 3, hidden: 5, maxBatch: 2), batch: 2, labels: [1, 9],
                    epsilon: 1e-2, "\(kind) model")
     }
 }

@@ -10,7 +10,7 @@ import Testing
 /// Model structure: shapes, parameter counts, the FLOP count that `cohort bench` reports.
 @Suite struct ModelTests {
     @Test func cnnShapesAndCost() {
-        let cifar = Models.cnn(channels: 3, size: 32, maxBatch: 1)
+        let cifar = TestModels.cnn(channels: 3, size: 32, maxBatch: 1)
         #expect(cifar.outputShape == [10])
         // conv1 32·3·25 + 32, conv2 64·32·25 + 64, fc 10·4096 + 10: PyTorch's SeedCNN has 94,666 parameters.
         #expect(cifar.parameterCount == 94_666)
@@ -18,7 +18,7 @@ import Testing
         let conv1 = 2 * 32 * 75 * 1024, conv2 = 2 * 64 * 800 * 256, fc = 2 * 4096 * 10
         #expect(cifar.trainingFLOPsPerSample == 2 * conv1 + 3 * conv2 + 3 * fc)
         #expect(cifar.trainingFLOPsPerSample == 88_719_360)
-        let mnist = Models.cnn(channels: 1, size: 28, maxBatch: 1)
+        let mnist = TestModels.cnn(channels: 1, size: 28, maxBatch: 1)
         #expect(mnist.tensor(named: "fc.weight")?.shape == [10, 64 * 7 * 7])
     }
 

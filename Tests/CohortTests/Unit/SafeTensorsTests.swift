@@ -13,7 +13,7 @@ import Testing
     var path: String { "\(scratch.path)/model.safetensors" }
 
     @Test func roundTripWithPyTorchNamesAndShapes() throws {
-        let network = Models.cnn(channels: 3, size: 32, maxBatch: 1)
+        let network = TestModels.cnn(channels: 3, size: 32, maxBatch: 1)
         network.initializeParameters(seed: 1)
         try SafeTensors.write(tensors: network.tensors, storage: network.parameters.pointer, to: path)
         let read = try SafeTensors.read(path)
@@ -21,7 +21,7 @@ import Testing
         #expect(read["conv1.weight"]?.shape == [32, 3, 5, 5])
         #expect(read["conv2.weight"]?.shape == [64, 32, 5, 5])
         #expect(read["fc.weight"]?.shape == [10, 4096])
-        let copy = Models.cnn(channels: 3, size: 32, maxBatch: 1)
+        let copy = TestModels.cnn(channels: 3, size: 32, maxBatch: 1)
         try SafeTensors.load(path, into: copy)
         #expect(copy.parameters.array == network.parameters.array)
         // The header is padded to 8 bytes and says how long it is.

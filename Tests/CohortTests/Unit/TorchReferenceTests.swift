@@ -186,7 +186,7 @@ import Testing
     }
 
     @Test func cnnModel() {
-        compareModel(Models.cnn(channels: 1, size: 8, filters: (4, 6), maxBatch: 3), fixture: "cnn_model")
+        compareModel(TestModels.cnn(channels: 1, size: 8, filters: (4, 6), maxBatch: 3), fixture: "cnn_model")
     }
 
     @Test func gruModel() {

@@ -98,7 +98,7 @@ func decodePNG(_ data: Data) throws -> RGBImage {
     /// Through the whole CNN: projections have the input's shape, are 0 outside the unit's
     /// receptive field, and the top samples are sorted and really the strongest.
     @Test func deconvnetThroughTheCNN() throws {
-        let network = Models.cnn(channels: 3, size: 16, filters: (4, 6), maxBatch: 8)
+        let network = TestModels.cnn(channels: 3, size: 16, filters: (4, 6), maxBatch: 8)
         network.initializeParameters(seed: 2)
         let data = Synthetic.make(shape: [3, 16, 16], count: 20, seed: 1, split: 1)
         let feature = Deconvnet.featureLayer(after: 3, in: network)
@@ -156,13 +156,13 @@ func decodePNG(_ data: Data) throws -> RGBImage {
     }
 
     @Test func reluStatisticsMatchADirectComputation() {
-        let network = Models.cnn(channels: 1, size: 8, filters: (3, 4), maxBatch: 4)
+        let network = TestModels.cnn(channels: 1, size: 8, filters: (3, 4), maxBatch: 4)
         network.initializeParameters(seed: 6)
         let data = Synthetic.make(shape: [1, 8, 8], count: 10, seed: 3, split: 1)
         let stats = ActivationStatistics.relus(network, data: data)
         #expect(stats.map(\.name) == ["ReLU1", "ReLU2"])
         // The same by hand: all 10 samples at once, the first ReLU's output (layer 1).
-        let big = Models.cnn(channels: 1, size: 8, filters: (3, 4), maxBatch: 10)
+        let big = TestModels.cnn(channels: 1, size: 8, filters: (3, 4), maxBatch: 10)
         big.parameters.pointer.update(from: network.parameters.pointer, count: network.parameterCount)
         let x = FloatBuffer(count: 10 * 64)
         var labels = [Int32](repeating: 0, count: 10)

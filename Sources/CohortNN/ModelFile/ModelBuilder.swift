@@ -1,0 +1,331 @@
+import CohortTensor
+
+/// How a description becomes layers: the sizes the data fixes and what every replica needs.
+public struct BuildSettings {
+    /// Per-sample input shape (the data's) and classes (the last layer's output size).
+    public var inputShape: Shape
+    public var classes: Int
+    /// Values of the file's parameters that replace its defaults (`--model-param`).
+    public var parameters: [String: Int]
+    public var maxBatch: Int
+    /// Another network's parameters to share (a replica), as `Network`'s `sharing`.
+    public var sharing: FloatBuffer?
+    /// What convolutions and recurrent layers multiply (`Conv2D`, `Recurrent`).
+    public var precision: FloatFormat
+    /// Seed of dropout's masks.
+    public var seed: UInt64
+
+    public init(inputShape: Shape, classes: Int, parameters: [String: Int] = [:], maxBatch: Int,
+                sharing: FloatBuffer? = nil, precision: FloatFormat = .fp32, seed: UInt64 = 0) {
+        self.inputShape = inputShape; self.classes = classes; self.parameters = parameters
+        self.maxBatch = maxBatch; self.sharing = sharing; self.precision = precision; self.seed = seed
+    }
+}
+
+extension ModelDescription {
+    /// The network for `settings`: shapes follow from layer to layer; any mistake is one
+    /// `ModelFileError` naming the layer, the key and the shapes.
+    public func build(_ settings: BuildSettings) throws(ModelFileError) -> Network {
+        if let input, input != settings.inputShape {
+            throw ModelFileError("input: the file's input \(input) differs from the data's \(settings.inputShape)")
+        }
+        for name in settings.parameters.keys.sorted() where parameters[name] == nil {
+            let known = parameters.keys.sorted().joined(separator: ", ")
+            throw ModelFileError("the model has no parameter '\(name)' (its parameters: \(known.isEmpty ? "none" : known))")
+        }
+        var scope = ["classes": settings.classes]
+        scope.merge(parameters) { $1 }
+        scope.merge(settings.parameters) { $1 }
+        var builder = ModelBuilder(description: self, settings: settings)
+        let (layers, output) = try builder.chain(layers, at: "layers", input: settings.inputShape, scope: scope)
+        guard output.elementCount == settings.classes else {
+            throw ModelFileError("layers: the last layer gives \(output) per sample, the data has \(settings.classes) classes")
+        }
+        return Network(layers: layers, maxBatch: settings.maxBatch, sharing: settings.sharing, sampleKeys: builder.sampleKeys)
+    }
+
+    /// Whether the first layer reads an image's rows as time steps (a recurrent model).
+    public var readsRows: Bool {
+        ["rnn", "lstm", "gru"].contains(layers.first?.type ?? "")
+    }
+}
+
+/// Builds layers from entries, one place at a time; `stack` holds the blocks being built, so
+/// that a block that uses itself is reported as a cycle rather than recursing forever.
+struct ModelBuilder {
+    let description: ModelDescription
+    let settings: BuildSettings
+    let sampleKeys = SampleKeys()
+    private var dropouts = 0
+    private var stack: [String] = []
+
+    init(description: ModelDescription, settings: BuildSettings) {
+        self.description = description
+        self.settings = settings
+    }
+
+    typealias Named = (name: String?, layer: Layer)
+
+    /// The layers of `entries` in order, from `input`; returns them and the last output shape.
+    mutating func chain(_ entries: [LayerEntry], at place: String, input: Shape, scope: [String: Int])
+        throws(ModelFileError) -> (layers: [Named], output: Shape) {
+        guard !entries.isEmpty else { throw ModelFileError("\(place): no layers") }
+        var shape = input, layers: [Named] = [], names = Set<String>()
+        for (i, entry) in entries.enumerated() {
+            var reader = EntryReader(entry: entry, place: "\(place)[\(i)]")
+            let named = try layer(&reader, input: shape, scope: scope)
+            try reader.finish()
+            if let name = named.name, !names.insert(name).inserted {
+                throw ModelFileError("\(reader.place): the name \"\(name)\" is used twice in \(place)")
+            }
+            layers.append(named)
+            shape = named.layer.outputShape
+        }
+        return (layers, shape)
+    }
+
+    private mutating func layer(_ r: inout EntryReader, input: Shape, scope: [String: Int]) throws(ModelFileError) -> Named {
+        let type = try r.type()
+        let name = try r.name()
+        let maxBatch = settings.maxBatch
+        func image() throws(ModelFileError) -> (c: Int, h: Int, w: Int) {
+            guard input.count == 3 else { throw r.error("needs an input [C, H, W], gets \(input)") }
+            return (input[0], input[1], input[2])
+        }
+        func window(_ kernel: Int, _ stride: Int, _ padding: Int, _ size: (h: Int, w: Int)) throws(ModelFileError) {
+            guard kernel > 0, stride > 0, padding >= 0 else {
+                throw r.error("kernel \(kernel), stride \(stride) and padding \(padding) must be positive (padding may be 0)")
+            }
+            guard size.h + 2 * padding >= kernel, size.w + 2 * padding >= kernel else {
+                throw r.error("kernel \(kernel) is larger than the input \(input) with padding \(padding)")
+            }
+        }
+        switch type {
+        case "conv":
+            let (c, h, w) = try image()
+            let filters = try r.integer("filters", scope), kernel = try r.integer("kernel", scope)
+            let stride = try r.integer("stride", scope, default: 1), padding = try r.integer("padding", scope, default: 0)
+            let bias = try r.flag("bias", default: true)
+            guard filters > 0 else { throw r.error("filters must be positive, got \(filters)") }
+            try window(kernel, stride, padding, (h, w))
+            return (name, Conv2D(inChannels: c, outChannels: filters, height: h, width: w, kernel: kernel, stride: stride,
+                                 padding: padding, bias: bias, maxBatch: maxBatch, precision: settings.precision))
+        case "batchnorm":
+            guard (1...3).contains(input.count) else { throw r.error("normalises [C], [C, L] or [C, H, W], gets \(input)") }
+            return (name, BatchNorm(shape: input, maxBatch: maxBatch, momentum: try r.number("momentum", default: 0.1),
+                                    epsilon: try r.number("eps", default: 1e-5)))
+        case "relu":
+            return (name, ReLU(shape: input, maxBatch: maxBatch))
+        case "maxpool", "avgpool":
+            let (c, h, w) = try image()
+            let kernel = try r.integer("kernel", scope)
+            let stride = try r.integer("stride", scope, default: kernel), padding = try r.integer("padding", scope, default: 0)
+            try window(kernel, stride, padding, (h, w))
+            guard padding <= kernel / 2 else { throw r.error("padding \(padding) is more than half the window \(kernel)") }
+            return type == "maxpool"
+                ? (name, MaxPool2D(channels: c, height: h, width: w, kernel: kernel, stride: stride, padding: padding,
+                                   maxBatch: maxBatch))
+                : (name, AvgPool2D(channels: c, height: h, width: w, kernel: kernel, stride: stride, padding: padding,
+                                   maxBatch: maxBatch))
+        case "globalavgpool":
+            let (c, h, w) = try image()
+            return (name, GlobalAvgPool2D(channels: c, height: h, width: w, maxBatch: maxBatch))
+        case "flatten":
+            return (name, Flatten(shape: input))
+        case "linear":
+            let out = try r.integer("out", scope)
+            guard out > 0 else { throw r.error("out must be positive, got \(out)") }
+            return (name, Linear(inFeatures: input.elementCount, outFeatures: out, maxBatch: maxBatch, inputShape: input))
+        case "dropout":
+            let p = try r.number("p")
+            guard p >= 0 && p < 1 else { throw r.error("p must be in [0, 1), got \(p)") }
+            dropouts += 1
+            // Streams 100, 101, ...: apart from initialisation's, the sampler's and augmentation's.
+            return (name, Dropout(shape: input, probability: Float(p), seed: settings.seed, stream: UInt64(99 + dropouts),
+                                  keys: sampleKeys, maxBatch: maxBatch))
+        case "rnn", "lstm", "gru":
+            // Rows of a one-channel image [1, T, I], or [T, I]: T steps of I features.
+            guard (input.count == 3 && input[0] == 1) || input.count == 2 else {
+                throw r.error("reads [1, T, I] (the rows of a one-channel image) or [T, I], gets \(input)")
+            }
+            let hidden = try r.integer("hidden", scope)
+            guard hidden > 0 else { throw r.error("hidden must be positive, got \(hidden)") }
+            let steps = input[input.count - 2], features = input[input.count - 1]
+            return (name, Recurrent(kind: CellKind(rawValue: type)!, inputSize: features, hidden: hidden, steps: steps,
+                                    maxBatch: maxBatch, inputShape: input, precision: settings.precision))
+        case "block":
+            return (name, try block(&r, input: input, scope: scope))
+        default:
+            throw r.error("unknown layer type \"\(type)\" (known: \(EntryReader.types.joined(separator: ", ")))")
+        }
+    }
+
+    /// `{ type = "block", block = "basic", repeat = 3, first = { stride = 2 }, out = 32 }`: the
+    /// block, or with `repeat` a chain of that many (named 0, 1, ...; `first` changes the
+    /// first one's settings), with the other keys as the block's parameters.
+    private mutating func block(_ r: inout EntryReader, input: Shape, scope: [String: Int]) throws(ModelFileError) -> Layer {
+        let blockName = try r.text("block")
+        guard let block = description.blocks[blockName] else {
+            let known = description.blocks.keys.sorted().joined(separator: ", ")
+            throw r.error("no block \"\(blockName)\" (blocks: \(known.isEmpty ? "none" : known))")
+        }
+        if let cycle = stack.firstIndex(of: blockName) {
+            throw r.error("the blocks form a cycle: \((stack[cycle...] + [blockName]).joined(separator: " -> "))")
+        }
+        let repeats = try r.optionalInteger("repeat", scope)
+        let first = try r.table("first")
+        var arguments: [String: Int] = [:]
+        for key in r.remainingKeys {
+            guard block.parameters[key] != nil else {
+                let known = block.parameters.keys.sorted().joined(separator: ", ")
+                throw r.error("block \"\(blockName)\" has no parameter '\(key)' (its parameters: \(known.isEmpty ? "none" : known))")
+            }
+            arguments[key] = try r.integer(key, scope)
+        }
+        for key in first.keys.sorted() where block.parameters[key] == nil {
+            throw r.error("first: block \"\(blockName)\" has no parameter '\(key)'")
+        }
+        var firstArguments = arguments
+        for (key, value) in first { firstArguments[key] = try r.evaluate(value, key: "first.\(key)", scope) }
+        if let repeats, repeats < 1 { throw r.error("repeat must be at least 1, got \(repeats)") }
+
+        stack.append(blockName)
+        defer { stack.removeLast() }
+        var shape = input, copies: [Named] = []
+        for copy in 0..<(repeats ?? 1) {
+            var blockScope = scope.merging(block.parameters) { $1 }
+            blockScope.merge(copy == 0 ? firstArguments : arguments) { $1 }
+            let layer = try instance(of: block, named: blockName, at: r.place, input: shape, scope: blockScope)
+            copies.append((String(copy), layer))
+            shape = layer.outputShape
+        }
+        return repeats == nil ? copies[0].layer : Sequential(copies)
+    }
+
+    private mutating func instance(of block: BlockDescription, named name: String, at caller: String, input: Shape,
+                                   scope: [String: Int]) throws(ModelFileError) -> Layer {
+        let place = "\(caller) -> blocks.\(name)"
+        switch (block.layers, block.body) {
+        case (let layers?, nil):
+            guard block.shortcut == nil, block.after == nil else {
+                throw ModelFileError("\(place): shortcut and after belong to a residual block (body), not to layers")
+            }
+            return Sequential(try chain(layers, at: "\(place).layers", input: input, scope: scope).layers)
+        case (nil, let body?):
+            let (bodyLayers, bodyShape) = try chain(body, at: "\(place).body", input: input, scope: scope)
+            var shortcut: [Named] = []
+            if bodyShape != input {
+                guard let entries = block.shortcut else {
+                    throw ModelFileError("\(place): the body changes \(input) to \(bodyShape) and the block has no shortcut to match")
+                }
+                let (layers, shape) = try chain(entries, at: "\(place).shortcut", input: input, scope: scope)
+                guard shape == bodyShape else {
+                    throw ModelFileError("\(place).shortcut: gives \(shape), the body \(bodyShape)")
+                }
+                shortcut = layers
+            }
+            let after = try block.after.map { entries throws(ModelFileError) in
+                try chain(entries, at: "\(place).after", input: bodyShape, scope: scope).layers
+            } ?? []
+            return Residual(body: bodyLayers, shortcut: shortcut, after: after, maxBatch: settings.maxBatch)
+        default:
+            throw ModelFileError("\(place): a block has either layers or a body (a residual block)")
+        }
+    }
+}
+
+/// One layer entry's settings, read key by key: each read marks its key used, so `finish`
+/// can name any key no layer of this type takes.
+struct EntryReader {
+    static let types = ["conv", "batchnorm", "relu", "maxpool", "avgpool", "globalavgpool", "flatten", "linear", "dropout",
+                        "rnn", "lstm", "gru", "block"]
+    let entry: LayerEntry
+    private(set) var place: String
+    private var used: Set<String> = ["type", "name"]
+
+    init(entry: LayerEntry, place: String) { self.entry = entry; self.place = place }
+
+    func error(_ message: String) -> ModelFileError { ModelFileError("\(place): \(message)") }
+
+    mutating func type() throws(ModelFileError) -> String {
+        guard let value = entry.settings["type"] else { throw error("missing key 'type'") }
+        guard case .text(let type) = value else { throw error("type: expected a string, got \(value)") }
+        place += " (\(type)\(entry.name.map { " \"\($0)\"" } ?? ""))"
+        return type
+    }
+
+    mutating func name() throws(ModelFileError) -> String? {
+        guard let value = entry.settings["name"] else { return nil }
+        guard case .text(let name) = value, !name.isEmpty, !name.contains("."), !name.contains(" ") else {
+            throw error("name: expected a string without dots or spaces, got \(value)")
+        }
+        return name
+    }
+
+    var remainingKeys: [String] { entry.settings.keys.filter { !used.contains($0) }.sorted() }
+
+    mutating func integer(_ key: String, _ scope: [String: Int], default value: Int? = nil) throws(ModelFileError) -> Int {
+        guard let result = try optionalInteger(key, scope) ?? value else { throw error("missing key '\(key)'") }
+        return result
+    }
+
+    mutating func optionalInteger(_ key: String, _ scope: [String: Int]) throws(ModelFileError) -> Int? {
+        used.insert(key)
+        return try entry.settings[key].map { value throws(ModelFileError) in try evaluate(value, key: key, scope) }
+    }
+
+    /// An integer, or a string that is an expression over `scope` (`IntegerExpression`).
+    func evaluate(_ value: ModelValue, key: String, _ scope: [String: Int]) throws(ModelFileError) -> Int {
+        switch value {
+        case .integer(let v): return v
+        case .text(let expression):
+            do { return try IntegerExpression(text: expression).evaluate(scope) } catch let e as IntegerExpression.ExpressionError {
+                throw error("\(key): \(e.message)")
+            } catch { throw self.error("\(key): \(error)") }
+        default: throw error("\(key): expected an integer or an expression in quotes, got \(value)")
+        }
+    }
+
+    mutating func number(_ key: String, default value: Double? = nil) throws(ModelFileError) -> Double {
+        used.insert(key)
+        switch entry.settings[key] {
+        case .number(let v)?: return v
+        case .integer(let v)?: return Double(v)
+        case nil:
+            guard let value else { throw error("missing key '\(key)'") }
+            return value
+        case let other?: throw error("\(key): expected a number, got \(other)")
+        }
+    }
+
+    mutating func flag(_ key: String, default value: Bool) throws(ModelFileError) -> Bool {
+        used.insert(key)
+        switch entry.settings[key] {
+        case .flag(let v)?: return v
+        case nil: return value
+        case let other?: throw error("\(key): expected true or false, got \(other)")
+        }
+    }
+
+    mutating func text(_ key: String) throws(ModelFileError) -> String {
+        used.insert(key)
+        switch entry.settings[key] {
+        case .text(let v)?: return v
+        case nil: throw error("missing key '\(key)'")
+        case let other?: throw error("\(key): expected a string, got \(other)")
+        }
+    }
+
+    mutating func table(_ key: String) throws(ModelFileError) -> [String: ModelValue] {
+        used.insert(key)
+        switch entry.settings[key] {
+        case .table(let v)?: return v
+        case nil: return [:]
+        case let other?: throw error("\(key): expected a table { key = value, ... }, got \(other)")
+        }
+    }
+
+    func finish() throws(ModelFileError) {
+        if let unknown = remainingKeys.first { throw error("unknown key '\(unknown)'") }
+    }
+}
