@@ -26,9 +26,9 @@ def read_safetensors(path):
     for name, entry in header.items():
         if name == "__metadata__":
             continue
-        assert entry["dtype"] == "F32", f"{name}: {entry['dtype']}"
+        dtype = {"F32": "<f4", "I64": "<i8"}[entry["dtype"]]  # I64: batch norm's num_batches_tracked
         begin, end = entry["data_offsets"]
-        array = np.frombuffer(data[base + begin:base + end], dtype="<f4").reshape(entry["shape"])
+        array = np.frombuffer(data[base + begin:base + end], dtype=dtype).reshape(entry["shape"])
         tensors[name] = torch.from_numpy(array.copy())
     return tensors
 
@@ -54,6 +54,15 @@ class Run:
         self.config = json.load(open(os.path.join(a.run_dir, "config.json")))
         self.data_dir = a.data_dir or self.config.get("data_dir")
 
+    def model_name(self):
+        """The `name` of the run's model file (model.toml), or the built-in model's name."""
+        path = os.path.join(self.dir, "model.toml")
+        if os.path.exists(path):
+            for line in open(path):
+                if line.startswith("name"):
+                    return line.split("=", 1)[1].split("#")[0].strip().strip('"')
+        return self.config["model"]
+
     def split(self, train):
         """(x, y) of the training or test split, as the reference loads them."""
         if self.config["dataset"] == "cifar10":
@@ -66,8 +75,15 @@ class Run:
     def model(self, x, weights):
         """The reference's model for inputs like x, with the run's `weights` file loaded strictly."""
         c = self.config
-        model = self.ref.SeedCNN(x.shape[1], x.shape[2]) if c["model"] == "cnn" else \
-            self.ref.SeqNet(c["model"], c["hidden"], x.shape[-1])
+        if c["model"] == "cnn":
+            model = self.ref.SeedCNN(x.shape[1], x.shape[2])
+        elif c["model"] in ("rnn", "lstm", "gru"):
+            model = self.ref.SeqNet(c["model"], c["hidden"], x.shape[-1])
+        elif self.model_name() == "resnet20":
+            # ResNet-(6n+2) of the reference; Cohort's file names its blocks per stage n.
+            model = self.ref.ResNet((c.get("model_param") or {}).get("n", 3), x.shape[1])
+        else:
+            sys.exit(f"the reference has no model like {c['model']}")
         model.load_state_dict(read_safetensors(os.path.join(self.dir, weights)), strict=True)
         return model
 

@@ -28,18 +28,19 @@ struct RunningMoments {
 }
 
 public enum ActivationStatistics {
-    /// Every ReLU's output over `data`, named ReLU1, ReLU2, ... in layer order (the report's names).
+    /// Every ReLU's output over `data`, blocks' included, named ReLU1, ReLU2, ... in forward
+    /// order (the report's names): after each batch's forward pass, each ReLU's last output.
     public static func relus(_ network: Network, data: ImageDataset) -> [ActivationSummary] {
-        let reluLayers = network.layers.indices.filter { network.layers[$0] is ReLU }
-        guard let last = reluLayers.last else { return [] }
-        var moments = [Int: RunningMoments]()
+        let relus = network.allLayers.compactMap { $0 as? ReLU }
+        guard !relus.isEmpty else { return [] }
+        var moments = [RunningMoments](repeating: RunningMoments(), count: relus.count)
         forEachBatch(of: data, network: network) { _, n, x in
-            _ = network.forward(x, batch: n, through: last) { i, output in
-                guard reluLayers.contains(i) else { return }
-                moments[i, default: RunningMoments()].add(output, count: n * network.layers[i].outputShape.elementCount)
+            _ = network.forward(x, batch: n)
+            for (k, relu) in relus.enumerated() {
+                moments[k].add(relu.lastOutput!, count: n * relu.outputShape.elementCount)
             }
         }
-        return reluLayers.enumerated().map { k, i in (moments[i] ?? RunningMoments()).summary("ReLU\(k + 1)") }
+        return moments.enumerated().map { k, m in m.summary("ReLU\(k + 1)") }
     }
 
     /// For a recurrent model: the hidden state h_t's values over `data`, per step t = 1...T.

@@ -7,6 +7,19 @@ import CohortTensor
 /// through the layers below it, each reversed: max-pooling by unpooling with the switches
 /// of the forward pass, ReLU by rectifying the signal, convolution by the transposed filters.
 public enum Deconvnet {
+    /// Why the deconvnet cannot run through `network`, if it cannot: it passes convolutions,
+    /// ReLUs and max-pooling (and reshapes after them), as Zeiler & Fergus's networks are made.
+    public static func obstacle(in network: Network) -> String? {
+        for (i, layer) in network.layers.enumerated() {
+            switch layer {
+            case is Conv2D, is ReLU, is MaxPool2D, is Flatten, is Linear: continue
+            default:
+                return "it runs through convolutions, ReLUs and max-pooling only, and layer \(i) is a \(type(of: layer))"
+            }
+        }
+        return nil
+    }
+
     /// One projection: the strongest unit of `map` in the feature layer, alone, in pixel space.
     public struct Projection {
         /// `[C, H, W]` in the network's input space.

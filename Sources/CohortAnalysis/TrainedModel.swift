@@ -7,7 +7,8 @@ import Foundation
 /// A trained model read back from a run directory, one of its checkpoints, or a
 /// `.safetensors` file beside its `config.json`, with the test split it was evaluated on.
 public struct TrainedModel {
-    public let model: ModelKind
+    /// The model file and parameters the run trained.
+    public let model: ModelSpec
     public let network: Network
     public let test: ImageDataset
     /// The data set the test split comes from (the run's, unless another was asked for).
@@ -31,11 +32,17 @@ public struct TrainedModel {
         }
         if let dataDirectory { config.dataDir = dataDirectory }
         if let testLimit { config.testLimit = testLimit }
-        let splits = try config.loadData()
-        let network = Models.make(config.model, imageShape: splits.test.imageShape, hidden: config.hidden, width: config.width,
-                                  classes: splits.test.classes, maxBatch: maxBatch)
+        // The model as the run kept it (its copy of the model file).
+        config.out = directory
+        let model = try config.modelSpec(resumed: true)
+        let splits = try config.loadData(for: model)
+        let network: Network
+        do {
+            network = try model.build(inputShape: splits.test.imageShape, classes: splits.test.classes, maxBatch: maxBatch)
+        } catch { throw CohortError.settings(error.description) }
+        network.training = false
         try SafeTensors.load(weights, into: network)
-        self.model = config.model; self.network = network; self.test = splits.test; self.runDirectory = directory
+        self.model = model; self.network = network; self.test = splits.test; self.runDirectory = directory
         self.dataset = config.dataset; self.augmentation = config.tta
     }
 
@@ -58,8 +65,9 @@ public struct TrainedModel {
         throw CohortError.failure("\(parent)/config.json: missing; the model's settings come from its run's config.json")
     }
 
-    public init(model: ModelKind, network: Network, test: ImageDataset, dataset: DatasetKind = .synthetic,
+    public init(model: ModelSpec, network: Network, test: ImageDataset, dataset: DatasetKind = .synthetic,
                 runDirectory: String = ".", augmentation: TestTimeAugmentation = .none) {
+        network.training = false
         self.model = model; self.network = network; self.test = test; self.dataset = dataset
         self.runDirectory = runDirectory; self.augmentation = augmentation
     }

@@ -17,6 +17,8 @@ public struct Visualization: Codable {
     public var deconvnet: [DeconvnetPicture] = []
     public var occlusionImage: String?
     public var hiddenStates: [ActivationSummary] = []
+    /// What could not be shown for this model, and why (the deconvnet of a network with batch norm).
+    public var notes: [String]?
 
     public struct DeconvnetPicture: Codable {
         public var layer: String, image: String, maps: [Int]
@@ -24,7 +26,7 @@ public struct Visualization: Codable {
 
     enum CodingKeys: String, CodingKey {
         case model, filtersImage = "filters", activations, deconvnet, occlusionImage = "occlusion"
-        case hiddenStates = "hidden_states"
+        case hiddenStates = "hidden_states", notes
     }
 
     public init(model: String) { self.model = model }
@@ -51,6 +53,7 @@ public struct Visualization: Codable {
                           "![deconvnet \(d.layer)](\(prefix)\(d.image))", ""]
             }
         }
+        for note in notes ?? [] { lines += ["*\(note.prefix(1).uppercased() + note.dropFirst()).*", ""] }
         if let occlusion = occlusionImage {
             lines += ["\(heading) Occlusion sensitivity", "",
                       "Each test image and the probability of its true class as a grey square covers each place "
@@ -93,8 +96,8 @@ public enum Visualizer {
         }
         let network = trained.network, data = trained.test
         guard data.count > 0 else { throw CohortError.failure("the test set is empty") }
-        var result = Visualization(model: trained.model.rawValue)
-        if trained.model.isRecurrent {
+        var result = Visualization(model: trained.model.name)
+        if trained.model.readsRows {
             result.hiddenStates = ActivationStatistics.hiddenStates(network, data: data)
             log("visualize: hidden-state statistics over \(data.count) test images")
         } else {
@@ -105,7 +108,11 @@ public enum Visualizer {
             }
             result.activations = ActivationStatistics.relus(network, data: data)
             log("visualize: filters, ReLU statistics over \(data.count) test images")
-            for (k, index) in convs.enumerated() {
+            if let obstacle = Deconvnet.obstacle(in: network) {
+                result.notes = (result.notes ?? []) + ["no deconvnet: \(obstacle)"]
+                log("visualize: no deconvnet: \(obstacle)")
+            }
+            for (k, index) in convs.enumerated() where Deconvnet.obstacle(in: network) == nil {
                 let name = "conv\(k + 1)"
                 let (picture, maps) = deconvnetPicture(network, data: data, convIndex: index, maps: settings.maps)
                 try write(picture, to: "\(directory)/deconv-\(name).png")

@@ -7,7 +7,10 @@ import CohortTensor
 /// input shape, the same data-parallel step as `cohort train`, split into its phases. A
 /// worker process receives these settings as JSON.
 public struct BenchSettings: Codable, Equatable, Sendable {
-    public var model: ModelKind = .cnn
+    /// A built-in model or a model file's path, as `cohort train --model`.
+    public var model = "cnn"
+    /// Values of the model file's parameters (`--model-param`).
+    public var modelParam: [String: Int]?
     public var hidden = 128
     /// Multiplier of the CNN's filters (see `Models.make`).
     public var width = 1
@@ -26,13 +29,18 @@ public struct BenchSettings: Codable, Equatable, Sendable {
     public var trace: String?
 
     enum CodingKeys: String, CodingKey {
-        case model, hidden, width, batchSize = "batch_size", steps, warmup, threads, replicas, bucketMb = "bucket_mb"
+        case model, modelParam = "model_param", hidden, width, batchSize = "batch_size", steps, warmup, threads, replicas, bucketMb = "bucket_mb"
         case noOverlap = "no_overlap", allreduceDtype = "allreduce_dtype", precision, trace
     }
 
     public init() {}
 
-    public var imageShape: [Int] { model.standardImageShape }
+    /// The model measured, as `TrainingConfig.modelSpec` resolves it.
+    public func modelSpec() throws -> ModelSpec {
+        var config = TrainingConfig()
+        (config.model, config.modelParam, config.hidden, config.width) = (model, modelParam, hidden, width)
+        return try config.modelSpec()
+    }
 
     /// The defaults with `given` (settings by key, e.g. from command-line flags) on top.
     public static func from(given: [String: JSONValue]) throws -> BenchSettings {

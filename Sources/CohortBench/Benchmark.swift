@@ -12,13 +12,14 @@ public enum BenchmarkRunner {
     public static func run(settings: BenchSettings, communicator comm: Communicator) throws -> BenchMeasurement {
         let world = comm.size
         try settings.validate(worldSize: world)
-        let data = Synthetic.make(shape: settings.imageShape, count: settings.batchSize * 4, seed: 0, split: 0)
-        let shape = DataParallelRank.Shape(model: settings.model, hidden: settings.hidden, width: settings.width,
-                                           imageShape: settings.imageShape, classes: 10, globalBatch: settings.batchSize,
+        let model = try settings.modelSpec()
+        let data = Synthetic.make(shape: model.syntheticShape, count: settings.batchSize * 4, seed: 0, split: 0)
+        let shape = DataParallelRank.Shape(model: model, imageShape: model.syntheticShape, classes: 10,
+                                           globalBatch: settings.batchSize,
                                            threads: settings.threads, replicas: settings.replicas,
                                            bucketMb: settings.bucketMb, overlap: !settings.noOverlap,
                                            allreduceFormat: settings.allreduceDtype, precision: settings.precision)
-        let rank = DataParallelRank(shape: shape, datasetSize: data.count, seed: 0, communicator: comm) { count in
+        let rank = try DataParallelRank(shape: shape, datasetSize: data.count, seed: 0, communicator: comm) { count in
             OptimizerKind.adagrad.make(count: count, learningRate: 0.01)
         }
         try rank.broadcastParameters()

@@ -6,6 +6,15 @@ import Foundation
 public enum DatasetKind: String, CaseIterable, Codable, Sendable {
     case cifar10, mnist, fashionMNIST = "fashion-mnist", synthetic
 
+    /// The shape of one image of the data set (`[C, H, W]`); synthetic data takes the model's.
+    public var imageShape: [Int]? {
+        switch self {
+        case .cifar10: return [3, 32, 32]
+        case .mnist, .fashionMNIST: return [1, 28, 28]
+        case .synthetic: return nil
+        }
+    }
+
     /// The name of each class, by label (CIFAR-10's batches.meta.txt, Fashion-MNIST's paper).
     public func className(_ label: Int) -> String {
         switch self {

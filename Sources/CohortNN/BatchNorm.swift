@@ -52,7 +52,7 @@ public final class BatchNorm: Layer {
     public var parameterSpecs: [ParameterSpec] { [ParameterSpec("weight", [channels]), ParameterSpec("bias", [channels])] }
     public var bufferSpecs: [ParameterSpec] {
         [ParameterSpec("running_mean", [channels]), ParameterSpec("running_var", [channels]),
-         ParameterSpec("num_batches_tracked", [])]
+         ParameterSpec("num_batches_tracked", [], isCount: true)]
     }
 
     public func bind(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>) {

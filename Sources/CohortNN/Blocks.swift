@@ -30,7 +30,7 @@ public struct LayerChain {
     public var forwardFLOPsPerSample: Int { layers.reduce(0) { $0 + $1.forwardFLOPsPerSample } }
 
     private func prefixed(_ specs: (Layer) -> [ParameterSpec]) -> [ParameterSpec] {
-        zip(names, layers).flatMap { name, layer in specs(layer).map { ParameterSpec("\(name).\($0.name)", $0.shape) } }
+        zip(names, layers).flatMap { name, layer in specs(layer).map { ParameterSpec("\(name).\($0.name)", $0.shape, isCount: $0.isCount) } }
     }
 
     public func bind(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>) {
@@ -101,6 +101,7 @@ public final class Sequential: Layer {
     public func bind(buffers: UnsafeMutablePointer<Float>) { chain.bind(buffers: buffers) }
     public func initializeParameters(using rng: inout SplitMix64) { chain.initializeParameters(using: &rng) }
     public func setTraining(_ training: Bool) { chain.setTraining(training) }
+    public var sublayers: [Layer] { chain.layers }
     public func forward(_ x: UnsafePointer<Float>, batch: Int) -> UnsafePointer<Float> { chain.forward(x, batch: batch) }
     public func backward(_ dy: UnsafePointer<Float>, batch: Int, needsInputGradient: Bool) -> UnsafePointer<Float>? {
         chain.backward(dy, batch: batch, needsInputGradient: needsInputGradient)
@@ -137,10 +138,10 @@ public final class Residual: Layer {
     private var chains: [(prefix: String, chain: LayerChain)] { [("", body), ("shortcut.", shortcut), ("after.", after)] }
 
     public var parameterSpecs: [ParameterSpec] {
-        chains.flatMap { prefix, chain in chain.parameterSpecs.map { ParameterSpec(prefix + $0.name, $0.shape) } }
+        chains.flatMap { prefix, chain in chain.parameterSpecs.map { ParameterSpec(prefix + $0.name, $0.shape, isCount: $0.isCount) } }
     }
     public var bufferSpecs: [ParameterSpec] {
-        chains.flatMap { prefix, chain in chain.bufferSpecs.map { ParameterSpec(prefix + $0.name, $0.shape) } }
+        chains.flatMap { prefix, chain in chain.bufferSpecs.map { ParameterSpec(prefix + $0.name, $0.shape, isCount: $0.isCount) } }
     }
     public var forwardFLOPsPerSample: Int { chains.reduce(0) { $0 + $1.chain.forwardFLOPsPerSample } }
 
@@ -165,6 +166,7 @@ public final class Residual: Layer {
     }
 
     public func setTraining(_ training: Bool) { chains.forEach { $0.chain.setTraining(training) } }
+    public var sublayers: [Layer] { body.layers + shortcut.layers + after.layers }
 
     public func forward(_ x: UnsafePointer<Float>, batch: Int) -> UnsafePointer<Float> {
         lastInput = x

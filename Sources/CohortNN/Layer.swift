@@ -4,7 +4,11 @@ import CohortTensor
 public struct ParameterSpec: Equatable, Sendable {
     public let name: String
     public let shape: [Int]
-    public init(_ name: String, _ shape: [Int]) { self.name = name; self.shape = shape }
+    /// Whole counts (batch norm's `num_batches_tracked`), which files store as 64-bit integers.
+    public let isCount: Bool
+    public init(_ name: String, _ shape: [Int], isCount: Bool = false) {
+        self.name = name; self.shape = shape; self.isCount = isCount
+    }
     public var count: Int { shape.elementCount }
 }
 
@@ -38,6 +42,8 @@ public protocol Layer: AnyObject {
     /// Training (batch statistics, dropout) or evaluation (running statistics, no dropout),
     /// as PyTorch's `train()` and `eval()`.
     func setTraining(_ training: Bool)
+    /// The layers a block holds, in forward order (none for a plain layer).
+    var sublayers: [Layer] { get }
     /// `input` holds `batch` samples of `inputShape`; returns `batch` samples of `outputShape`.
     func forward(_ input: UnsafePointer<Float>, batch: Int) -> UnsafePointer<Float>
     /// Given dLoss/dOutput for the last forward, accumulates parameter gradients and,
@@ -53,6 +59,7 @@ extension Layer {
     public var bufferSpecs: [ParameterSpec] { [] }
     public func bind(buffers: UnsafeMutablePointer<Float>) {}
     public func setTraining(_ training: Bool) {}
+    public var sublayers: [Layer] { [] }
 }
 
 /// Fills `count` values with uniform(-bound, bound): PyTorch's default for linear,

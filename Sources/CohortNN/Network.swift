@@ -5,11 +5,15 @@ public struct NamedTensor: Sendable {
     /// Full name as in PyTorch's `state_dict` (e.g. `conv1.weight`).
     public let name: String
     public let shape: [Int]
-    /// Offset, in floats, into the flat parameter (and gradient) buffer.
+    /// Offset, in floats, into the flat parameter (and gradient) buffer, or the buffers'.
     public let offset: Int
+    /// Whole counts, which files store as 64-bit integers (`ParameterSpec.isCount`).
+    public let isCount: Bool
     public var count: Int { shape.elementCount }
 
-    public init(name: String, shape: [Int], offset: Int) { self.name = name; self.shape = shape; self.offset = offset }
+    public init(name: String, shape: [Int], offset: Int, isCount: Bool = false) {
+        self.name = name; self.shape = shape; self.offset = offset; self.isCount = isCount
+    }
 }
 
 /// A chain of layers whose parameters all live in one flat buffer and whose
@@ -62,7 +66,7 @@ public final class Network {
                 var offset = item.1.lowerBound
                 return specs(item.0).map { spec in
                     defer { offset += spec.count }
-                    return NamedTensor(name: "\(name).\(spec.name)", shape: spec.shape, offset: offset)
+                    return NamedTensor(name: "\(name).\(spec.name)", shape: spec.shape, offset: offset, isCount: spec.isCount)
                 }
             }
         }
@@ -135,6 +139,12 @@ public final class Network {
     }
 
     public func tensor(named name: String) -> NamedTensor? { tensors.first { $0.name == name } }
+
+    /// Every layer, blocks' layers included, depth first in forward order (a block before its layers).
+    public var allLayers: [Layer] {
+        func expand(_ layer: Layer) -> [Layer] { [layer] + layer.sublayers.flatMap(expand) }
+        return layers.flatMap(expand)
+    }
 
     /// Copies another replica's buffers (the running statistics evaluation uses).
     public func copyBuffers(from other: Network) {

@@ -9,8 +9,8 @@ public final class ReLU: Layer {
     /// ReLU fused into the convolution before it), `inputGrad` when the next layer masks the gradient.
     private lazy var output = FloatBuffer(count: maxBatch * inputShape.elementCount)
     private lazy var inputGrad = FloatBuffer(count: maxBatch * inputShape.elementCount)
-    /// The last forward's output, read by backward for the mask.
-    private var lastOutput: UnsafePointer<Float>?
+    /// The last forward's output, read by backward for the mask (and by activation statistics).
+    public private(set) var lastOutput: UnsafePointer<Float>?
 
     public init(shape: Shape, maxBatch: Int) {
         inputShape = shape

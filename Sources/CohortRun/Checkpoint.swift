@@ -165,7 +165,7 @@ public enum Checkpoint {
         } catch {
             throw CohortError.failure("\(root): cannot create a checkpoint directory (\(error.localizedDescription))")
         }
-        let model = SafeTensors.encode(tensors: network.tensors, storage: network.parameters.pointer)
+        let model = SafeTensors.encode(network)
         let optimizerData = encodeOptimizer(optimizer, count: network.parameterCount)
         // Plain durable writes: the directory is what gets renamed into place.
         try writeDurably(model, to: "\(temporary)/model.safetensors")

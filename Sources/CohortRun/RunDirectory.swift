@@ -81,8 +81,13 @@ public struct RunDirectory {
     }
 
     public func writeModel(_ network: Network, metadata: [(String, String)], name: String = "model.safetensors") throws {
-        try SafeTensors.write(tensors: network.tensors, storage: network.parameters.pointer, metadata: metadata,
-                              to: file(name))
+        try SafeTensors.write(network, metadata: metadata, to: file(name))
+    }
+
+    /// The model file the run trains, kept beside config.json (`TrainingConfig.modelCopy`) so
+    /// that resume, evaluate, predict and visualize need nothing else.
+    public func writeModelFile(_ file: ModelFile) throws {
+        try writeAtomically(file.text, to: TrainingConfig.modelCopy(directory: path))
     }
 
     public func writeSummary(_ summary: RunSummary) throws {

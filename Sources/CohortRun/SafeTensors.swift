@@ -7,8 +7,9 @@ import Foundation
 /// little-endian header length, a JSON header mapping each tensor name to
 /// `{"dtype": "F32", "shape": [...], "data_offsets": [begin, end]}` (byte offsets into
 /// the data that follows; header padded with spaces to a multiple of 8), then the raw
-/// little-endian data. Cohort writes its flat parameter buffer this way, with
-/// PyTorch's names, shapes and layouts, so `model.load_state_dict(load_file(path))` works.
+/// little-endian data. Cohort writes its flat parameter buffer and then its buffers (batch
+/// norm's running statistics, `num_batches_tracked` as I64) this way, with PyTorch's names,
+/// shapes and layouts, so `model.load_state_dict(load_file(path))` works. It reads F32 and I64.
 public enum SafeTensors {
     public struct Tensor: Equatable {
         public var shape: [Int]
@@ -18,6 +19,18 @@ public enum SafeTensors {
     /// Serialises `tensors` (views into `storage`) with optional string metadata.
     public static func encode(tensors: [NamedTensor], storage: UnsafePointer<Float>,
                               metadata: [(String, String)] = []) -> Data {
+        encode(tensors.map { ($0, storage) }, metadata: metadata)
+    }
+
+    /// A network's parameters, then its buffers.
+    public static func encode(_ network: Network, metadata: [(String, String)] = []) -> Data {
+        encode(network.tensors.map { ($0, UnsafePointer(network.parameters.pointer)) }
+               + network.bufferTensors.map { ($0, UnsafePointer(network.buffers.pointer)) }, metadata: metadata)
+    }
+
+    /// Tensors each viewed in its own storage; counts (`NamedTensor.isCount`) as I64.
+    static func encode(_ tensors: [(tensor: NamedTensor, storage: UnsafePointer<Float>)],
+                       metadata: [(String, String)]) -> Data {
         // Written by hand, not by an encoder: the header's key order (as written, not sorted) is
         // part of the file's bytes, which equal runs must reproduce exactly.
         var entries: [String] = []
@@ -25,10 +38,10 @@ public enum SafeTensors {
             entries.append(quote("__metadata__") + ":{" + metadata.map { quote($0.0) + ":" + quote($0.1) }.joined(separator: ",") + "}")
         }
         var offset = 0
-        for t in tensors {
-            let bytes = t.count * 4
-            entries.append(quote(t.name) + ":{\"dtype\":\"F32\",\"shape\":[" + t.shape.map(String.init).joined(separator: ",")
-                           + "],\"data_offsets\":[\(offset),\(offset + bytes)]}")
+        for (t, _) in tensors {
+            let bytes = t.count * (t.isCount ? 8 : 4)
+            entries.append(quote(t.name) + ":{\"dtype\":\"\(t.isCount ? "I64" : "F32")\",\"shape\":["
+                           + t.shape.map(String.init).joined(separator: ",") + "],\"data_offsets\":[\(offset),\(offset + bytes)]}")
             offset += bytes
         }
         var header = Array(("{" + entries.joined(separator: ",") + "}").utf8)
@@ -36,9 +49,14 @@ public enum SafeTensors {
         var data = Data(capacity: 8 + header.count + offset)
         withUnsafeBytes(of: UInt64(header.count).littleEndian) { data.append(contentsOf: $0) }
         data.append(contentsOf: header)
-        for t in tensors {
-            // Float is IEEE-754 little-endian on every platform Swift runs on here.
-            data.append(UnsafeBufferPointer(start: storage + t.offset, count: t.count))
+        for (t, storage) in tensors {
+            if t.isCount {
+                let counts = (0..<t.count).map { Int64(storage[t.offset + $0]).littleEndian }
+                counts.withUnsafeBytes { data.append(contentsOf: $0) }
+            } else {
+                // Float is IEEE-754 little-endian on every platform Swift runs on here.
+                data.append(UnsafeBufferPointer(start: storage + t.offset, count: t.count))
+            }
         }
         return data
     }
@@ -48,7 +66,12 @@ public enum SafeTensors {
         try writeAtomically(encode(tensors: tensors, storage: storage, metadata: metadata), to: path)
     }
 
-    /// Reads every tensor of a safetensors file of F32 tensors, checking the header
+    /// A network's parameters and buffers.
+    public static func write(_ network: Network, metadata: [(String, String)] = [], to path: String) throws {
+        try writeAtomically(encode(network, metadata: metadata), to: path)
+    }
+
+    /// Reads every tensor of a safetensors file of F32 or I64 tensors (I64 as floats), checking the header
     /// against the file: a truncated or malformed file is a `CohortError` naming it.
     public static func read(_ path: String) throws -> [String: Tensor] {
         guard let data = FileManager.default.contents(atPath: path) else { throw CohortError.failure("\(path): cannot read the file") }
@@ -74,7 +97,10 @@ public enum SafeTensors {
                   let shape = entry["shape"] as? [Int], let offsets = entry["data_offsets"] as? [Int], offsets.count == 2 else {
                 throw CohortError.failure("\(path): tensor \(name) has a malformed header entry")
             }
-            guard dtype == "F32" else { throw CohortError.failure("\(path): tensor \(name) is \(dtype), only F32 is supported") }
+            guard dtype == "F32" || dtype == "I64" else {
+                throw CohortError.failure("\(path): tensor \(name) is \(dtype); Cohort reads F32 and I64 tensors")
+            }
+            let width = dtype == "I64" ? 8 : 4
             // Hostile headers: negative or overflowing sizes are refused before any arithmetic traps.
             var count = 1
             for d in shape {
@@ -85,13 +111,16 @@ public enum SafeTensors {
                 count = product
             }
             guard offsets[0] >= 0, offsets[1] >= offsets[0], offsets[1] <= bytes.count - dataStart,
-                  offsets[1] - offsets[0] == count * 4 else {
+                  offsets[1] - offsets[0] == count * width else {
                 throw CohortError.failure("\(path): tensor \(name) data \(offsets) does not fit shape \(shape) and file size")
             }
             var values = [Float](repeating: 0, count: count)
-            values.withUnsafeMutableBytes { out in
-                bytes.withUnsafeBytes { src in
-                    out.copyMemory(from: UnsafeRawBufferPointer(rebasing: src[(dataStart + offsets[0])..<(dataStart + offsets[1])]))
+            bytes.withUnsafeBytes { src in
+                let raw = UnsafeRawBufferPointer(rebasing: src[(dataStart + offsets[0])..<(dataStart + offsets[1])])
+                if width == 8 {
+                    for i in 0..<count { values[i] = Float(Int64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self))) }
+                } else {
+                    values.withUnsafeMutableBytes { $0.copyMemory(from: raw) }
                 }
             }
             tensors[name] = Tensor(shape: shape, values: values)
@@ -99,23 +128,26 @@ public enum SafeTensors {
         return tensors
     }
 
-    /// Copies tensors read from `path` into `network`'s parameters; names and shapes must match exactly.
+    /// Copies tensors read from `path` into `network`'s parameters and buffers; names and shapes
+    /// must match exactly (PyTorch's `load_state_dict(strict=True)`).
     public static func load(_ path: String, into network: Network) throws {
-        let tensors = try read(path)
-        try assign(tensors, to: network, source: path)
-        let extra = Set(tensors.keys).subtracting(network.tensors.map(\.name))
-        guard extra.isEmpty else { throw CohortError.failure("\(path): tensors \(extra.sorted()) do not belong to this model") }
+        try assign(try read(path), to: network, source: path, strict: true)
     }
 
-    /// Copies every tensor of `network` from `tensors` (read from `source`, which errors name),
-    /// each of which must be there in the network's shape.
-    public static func assign(_ tensors: [String: Tensor], to network: Network, source: String) throws {
-        for t in network.tensors {
+    /// Copies every parameter and buffer of `network` from `tensors` (read from `source`, which
+    /// errors name), each of which must be there in the network's shape; `strict`: and nothing else.
+    public static func assign(_ tensors: [String: Tensor], to network: Network, source: String, strict: Bool = false) throws {
+        let targets = network.tensors.map { ($0, network.parameters.pointer) } + network.bufferTensors.map { ($0, network.buffers.pointer) }
+        for (t, storage) in targets {
             guard let saved = tensors[t.name] else { throw CohortError.failure("\(source): no tensor \(t.name) for this model") }
             guard saved.shape == t.shape else {
                 throw CohortError.failure("\(source): tensor \(t.name) has shape \(saved.shape), the model needs \(t.shape)")
             }
-            (network.parameters.pointer + t.offset).update(from: saved.values, count: t.count)
+            (storage + t.offset).update(from: saved.values, count: t.count)
+        }
+        let extra = Set(tensors.keys).subtracting(targets.map(\.0.name))
+        if strict && !extra.isEmpty {
+            throw CohortError.failure("\(source): tensors \(extra.sorted()) do not belong to this model")
         }
     }
 }

@@ -9,9 +9,13 @@ import Foundation
 /// (a flag `--batch-size` is the key `batch_size`), `config.json` records them, a resumed
 /// run is checked against them, and worker processes receive them.
 public struct TrainingConfig: Codable, Equatable, Sendable {
-    public var model: ModelKind = .cnn
+    /// A built-in model (`ModelKind`: cnn, rnn, lstm, gru, resnet20) or the path of a model file.
+    public var model = "cnn"
+    /// Values of the model file's parameters (`--model-param n=5,filters=32`).
+    public var modelParam: [String: Int]?
+    /// The recurrent models' hidden size: the model file's parameter `hidden`, where it has one.
     public var hidden = 128
-    /// Multiplier of the CNN's filters (1: the report's 32 and 64).
+    /// Multiplier of the CNN's filters (1: the report's 32 and 64): the parameter `width`, where the file has one.
     public var width = 1
     public var dataset: DatasetKind = .synthetic
     public var dataDir: String?
@@ -89,7 +93,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     public var evalOn: EvaluationRanks = .rank0
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case model, hidden, width, dataset, dataDir = "data_dir", augment, limit, testLimit = "test_limit", optimizer, lr
+        case model, modelParam = "model_param", hidden, width, dataset, dataDir = "data_dir", augment, limit, testLimit = "test_limit", optimizer, lr
         case lrSchedule = "lr_schedule", warmupEpochs = "warmup_epochs", stepEpochs = "step_epochs", gamma
         case lrScaling = "lr_scaling", baseBatch = "base_batch", momentum
         case nesterov, weightDecay = "weight_decay", epochs, batchSize = "batch_size", batchPerRank = "batch_per_rank"
@@ -104,7 +108,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     /// the global batch, the seed): two runs that agree on them take the same steps, and a
     /// resumed run must keep them. The rest says how the run is carried out and may change
     /// on resume (epochs only grow: a checkpoint past them is refused).
-    static let definingKeys: [CodingKeys] = [.model, .hidden, .width, .dataset, .augment, .limit, .testLimit,
+    static let definingKeys: [CodingKeys] = [.model, .modelParam, .hidden, .width, .dataset, .augment, .limit, .testLimit,
                                              .optimizer, .lr, .lrSchedule, .warmupEpochs, .stepEpochs, .gamma,
                                              .lrScaling, .baseBatch, .momentum, .nesterov, .weightDecay, .batchSize,
                                              .seed, .onNan, .labelSmoothing, .tta]
@@ -244,23 +248,39 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         }
     }
 
-    /// The shape synthetic images take for this model: CIFAR-like for the CNN, MNIST-like for recurrent models.
-    public var syntheticShape: [Int] { model.standardImageShape }
+    /// The file a resumed run keeps of its model, beside config.json: its own copy, whatever
+    /// happened since to the file it was started with.
+    public static func modelCopy(directory: String) -> String { "\(directory)/model.toml" }
 
-    /// Loads the data and checks that the model fits it, before anything is written.
-    public func loadData() throws -> DatasetSplits {
-        var data = try DatasetSource.load(dataset, dataDirectory: dataDir, seed: seed, syntheticShape: syntheticShape,
+    /// The model this run trains: `--model` (a built-in or a file) with `--model-param`, and
+    /// `--hidden` and `--width` for a file that has those parameters. `resumed`: the run
+    /// directory's copy of the file, where there is one.
+    public func modelSpec(resumed: Bool = false) throws -> ModelSpec {
+        do {
+            let copy = Self.modelCopy(directory: out)
+            let file = resumed && FileManager.default.fileExists(atPath: copy) ? try ModelFile(path: copy)
+                : try ModelFile.named(model)
+            let declared = file.description.parameters
+            var parameters = ["hidden": hidden, "width": width].filter { declared[$0.key] != nil }
+            parameters.merge(modelParam ?? [:]) { $1 }
+            return ModelSpec(file: file, parameters: parameters)
+        } catch {
+            throw CohortError.settings(error.description)
+        }
+    }
+
+    /// Loads the data and checks that `spec` builds on it (a mistake in a model file is a
+    /// settings error, exit 64), before anything is written.
+    public func loadData(for spec: ModelSpec) throws -> DatasetSplits {
+        var data = try DatasetSource.load(dataset, dataDirectory: dataDir, seed: seed, syntheticShape: spec.syntheticShape,
                                           syntheticCounts: (limit ?? 10_000, testLimit ?? 2_000))
         if let l = limit { data.train = data.train.prefix(l) }
         if let l = testLimit { data.test = data.test.prefix(l) }
         let train = data.train
-        if model.isRecurrent && train.channels != 1 {
-            throw CohortError.failure("--model \(model.rawValue) reads the rows of one-channel images; "
-                                      + "\(dataset.rawValue) has \(train.channels) channels")
-        }
-        if model == .cnn && (train.height < 4 || train.width < 4 || train.height != train.width) {
-            throw CohortError.failure("--model cnn needs square images of at least 4x4; \(dataset.rawValue) has "
-                                      + "\(train.height)x\(train.width)")
+        do {
+            _ = try spec.build(inputShape: train.imageShape, classes: train.classes, maxBatch: 1)
+        } catch {
+            throw CohortError.settings("\(error.description) (\(dataset.rawValue) images are \(train.imageShape))")
         }
         guard train.count >= batchSize else {
             throw CohortError.failure("--batch-size \(batchSize) is larger than the \(train.count) training samples")

@@ -22,7 +22,7 @@ public struct SweepReport {
 
         public var bestTestAccuracy: Double? { summary?.best.testAccuracy }
         var best: RunSummary.Figures? { summary?.best }
-        public var model: String { config?.model.rawValue ?? point.settings.first { $0.flag == "model" }?.value ?? "cnn" }
+        public var model: String { config?.model ?? point.settings.first { $0.flag == "model" }?.value ?? "cnn" }
     }
 
     public let directory: String

@@ -12,7 +12,7 @@ import CohortTensor
 public final class DataParallelRank {
     /// The model, the batch and how it is split over ranks, threads and gradient buckets.
     public struct Shape: Sendable {
-        public var model: ModelKind, hidden: Int, width: Int
+        public var model: ModelSpec
         public var imageShape: [Int], classes: Int
         public var globalBatch: Int
         public var threads: Int?, replicas: Int?
@@ -26,10 +26,10 @@ public final class DataParallelRank {
         /// ε of the training loss's label smoothing.
         public var labelSmoothing: Float
 
-        public init(model: ModelKind, hidden: Int, width: Int, imageShape: [Int], classes: Int, globalBatch: Int,
+        public init(model: ModelSpec, imageShape: [Int], classes: Int, globalBatch: Int,
                     threads: Int?, replicas: Int?, bucketMb: Double, overlap: Bool, allreduceFormat: FloatFormat = .fp32,
                     precision: FloatFormat = .fp32, accumulate: Int = 1, labelSmoothing: Float = 0) {
-            self.model = model; self.hidden = hidden; self.width = width; self.imageShape = imageShape
+            self.model = model; self.imageShape = imageShape
             self.classes = classes; self.globalBatch = globalBatch; self.threads = threads; self.replicas = replicas
             self.bucketMb = bucketMb; self.overlap = overlap; self.allreduceFormat = allreduceFormat
             self.precision = precision; self.accumulate = accumulate; self.labelSmoothing = labelSmoothing
@@ -61,9 +61,10 @@ public final class DataParallelRank {
         didSet { replicas.timeline = timeline; reducer.timeline = timeline }
     }
 
-    /// Builds the replicas with `seed`'s initial parameters, which every rank then takes from rank 0.
+    /// Builds the replicas with `seed`'s initial parameters, which every rank then takes from rank 0
+    /// (and `seed`'s dropout masks). The model must build on `shape.imageShape` (checked before).
     public init(shape: Shape, datasetSize: Int, seed: UInt64, communicator: Communicator,
-                makeOptimizer: (Int) -> Optimizer) {
+                makeOptimizer: (Int) -> Optimizer) throws {
         self.communicator = communicator
         self.shape = shape
         globalBatch = shape.globalBatch
@@ -77,9 +78,9 @@ public final class DataParallelRank {
                      + "\(cpus) CPU(s) this process may run on: they will take turns (see --threads)")
         }
         KernelThreads.set(plan.threadsPerReplica)
-        replicas = ReplicaGroup(model: shape.model, imageShape: shape.imageShape, hidden: shape.hidden,
-                                width: shape.width, classes: shape.classes, localBatch: microBatch,
-                                replicas: plan.replicas, precision: shape.precision, labelSmoothing: shape.labelSmoothing)
+        replicas = try ReplicaGroup(model: shape.model, imageShape: shape.imageShape, classes: shape.classes,
+                                    localBatch: microBatch, replicas: plan.replicas, precision: shape.precision,
+                                    seed: seed, labelSmoothing: shape.labelSmoothing)
         network = replicas.primary
         network.initializeParameters(seed: seed)
         optimizer = makeOptimizer(network.parameterCount)
@@ -108,9 +109,19 @@ public final class DataParallelRank {
         self.epoch = epoch
     }
 
-    /// Ranks start identical whatever they computed: rank 0's parameters win.
+    /// Ranks start identical whatever they computed: rank 0's parameters win, and its buffers
+    /// (running statistics).
     public func broadcastParameters() throws {
         try communicator.broadcast(network.parameters.pointer, count: network.parameterCount, root: 0)
+        try broadcastBuffers()
+    }
+
+    /// Rank 0's first replica's buffers to every rank, as DDP's `broadcast_buffers`: each
+    /// replica's running statistics follow its own micro-batches, and those of rank 0's first
+    /// replica are the model's (what evaluation uses and checkpoints keep).
+    func broadcastBuffers() throws {
+        guard network.buffers.count > 0 else { return }
+        try communicator.broadcast(network.buffers.pointer, count: network.buffers.count, root: 0)
     }
 
     /// One step's gradients, summed over every rank: forward and backward of this rank's slice
@@ -156,6 +167,7 @@ public final class DataParallelRank {
         case .rank0: communicator.rank == 0 ? 0..<data.count : 0..<0
         case .all: ReplicaGroup.stretch(communicator.rank, of: data.count, parts: communicator.size)
         }
+        if ranks == .all { try broadcastBuffers() }
         let local = range.isEmpty ? (lossSum: 0, correct: 0)
             : replicas.evaluationSums(on: data, range: range, augmentation: augmentation)
         let sums = try communicator.allreduceSum([local.lossSum, Double(local.correct)])

@@ -26,19 +26,24 @@ final class ReplicaGroup: @unchecked Sendable {
     var timeline: StepTimeline?
 
     var primary: Network { networks[0] }
+    /// Whether the model's forward reads which samples it sees (dropout's masks).
+    private let usesSampleKeys: Bool
     var count: Int { networks.count }
 
-    init(model: ModelKind, imageShape: Shape, hidden: Int, width: Int = 1, classes: Int, localBatch: Int, replicas: Int,
-         precision: FloatFormat = .fp32, labelSmoothing: Float = 0) {
+    init(model: ModelSpec, imageShape: Shape, classes: Int, localBatch: Int, replicas: Int,
+         precision: FloatFormat = .fp32, seed: UInt64 = 0, labelSmoothing: Float = 0) throws {
         precondition(replicas >= 1 && localBatch % replicas == 0, "replicas must divide the local batch")
         let batch = localBatch / replicas
         replicaBatch = batch
-        let first = Models.make(model, imageShape: imageShape, hidden: hidden, width: width, classes: classes, maxBatch: batch,
-                                precision: precision)
-        networks = [first] + (1..<replicas).map { _ in
-            Models.make(model, imageShape: imageShape, hidden: hidden, width: width, classes: classes, maxBatch: batch,
-                        sharing: first.parameters, precision: precision)
+        func build(sharing: FloatBuffer?) throws -> Network {
+            do {
+                return try model.build(inputShape: imageShape, classes: classes, maxBatch: batch, sharing: sharing,
+                                       precision: precision, seed: seed)
+            } catch { throw CohortError.settings(error.description) }
         }
+        let first = try build(sharing: nil)
+        networks = try [first] + (1..<replicas).map { _ in try build(sharing: first.parameters) }
+        usesSampleKeys = first.allLayers.contains { $0 is Dropout }
         losses = (0..<replicas).map { _ in SoftmaxCrossEntropy(classes: classes, maxBatch: batch,
                                                                       labelSmoothing: labelSmoothing) }
         inputs = (0..<replicas).map { _ in FloatBuffer(count: batch * imageShape.elementCount) }
@@ -65,6 +70,11 @@ final class ReplicaGroup: @unchecked Sendable {
         timeline?.mark("data")
         let t1 = monotonicSeconds()
         let network = networks[r]
+        if usesSampleKeys {
+            network.sampleKeys.epoch = epoch
+            network.sampleKeys.samples.removeAll(keepingCapacity: true)
+            network.sampleKeys.samples.append(contentsOf: indices[start..<(start + replicaBatch)])
+        }
         network.zeroGradients()
         let logits = network.forward(inputs[r].pointer, batch: replicaBatch)
         let (result, logitGrad) = losses[r].forwardBackward(logits: logits, labels: labels[r], batch: replicaBatch,
@@ -157,8 +167,14 @@ final class ReplicaGroup: @unchecked Sendable {
     /// chunks of `replicaBatch` samples dealt round-robin to the replicas, summed in replica
     /// order. With test-time augmentation each chunk is also seen as its other views, and the
     /// views' probabilities are averaged (`SoftmaxCrossEntropy.evaluate(views:)`).
+    /// The replicas evaluate in evaluation mode with the first replica's running statistics.
     func evaluationSums(on dataset: ImageDataset, range: Range<Int>, augmentation: TestTimeAugmentation)
         -> (lossSum: Double, correct: Int) {
+        for network in networks {
+            if network !== primary { network.copyBuffers(from: primary) }
+            network.training = false
+        }
+        defer { networks.forEach { $0.training = true } }
         let chunks = (range.count + replicaBatch - 1) / replicaBatch
         let classes = primary.outputShape.elementCount
         DispatchQueue.concurrentPerform(iterations: count) { r in

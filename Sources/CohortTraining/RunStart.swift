@@ -35,6 +35,7 @@ struct RunStart {
             }
             try directory?.writeRecord(RunRecord(config: config, worldSize: communicator.size,
                                                  threadsPerRank: rank.threads, replicasPerRank: rank.replicaCount))
+            try directory?.writeModelFile(rank.shape.model.file)
         }
         try rank.broadcastParameters()
         position = try Self.sharePosition(loaded, resume: resume, communicator: communicator)

@@ -20,6 +20,8 @@ public final class Trainer {
     let communicator: Communicator
     let rank: DataParallelRank
     let data: DatasetSplits
+    /// The model file and parameter values the run trains.
+    let model: ModelSpec
     let progress: ProgressReporter
     /// The learning rate of every step.
     let schedule: LearningRateSchedule
@@ -66,15 +68,15 @@ public final class Trainer {
         self.communicator = communicator
         communicator.timeout = config.timeout
         try config.validate(worldSize: communicator.size)
-        data = try config.loadData()
-        let shape = DataParallelRank.Shape(model: config.model, hidden: config.hidden, width: config.width,
-                                           imageShape: data.train.imageShape, classes: data.train.classes,
+        model = try config.modelSpec(resumed: resume)
+        data = try config.loadData(for: model)
+        let shape = DataParallelRank.Shape(model: model, imageShape: data.train.imageShape, classes: data.train.classes,
                                            globalBatch: config.batchSize, threads: config.threads,
                                            replicas: config.replicas, bucketMb: config.bucketMb,
                                            overlap: !config.noOverlap, allreduceFormat: config.allreduceDtype,
                                            precision: config.precision, accumulate: config.accumulate,
                                            labelSmoothing: Float(config.labelSmoothing))
-        rank = DataParallelRank(shape: shape, datasetSize: data.train.count, seed: config.seed,
+        rank = try DataParallelRank(shape: shape, datasetSize: data.train.count, seed: config.seed,
                                     communicator: communicator) { count in
             config.optimizer.make(count: count, learningRate: Float(config.lr), momentum: Float(config.momentum),
                                   nesterov: config.nesterov, weightDecay: config.weightDecay.map(Float.init))
@@ -121,17 +123,17 @@ public final class Trainer {
 
     /// `[("format", "pt"), ...]`: the metadata of the safetensors files, for PyTorch's loaders.
     var modelMetadata: [(String, String)] {
-        [("format", "pt"), ("model", config.model.rawValue), ("dataset", config.dataset.rawValue)]
+        [("format", "pt"), ("model", model.name), ("dataset", config.dataset.rawValue)]
     }
 
     func announce(resumedFrom: String?) {
-        progress.line("cohort: \(config.model.rawValue) on \(config.dataset.rawValue) (\(data.train.count) train, "
+        progress.line("cohort: \(model.name) on \(config.dataset.rawValue) (\(data.train.count) train, "
                       + "\(data.test.count) test), \(communicator.size) rank(s) x \(rank.threads) thread(s)"
                       + (rank.replicaCount > 1 ? " in \(rank.replicaCount) replicas" : "") + ", batch \(config.batchSize), "
                       + "\(config.optimizer.rawValue) lr \(schedule.description), \(config.epochs) epoch(s), "
                       + "\(network.parameterCount) parameters -> \(config.out)")
         if config.precision == .bf16 {
-            let products = config.model.isRecurrent ? "input projection and step products"
+            let products = model.readsRows ? "input projection and step products"
                 : "convolutions on \(Conv2D.bf16MinimumInputChannels) or more input channels"
             progress.line(BF16Support.current == .native
                 ? "cohort: bf16 \(products) on AVX512_BF16, fp32 accumulation and master weights"

@@ -6,7 +6,6 @@ import CohortOptim
 import CohortRun
 import CohortTensor
 
-extension ModelKind: ExpressibleByArgument {}
 extension DatasetKind: ExpressibleByArgument {}
 extension OptimizerKind: ExpressibleByArgument {}
 extension NonFinitePolicy: ExpressibleByArgument {}
@@ -22,12 +21,29 @@ extension EvaluationRanks: ExpressibleByArgument {}
 
 /// The model, for `train` and `bench`.
 struct ModelOptions: ParsableArguments {
-    @Option(help: "Model: the report's CNN, or one recurrent layer over the image rows (default: cnn).")
-    var model: ModelKind?
-    @Option(help: "Hidden size of rnn, lstm and gru (default: 128).")
+    @Option(help: ArgumentHelp("A built-in model (cnn: the report's CNN; rnn, lstm, gru: one recurrent layer over the "
+                               + "image rows; resnet20) or a model file (docs/models.md) (default: cnn).",
+                               valueName: "name-or-file"))
+    var model: String?
+    @Option(help: ArgumentHelp("Values of the model file's parameters, e.g. n=5,filters=32.", valueName: "name=value,..."))
+    var modelParam: ModelParameterValues?
+    @Option(help: "Hidden size of rnn, lstm and gru: a model file's parameter `hidden` (default: 128).")
     var hidden: Int?
-    @Option(help: "Multiplier of the CNN's filters, 32·W and 64·W: a larger model for scaling studies (default: 1).")
+    @Option(help: ArgumentHelp("Multiplier of the CNN's filters, 32·W and 64·W, a larger model for scaling studies: a "
+                               + "model file's parameter `width` (default: 1)."))
     var width: Int?
+}
+
+/// `--model-param n=5,filters=32`, recorded as the object `{"n": 5, "filters": 32}`.
+struct ModelParameterValues: ExpressibleByArgument, Encodable {
+    let values: [String: Int]
+
+    init?(argument: String) {
+        guard let values = try? ModelSpec.parseParameters(argument) else { return nil }
+        self.values = values
+    }
+
+    func encode(to encoder: Encoder) throws { try values.encode(to: encoder) }
 }
 
 /// How a step is split over ranks, replicas and gradient buckets, for `train` and `bench`.

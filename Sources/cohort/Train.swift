@@ -37,11 +37,18 @@ struct Train: ParsableCommand {
         return try TrainingConfig.from(given: given)
     }
 
-    /// Flags alone; whether the batch divides over the ranks is checked once MPI has
-    /// started (`Trainer.init`), so that every rank can report it.
+    /// Flags alone, and the model on the data set's image shape; whether the batch divides over
+    /// the ranks is checked once MPI has started (`Trainer.init`), so that every rank can report it.
     func validate() throws {
         do {
-            try trainingConfig().validate()
+            let config = try trainingConfig()
+            try config.validate()
+            let model = try config.modelSpec(resumed: resume != nil)
+            do {
+                _ = try model.build(inputShape: config.dataset.imageShape ?? model.syntheticShape, classes: 10, maxBatch: 1)
+            } catch {
+                throw CohortError.settings(error.description)
+            }
         } catch let error as CohortError where error.kind == .settings {
             throw ValidationError(error.description)
         } catch let error as CohortError {

@@ -78,7 +78,7 @@ extension SystemTests {
             let run = try trainedRun()
             var config = try RunRecord.read(directory: run).config
             config.testLimit = 1
-            let test = try config.loadData().test
+            let test = try config.loadData(for: config.modelSpec()).test
             var picture = RGBImage(width: 32, height: 32)
             for p in 0..<1024 { for c in 0..<3 { picture.pixels[3 * p + c] = test.pixels[c * 1024 + p] } }
             let file = "\(scratch.path)/image0.png", small = "\(scratch.path)/small.png"

@@ -71,12 +71,13 @@ import Testing
 
     /// The replicas' evaluation with flips equals the mean of the image's and its mirror's
     /// probabilities computed one network pass at a time.
-    @Test func replicasEvaluateTheFlippedView() {
+    @Test func replicasEvaluateTheFlippedView() throws {
         let shape = [3, 8, 8], count = 10
         let pixels = (0..<(count * 3 * 64)).map { UInt8(truncatingIfNeeded: $0 &* 2654435761 >> 7) }
         let data = ImageDataset(name: "test", channels: 3, height: 8, width: 8, pixels: pixels,
                                 labels: (0..<count).map { UInt8($0 % 10) }, mean: 0.5, std: 0.5)
-        let group = ReplicaGroup(model: .cnn, imageShape: shape, hidden: 8, classes: 10, localBatch: 4, replicas: 2)
+        let group = try ReplicaGroup(model: ModelSpec(file: .builtin(.cnn)), imageShape: shape, classes: 10, localBatch: 4,
+                                     replicas: 2)
         group.primary.initializeParameters(seed: 9)
         let sums = group.evaluationSums(on: data, range: 1..<count, augmentation: .flip)
 
