@@ -48,8 +48,12 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     /// Samples per rank instead of `batchSize`: a new run's global batch is this times its
     /// rank count (and a resumed run keeps that global batch).
     public var batchPerRank: Int?
-    /// Seed of initialisation, shuffling and synthetic data.
+    /// Seed of initialisation, shuffling, dropout and synthetic data.
     public var seed: UInt64 = 0
+    /// Initial weights from a safetensors file instead of the seeded initialisation (`--init`).
+    public var initWeights: String?
+    /// Batch norm with the global batch's statistics (`BatchNorm.statisticsSum` over every replica and rank).
+    public var syncBatchnorm = false
     /// What a non-finite loss or gradient does: stop the run, or skip that step.
     public var onNan: NonFinitePolicy = .stop
     /// Micro-batches per optimizer step: each rank's slice of the global batch is cut into K
@@ -97,7 +101,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         case lrSchedule = "lr_schedule", warmupEpochs = "warmup_epochs", stepEpochs = "step_epochs", gamma
         case lrScaling = "lr_scaling", baseBatch = "base_batch", momentum
         case nesterov, weightDecay = "weight_decay", epochs, batchSize = "batch_size", batchPerRank = "batch_per_rank"
-        case seed, onNan = "on_nan"
+        case seed, initWeights = "init", syncBatchnorm = "sync_batchnorm", onNan = "on_nan"
         case accumulate, threads, replicas, bucketMb = "bucket_mb", noOverlap = "no_overlap", allreduceDtype = "allreduce_dtype", precision, trace, out
         case checkpointSteps = "checkpoint_steps", checkEvery = "check_every", saveInitial = "save_initial", timeout
         case labelSmoothing = "label_smoothing", tta, targetAccuracy = "target_accuracy", evalEvery = "eval_every"
@@ -111,7 +115,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     static let definingKeys: [CodingKeys] = [.model, .modelParam, .hidden, .width, .dataset, .augment, .limit, .testLimit,
                                              .optimizer, .lr, .lrSchedule, .warmupEpochs, .stepEpochs, .gamma,
                                              .lrScaling, .baseBatch, .momentum, .nesterov, .weightDecay, .batchSize,
-                                             .seed, .onNan, .labelSmoothing, .tta]
+                                             .seed, .initWeights, .syncBatchnorm, .onNan, .labelSmoothing, .tta]
 
     public init() {}
 

@@ -25,14 +25,18 @@ public final class DataParallelRank {
         public var accumulate: Int
         /// ε of the training loss's label smoothing.
         public var labelSmoothing: Float
+        /// Batch norm with the statistics of the whole global batch (`BatchStatisticsSync`).
+        public var syncBatchNorm: Bool
 
         public init(model: ModelSpec, imageShape: [Int], classes: Int, globalBatch: Int,
                     threads: Int?, replicas: Int?, bucketMb: Double, overlap: Bool, allreduceFormat: FloatFormat = .fp32,
-                    precision: FloatFormat = .fp32, accumulate: Int = 1, labelSmoothing: Float = 0) {
+                    precision: FloatFormat = .fp32, accumulate: Int = 1, labelSmoothing: Float = 0,
+                    syncBatchNorm: Bool = false) {
             self.model = model; self.imageShape = imageShape
             self.classes = classes; self.globalBatch = globalBatch; self.threads = threads; self.replicas = replicas
             self.bucketMb = bucketMb; self.overlap = overlap; self.allreduceFormat = allreduceFormat
             self.precision = precision; self.accumulate = accumulate; self.labelSmoothing = labelSmoothing
+            self.syncBatchNorm = syncBatchNorm
         }
     }
 
@@ -81,6 +85,7 @@ public final class DataParallelRank {
         replicas = try ReplicaGroup(model: shape.model, imageShape: shape.imageShape, classes: shape.classes,
                                     localBatch: microBatch, replicas: plan.replicas, precision: shape.precision,
                                     seed: seed, labelSmoothing: shape.labelSmoothing)
+        if shape.syncBatchNorm { replicas.synchronizeBatchNorm(communicator: communicator) }
         network = replicas.primary
         network.initializeParameters(seed: seed)
         optimizer = makeOptimizer(network.parameterCount)

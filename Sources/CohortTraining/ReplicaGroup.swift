@@ -1,8 +1,10 @@
 import CohortBase
 import CohortData
+import CohortDistributed
 import CohortNN
 import CohortTensor
 import Dispatch
+import Foundation
 
 /// A rank's local batch split over R replicas of the network, one thread each.
 ///
@@ -24,6 +26,8 @@ final class ReplicaGroup: @unchecked Sendable {
     private let partialSums: PartialSums
     /// `--trace`: the first replica's phases are marked on it.
     var timeline: StepTimeline?
+    /// `--sync-batchnorm`: where the replicas' batch norms meet (nil: each normalises alone).
+    private var batchStatistics: BatchStatisticsSync?
 
     var primary: Network { networks[0] }
     /// Whether the model's forward reads which samples it sees (dropout's masks).
@@ -51,6 +55,16 @@ final class ReplicaGroup: @unchecked Sendable {
         outcomes = .allocate(capacity: replicas)
         partialSums = PartialSums(count: first.parameterCount)
         outcomes.initialize(repeating: StepOutcome())
+    }
+
+    /// Makes every batch norm normalise with the statistics of the whole global batch: the
+    /// micro-batches of all replicas and all ranks (`BatchStatisticsSync`).
+    func synchronizeBatchNorm(communicator: Communicator) {
+        let sync = BatchStatisticsSync(replicas: count, communicator: communicator)
+        for (r, network) in networks.enumerated() {
+            for case let norm as BatchNorm in network.allLayers { norm.statisticsSum = sync.sum(forReplica: r) }
+        }
+        batchStatistics = sync
     }
 
     deinit {
@@ -118,9 +132,16 @@ final class ReplicaGroup: @unchecked Sendable {
                 try runReplica(0, data: data, indices: slice, scale: scale, augmentation: augmentation, epoch: epoch,
                                gradientsReady: ready)
             } else {
-                DispatchQueue.concurrentPerform(iterations: count) { r in
-                    runReplica(r, data: data, indices: slice, scale: scale, augmentation: augmentation, epoch: epoch,
-                               gradientsReady: nil)
+                if batchStatistics != nil {
+                    Self.runAtOnce(count) { r in
+                        self.runReplica(r, data: data, indices: slice, scale: scale, augmentation: augmentation,
+                                        epoch: epoch, gradientsReady: nil)
+                    }
+                } else {
+                    DispatchQueue.concurrentPerform(iterations: count) { r in
+                        runReplica(r, data: data, indices: slice, scale: scale, augmentation: augmentation, epoch: epoch,
+                                   gradientsReady: nil)
+                    }
                 }
                 timeline?.mark("other replicas")
                 let t3 = monotonicSeconds()
@@ -128,6 +149,7 @@ final class ReplicaGroup: @unchecked Sendable {
                 timeline?.mark("replica sum")
                 outcomes[0].backward += monotonicSeconds() - t3
             }
+            if let error = batchStatistics?.takeError() { throw error }
             summed.add(outcomes)
             if !last { partialSums.keep(total) }
         }
@@ -135,6 +157,23 @@ final class ReplicaGroup: @unchecked Sendable {
             for layer in stride(from: primary.layers.count - 1, through: 0, by: -1) { try gradientsReady?(layer) }
         }
         return summed
+    }
+
+    /// `work(0)` on the calling thread (the one that may call MPI) and `work(1)`, ... each on a
+    /// thread of its own, all at once: replicas whose batch norms meet (`BatchStatisticsSync`)
+    /// must not wait for each other on one thread, as a thread pool may make them.
+    static func runAtOnce(_ count: Int, _ work: @escaping (Int) -> Void) {
+        // The threads end before this returns: nothing they use outlives the call.
+        nonisolated(unsafe) let work = work
+        let group = DispatchGroup()
+        for r in 1..<count {
+            group.enter()
+            let thread = Thread { work(r); group.leave() }
+            thread.stackSize = 8 << 20
+            thread.start()
+        }
+        work(0)
+        group.wait()
     }
 
     /// Sums the replicas' gradients into the first replica's in a pairwise tree: at distance

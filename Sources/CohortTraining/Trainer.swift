@@ -75,13 +75,18 @@ public final class Trainer {
                                            replicas: config.replicas, bucketMb: config.bucketMb,
                                            overlap: !config.noOverlap, allreduceFormat: config.allreduceDtype,
                                            precision: config.precision, accumulate: config.accumulate,
-                                           labelSmoothing: Float(config.labelSmoothing))
+                                           labelSmoothing: Float(config.labelSmoothing),
+                                           syncBatchNorm: config.syncBatchnorm)
         rank = try DataParallelRank(shape: shape, datasetSize: data.train.count, seed: config.seed,
                                     communicator: communicator) { count in
             config.optimizer.make(count: count, learningRate: Float(config.lr), momentum: Float(config.momentum),
                                   nesterov: config.nesterov, weightDecay: config.weightDecay.map(Float.init))
         }
         if config.augment { rank.augmentation = .standard(channels: data.train.channels, seed: config.seed) }
+        if let path = config.initWeights, !resume {
+            // Every rank reads it, as it reads the data; a resumed run has its checkpoint instead.
+            try SafeTensors.load(path, into: rank.network)
+        }
         schedule = config.schedule(stepsPerEpoch: rank.sampler.stepsPerEpoch)
         progress = ProgressReporter(epochs: config.epochs, enabled: showProgress, isRoot: communicator.rank == 0)
         let start = try RunStart(config: config, resume: resume, rank: rank, progress: progress)

@@ -127,6 +127,12 @@ struct TrainOptions: ParsableArguments {
     var checkEvery: Int?
     @Flag(help: "Also write the initial parameters, before the first step, as initial.safetensors.")
     var saveInitial = false
+    @Option(help: ArgumentHelp("Start from these weights (a .safetensors file with the model's tensor names and shapes, "
+                               + "PyTorch's, buffers included) instead of a seeded initialisation.", valueName: "file"))
+    var `init`: String?
+    @Flag(help: ArgumentHelp("Batch norm normalises with the statistics of the whole global batch, over every rank and "
+                             + "replica (torch.nn.SyncBatchNorm); without it each replica uses its own micro-batch's."))
+    var syncBatchnorm = false
     @Option(help: ArgumentHelp("Seconds a collective may wait for the other ranks before the job ends with exit code 4, "
                                + "naming the ranks that never arrived; 0: wait for ever (default: 300)."))
     var timeout: Double?

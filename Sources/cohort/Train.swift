@@ -1,5 +1,6 @@
 import ArgumentParser
 import CohortBase
+import CohortNN
 import CohortRun
 import CohortTraining
 
@@ -44,10 +45,17 @@ struct Train: ParsableCommand {
             let config = try trainingConfig()
             try config.validate()
             let model = try config.modelSpec(resumed: resume != nil)
+            let network: Network
             do {
-                _ = try model.build(inputShape: config.dataset.imageShape ?? model.syntheticShape, classes: 10, maxBatch: 1)
+                network = try model.build(inputShape: config.dataset.imageShape ?? model.syntheticShape, classes: 10,
+                                          maxBatch: 1)
             } catch {
                 throw CohortError.settings(error.description)
+            }
+            if let path = config.initWeights, resume == nil {
+                do { try SafeTensors.load(path, into: network) } catch let error as CohortError {
+                    throw CohortError.settings("--init \(error.description)")
+                }
             }
         } catch let error as CohortError where error.kind == .settings {
             throw ValidationError(error.description)

@@ -175,6 +175,62 @@ extension SystemTests {
             try expectSameBits(try train(model, ranks: 1, batch: 48, extra: ["--accumulate", "3"], name: "\(model)-1-acc3"), three)
         }
 
+        /// A small residual network with batch norm and dropout, on 16x16 synthetic images.
+        static let normalizedModel = """
+            input = [3, 16, 16]
+            layers = [
+              { type = "conv", name = "conv1", filters = 8, kernel = 3, padding = 1, bias = false },
+              { type = "batchnorm", name = "bn1" },
+              { type = "relu" },
+              { type = "block", name = "res", block = "down" },
+              { type = "avgpool", kernel = 2 },
+              { type = "flatten" },
+              { type = "dropout", p = 0.25 },
+              { type = "linear", name = "fc", out = "classes" },
+            ]
+            [blocks.down]
+            body = [
+              { type = "conv", name = "conv1", filters = 8, kernel = 3, padding = 1, bias = false },
+              { type = "batchnorm", name = "bn1" },
+              { type = "relu" },
+              { type = "conv", name = "conv2", filters = 16, kernel = 3, stride = 2, padding = 1, bias = false },
+              { type = "batchnorm", name = "bn2" },
+            ]
+            shortcut = [{ type = "conv", filters = 16, kernel = 1, stride = 2, bias = false }, { type = "batchnorm" }]
+            after = [{ type = "relu" }]
+            """
+
+        /// `--sync-batchnorm`: 2 and 4 ranks normalise with the whole global batch's statistics,
+        /// as 1 rank does, and end within rounding of it (parameters and running statistics; the
+        /// dropout masks are the samples', whoever sees them), each gradient element a sum over
+        /// the batch's 16x16 positions. 2 ranks and 1 rank x 2 replicas add the same two slices'
+        /// sums, so they agree bit for bit. Without it each rank normalises its own slice, as
+        /// DDP does: 2 ranks then equal 1 rank x 2 replicas (whose slices are the same) bit for
+        /// bit, and differ from 1 rank on the whole batch by far more than rounding.
+        @Test func syncBatchNormMakesNRanksEqualOneRank() throws {
+            let file = "\(root)/normalized.toml"
+            try Self.normalizedModel.write(toFile: file, atomically: true, encoding: .utf8)
+            let sync = ["--sync-batchnorm"]
+            let one = try train(file, ranks: 1, batch: 32, steps: 3, extra: sync, name: "bn-sync-1")
+            for ranks in [2, 4] {
+                let many = try train(file, ranks: ranks, batch: 32, steps: 3, extra: sync, name: "bn-sync-\(ranks)")
+                try expectWithinRounding(many, one, steps: 3, terms: 32 * 16 * 16)
+                try expectRanksIdentical(many)
+            }
+            let replicas = try train(file, ranks: 1, batch: 32, steps: 3, extra: sync + ["--threads", "2", "--replicas", "2"],
+                                     name: "bn-sync-1x2")
+            try expectSameBits("\(root)/bn-sync-2", replicas)
+
+            let local = try train(file, ranks: 2, batch: 32, steps: 3, name: "bn-local-2")
+            let localReplicas = try train(file, ranks: 1, batch: 32, steps: 3, extra: ["--threads", "2", "--replicas", "2"],
+                                          name: "bn-local-1x2")
+            try expectSameBits(local, localReplicas)
+            let localOne = try train(file, ranks: 1, batch: 32, steps: 3, name: "bn-local-1")
+            let apart = try squaredDistances(local, localOne).filter { $0.key.hasSuffix("weight") }
+            #expect(apart.values.contains { ($0.difference / $0.update).squareRoot() > 0.05 },
+                    "each rank's own statistics should move the weights apart from 1 rank's: \(apart)")
+        }
+
         /// For scaling sweeps: `--batch-per-rank 16` on 2 ranks is a global batch of 32, and
         /// `--lr-scaling linear` with `--base-batch 16` doubles the rate, so the run is 1 rank's
         /// with `--batch-size 32` in 2 replicas and twice the rate, bit for bit.
