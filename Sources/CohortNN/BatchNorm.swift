@@ -11,7 +11,8 @@ import CohortTensor
 /// running statistics instead. Backward (training):
 /// `dγ = Σ dy·x̂`, `dβ = Σ dy`, `dx = γ/√(σ² + ε) · (dy - dβ/M - x̂·dγ/M)`.
 ///
-/// The per-channel sums are taken in double, so `σ² = Σx²/M - μ²` keeps float's precision.
+/// The per-channel sums are taken over each sample's plane in float lanes and added in double
+/// (`planeMoments`), so `σ² = Σx²/M - μ²` keeps float's precision.
 /// `statisticsSum`, when set, adds a vector of per-channel sums over every replica and rank
 /// (`--sync-batchnorm`): the statistics are then the whole global batch's.
 public final class BatchNorm: Layer {
@@ -32,6 +33,9 @@ public final class BatchNorm: Layer {
     private var mean: [Double], inverseDeviation: [Double]
     private var positions = 0
     private var training = true
+    /// Set by `Network` when a ReLU follows: the forward writes `max(y, 0)` itself and the backward
+    /// applies the ReLU's mask `[y > 0]` to the gradient it receives (the ReLU does neither).
+    var rectifiesOutput = false
 
     /// Adds `values` (per-channel sums, and last the position count) over every replica and rank
     /// of the step, in place; `nil`: each replica normalises with its own micro-batch.
@@ -90,9 +94,7 @@ public final class BatchNorm: Layer {
         var sums = [Double](repeating: 0, count: 2 * channels + 1)
         for n in 0..<batch {
             for c in 0..<channels {
-                let p = x + (n * channels + c) * plane
-                var s1 = 0.0, s2 = 0.0
-                for i in 0..<plane { let v = Double(p[i]); s1 += v; s2 += v * v }
+                let (s1, s2) = planeMoments(x + (n * channels + c) * plane, count: plane)
                 sums[c] += s1; sums[channels + c] += s2
             }
         }
@@ -114,27 +116,26 @@ public final class BatchNorm: Layer {
         return UnsafePointer(y)
     }
 
-    /// `y = scale·x + shift` over channel `c` of every sample.
+    /// `y = scale·x + shift` (rectified when a ReLU follows) over channel `c` of every sample.
     private func normalize(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, channel c: Int, batch: Int,
                            scale: Float, shift: Float) {
         for n in 0..<batch {
             let offset = (n * channels + c) * plane
-            let p = x + offset, q = y + offset
-            for i in 0..<plane { q[i] = p[i] * scale + shift }
+            affine(x + offset, y + offset, count: plane, scale: scale, shift: shift, rectify: rectifiesOutput)
         }
     }
 
     public func backward(_ dy: UnsafePointer<Float>, batch: Int, needsInputGradient: Bool) -> UnsafePointer<Float>? {
         guard let x = lastInput else { preconditionFailure("BatchNorm.backward before a training forward") }
-        // Per channel Σdy and Σdy·x̂, over the global batch under --sync-batchnorm.
+        // Per channel Σg and Σg·x̂ (g = dy, masked by the fused ReLU), over the global batch under
+        // --sync-batchnorm.
+        let y = rectifiesOutput ? UnsafePointer(output.pointer) : nil
         var sums = [Double](repeating: 0, count: 2 * channels + 1)
         for n in 0..<batch {
             for c in 0..<channels {
                 let offset = (n * channels + c) * plane
-                let p = x + offset, g = dy + offset
-                let mu = mean[c]
-                var s1 = 0.0, s2 = 0.0
-                for i in 0..<plane { let d = Double(g[i]); s1 += d; s2 += d * (Double(p[i]) - mu) }
+                let (s1, s2) = planeGradientSums(dy + offset, x + offset, rectified: y.map { $0 + offset },
+                                                 mean: Float(mean[c]), count: plane)
                 sums[c] += s1; sums[channels + c] += s2 * inverseDeviation[c]
             }
         }
@@ -149,13 +150,13 @@ public final class BatchNorm: Layer {
         for c in 0..<channels {
             let k = Double(gamma[c]) * inverseDeviation[c]
             let meanDy = sums[c] / m, meanDyXhat = sums[channels + c] / m
-            // dx = k·(dy - meanDy - x̂·meanDyXhat), with x̂ = (x - μ)·invσ: dx = a·dy + b·x + c0.
+            // dx = k·(g - meanG - x̂·meanGXhat), with x̂ = (x - μ)·invσ: dx = a·g + b·x + c0.
             let a = Float(k), b = Float(-k * meanDyXhat * inverseDeviation[c])
             let c0 = Float(-k * meanDy + k * meanDyXhat * inverseDeviation[c] * mean[c])
             for n in 0..<batch {
                 let offset = (n * channels + c) * plane
-                let p = x + offset, g = dy + offset, d = inputGrad.pointer + offset
-                for i in 0..<plane { d[i] = a * g[i] + b * p[i] + c0 }
+                normalizationInputGradient(dy + offset, x + offset, rectified: y.map { $0 + offset },
+                                           inputGrad.pointer + offset, count: plane, a: a, b: b, c: c0)
             }
         }
         return UnsafePointer(inputGrad.pointer)

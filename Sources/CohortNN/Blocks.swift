@@ -67,7 +67,8 @@ public struct LayerChain {
 /// Pairs of neighbours that share work: a ReLU then a max-pooling (only window winners get a
 /// gradient, and the ReLU's mask at a winner is [pooled output > 0], so the pooling's backward
 /// applies it and the ReLU's is a no-op); a convolution then a ReLU (the convolution's kernel
-/// rectifies its own output).
+/// rectifies its own output); a batch norm then a ReLU (the batch norm rectifies its output and
+/// masks the gradient it receives, and the ReLU does neither).
 func fuseNeighbours(_ layers: [Layer]) {
     for (first, second) in zip(layers, layers.dropFirst()) {
         if let relu = first as? ReLU, let pool = second as? MaxPool2D {
@@ -77,6 +78,11 @@ func fuseNeighbours(_ layers: [Layer]) {
         if let conv = first as? Conv2D, let relu = second as? ReLU {
             conv.rectifiesOutput = true
             relu.inputAlreadyRectified = true
+        }
+        if let norm = first as? BatchNorm, let relu = second as? ReLU {
+            norm.rectifiesOutput = true
+            relu.inputAlreadyRectified = true
+            relu.gradientMaskedByPreviousLayer = true
         }
     }
 }
@@ -118,7 +124,8 @@ public final class Residual: Layer {
     public let body: LayerChain, shortcut: LayerChain, after: LayerChain
     public let inputShape: Shape, outputShape: Shape
     private let sum: FloatBuffer, inputGrad: FloatBuffer
-    private var lastInput: UnsafePointer<Float>?
+    /// `after` starts with a ReLU: the sum is rectified as it is written, and the ReLU passes it on.
+    private let rectifiesSum: Bool
 
     /// `shortcut` empty: the identity, which needs the body to keep the shape.
     public init(body: [(name: String?, layer: Layer)], shortcut: [(name: String?, layer: Layer)],
@@ -133,6 +140,12 @@ public final class Residual: Layer {
         outputShape = after.last?.layer.outputShape ?? bodyShape
         sum = FloatBuffer(count: maxBatch * bodyShape.elementCount)
         inputGrad = FloatBuffer(count: maxBatch * inputShape.elementCount)
+        if let relu = self.after.layers.first as? ReLU {
+            relu.inputAlreadyRectified = true
+            rectifiesSum = true
+        } else {
+            rectifiesSum = false
+        }
     }
 
     private var chains: [(prefix: String, chain: LayerChain)] { [("", body), ("shortcut.", shortcut), ("after.", after)] }
@@ -169,12 +182,15 @@ public final class Residual: Layer {
     public var sublayers: [Layer] { body.layers + shortcut.layers + after.layers }
 
     public func forward(_ x: UnsafePointer<Float>, batch: Int) -> UnsafePointer<Float> {
-        lastInput = x
         let b = body.forward(x, batch: batch)
         let s = shortcut.isEmpty ? x : shortcut.forward(x, batch: batch)
         let count = batch * (body.layers.last!.outputShape.elementCount)
         let y = sum.pointer
-        for i in 0..<count { y[i] = b[i] + s[i] }
+        if rectifiesSum {
+            for i in 0..<count { let v = b[i] + s[i]; y[i] = v > 0 ? v : 0 }
+        } else {
+            for i in 0..<count { y[i] = b[i] + s[i] }
+        }
         return after.isEmpty ? UnsafePointer(y) : after.forward(UnsafePointer(y), batch: batch)
     }
 

@@ -33,10 +33,12 @@ public final class ReLU: Layer {
 
     /// Set by `Network` when a max-pooling follows and applies this mask in its own backward.
     var gradientMaskedByNextLayer = false
+    /// Set by `Network` when the layer before (a batch norm) applies this mask in its own backward.
+    var gradientMaskedByPreviousLayer = false
 
     public func backward(_ dy: UnsafePointer<Float>, batch: Int, needsInputGradient: Bool) -> UnsafePointer<Float>? {
         guard needsInputGradient else { return nil }
-        if gradientMaskedByNextLayer { return dy }
+        if gradientMaskedByNextLayer || gradientMaskedByPreviousLayer { return dy }
         guard let y = lastOutput else { preconditionFailure("ReLU.backward before forward") }
         reluBackward(dy, output: y, inputGrad.pointer, count: batch * inputShape.elementCount)
         return UnsafePointer(inputGrad.pointer)

@@ -6,6 +6,7 @@ import CohortOptim
 @testable import CohortRun
 @testable import CohortSweep
 import CohortTensor
+import Foundation
 import Testing
 
 /// Forward outputs and gradients compared with PyTorch's on the same inputs and
@@ -117,6 +118,42 @@ import Testing
         let network = compare(block, fixture: name)
         let expected = (c["params"] as! [String: Any]).keys.map { "layer." + $0 }
         #expect(Set(network.tensors.map(\.name)) == Set(expected))
+    }
+
+    /// ResNet (n = 1) started from PyTorch's initial weights (`--init`'s loader, strict) takes
+    /// PyTorch's 3 SGD steps (`Fixtures/make_resnet_steps.py`): every parameter and running
+    /// statistic within 1e-4 relative (plus 1e-5). Both sides compute in float32 with their own
+    /// kernels' summation orders: each gradient element's sum of up to 4·8·8 products differs
+    /// by a few units of float's 6e-8 relative, batch norm divides by the batch's deviation
+    /// (of order 1 here), and three steps of lr 0.1 add three such differences to weights of
+    /// order 0.1 to 1, far below 1e-4; a wrong layer, name or buffer update is off by far more.
+    @Test func resnetStepsFromPyTorchsStart() throws {
+        let directory = Fixtures.directory
+        let c = try JSONSerialization.jsonObject(with: Data(contentsOf: directory.appendingPathComponent("resnet_steps.json")))
+            as! [String: Any]
+        let x = FixtureTensor(c["x"]), labels = (c["labels"] as! [Int]).map(Int32.init)
+        let batch = x.shape[0]
+        let network = try ModelSpec(file: .builtin(.resnet20), parameters: ["n": c["n"] as! Int])
+            .build(inputShape: Array(x.shape.dropFirst()), classes: 10, maxBatch: batch)
+        try SafeTensors.load(directory.appendingPathComponent("resnet_steps_initial.safetensors").path, into: network)
+        let loss = SoftmaxCrossEntropy(classes: 10, maxBatch: batch)
+        let sgd = SGD(count: network.parameterCount, learningRate: Float(c["lr"] as! Double),
+                      momentum: Float(c["momentum"] as! Double), weightDecay: Float(c["weight_decay"] as! Double),
+                      nesterov: c["nesterov"] as! Bool)
+        for _ in 0..<(c["steps"] as! Int) {
+            network.zeroGradients()
+            let logits = network.forward(x.data, batch: batch)
+            let (_, dLogits) = loss.forwardBackward(logits: logits, labels: labels, batch: batch, scale: 1 / Float(batch))
+            network.backward(dLogits, batch: batch)
+            sgd.step(parameters: network.parameters.pointer, gradients: network.gradients.pointer)
+        }
+        let final = try SafeTensors.read(directory.appendingPathComponent("resnet_steps_final.safetensors").path)
+        #expect(Set(final.keys) == Set((network.tensors + network.bufferTensors).map(\.name)))
+        for (t, storage) in network.tensors.map({ ($0, network.parameters) }) + network.bufferTensors.map({ ($0, network.buffers) }) {
+            let expected = try #require(final[t.name])
+            expectClose(Array(storage.array[t.offset..<(t.offset + t.count)]), expected.values, atol: 1e-5, rtol: 1e-4,
+                        "after 3 steps: \(t.name)")
+        }
     }
 
     @Test func maxPool2D() {
