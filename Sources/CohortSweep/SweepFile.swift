@@ -88,11 +88,21 @@ public struct SweepFile {
             guard text.hasSuffix("]") else { throw CohortError.settings("an array must end with ] on the same line") }
             let inner = text.dropFirst().dropLast().trimmingCharacters(in: .whitespaces)
             if inner.isEmpty { return .array([]) }
-            var items = inner.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+            var items = splitOutsideQuotes(inner).map { $0.trimmingCharacters(in: .whitespaces) }
             if items.last == "" { items.removeLast() }  // a trailing comma, as TOML allows
             return .array(try items.map { try parseScalar($0) })
         }
         return .scalar(try parseScalar(text))
+    }
+
+    /// `a, "b,c", d` -> `["a", " \"b,c\"", " d"]`: commas inside double quotes belong to the string.
+    static func splitOutsideQuotes(_ text: String) -> [String] {
+        var items = [""], quoted = false
+        for c in text {
+            if c == "\"" { quoted.toggle() }
+            if c == "," && !quoted { items.append("") } else { items[items.count - 1].append(c) }
+        }
+        return items
     }
 
     static func parseScalar(_ text: String) throws -> String {

@@ -81,6 +81,20 @@ extension SystemTests {
                                   try GridAxis(flag: "optimizer", values: ["adam", "adagrad"])])
         }
 
+        /// A grid over a model file's parameters: each point's run gets its `--model-param`.
+        @Test func sweepsVaryAModelFilesParameters() throws {
+            let file = try SweepFile(text: """
+                [train]
+                model = "models/resnet20.toml"
+                [grid]
+                model_param = ["n=1,filters=8", "n=2,filters=16"]
+                """, source: "depth.toml")
+            let spec = try SweepSpec(name: "depth", ranks: 1, fixed: file.fixed, axes: file.axes)
+            #expect(spec.points.count == 2)
+            #expect(spec.arguments(for: spec.points[1], runDirectory: "runs/p1")
+                    == ["train", "--model", "models/resnet20.toml", "--model-param", "n=2,filters=16", "--out", "runs/p1"])
+        }
+
         @Test(arguments: [("[grid]\nlr = 0.1", ":2:", "is an array"), ("[train]\nlr = [0.1]", ":2:", "one value"),
                           ("[other]", ":1:", "unknown table"), ("lr = 0.1", ":1:", "unknown top-level key"),
                           ("[grid]\nlr = [0.1, abc]", ":2:", "not a value"), ("[grid]\nlr = [0.1", ":2:", "end with ]"),
