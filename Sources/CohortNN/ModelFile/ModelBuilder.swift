@@ -84,17 +84,36 @@ struct ModelBuilder {
         return (layers, shape)
     }
 
+    /// The most values one layer may give per sample, and the most parameters it may hold:
+    /// far beyond any network trained here, and small enough that a typo's size is refused
+    /// before anything is allocated.
+    static let maxOutputPerSample = 1 << 24, maxLayerParameters = 1 << 26
+
     private mutating func layer(_ r: inout EntryReader, input: Shape, scope: [String: Int]) throws(ModelFileError) -> Named {
         let type = try r.type()
         let name = try r.name()
+        func limit(output: [Int], parameters: Int) throws(ModelFileError) {
+            // Each factor is at most 2^40 (IntegerExpression) or checked below, so no product overflows.
+            let (values, overflow) = output.reduce((1, false)) { acc, d in
+                let (p, o) = acc.0.multipliedReportingOverflow(by: d)
+                return (p, acc.1 || o)
+            }
+            guard !overflow, values <= Self.maxOutputPerSample else {
+                throw r.error("gives \(output) per sample, more than \(Self.maxOutputPerSample) values")
+            }
+            guard parameters <= Self.maxLayerParameters else {
+                throw r.error("holds \(parameters) parameters, more than \(Self.maxLayerParameters)")
+            }
+        }
         let maxBatch = settings.maxBatch
         func image() throws(ModelFileError) -> (c: Int, h: Int, w: Int) {
             guard input.count == 3 else { throw r.error("needs an input [C, H, W], gets \(input)") }
             return (input[0], input[1], input[2])
         }
         func window(_ kernel: Int, _ stride: Int, _ padding: Int, _ size: (h: Int, w: Int)) throws(ModelFileError) {
-            guard kernel > 0, stride > 0, padding >= 0 else {
-                throw r.error("kernel \(kernel), stride \(stride) and padding \(padding) must be positive (padding may be 0)")
+            guard (1...(1 << 16)).contains(kernel), (1...(1 << 16)).contains(stride), (0...(1 << 16)).contains(padding) else {
+                throw r.error("kernel \(kernel), stride \(stride) and padding \(padding) must be positive (padding may be 0) "
+                              + "and at most 65536")
             }
             guard size.h + 2 * padding >= kernel, size.w + 2 * padding >= kernel else {
                 throw r.error("kernel \(kernel) is larger than the input \(input) with padding \(padding)")
@@ -106,8 +125,10 @@ struct ModelBuilder {
             let filters = try r.integer("filters", scope), kernel = try r.integer("kernel", scope)
             let stride = try r.integer("stride", scope, default: 1), padding = try r.integer("padding", scope, default: 0)
             let bias = try r.flag("bias", default: true)
-            guard filters > 0 else { throw r.error("filters must be positive, got \(filters)") }
+            guard (1...Self.maxOutputPerSample).contains(filters) else { throw r.error("filters must be positive, got \(filters)") }
             try window(kernel, stride, padding, (h, w))
+            try limit(output: [filters, (h + 2 * padding - kernel) / stride + 1, (w + 2 * padding - kernel) / stride + 1],
+                      parameters: filters * c * kernel * kernel)
             return (name, Conv2D(inChannels: c, outChannels: filters, height: h, width: w, kernel: kernel, stride: stride,
                                  padding: padding, bias: bias, maxBatch: maxBatch, precision: settings.precision))
         case "batchnorm":
@@ -135,6 +156,7 @@ struct ModelBuilder {
         case "linear":
             let out = try r.integer("out", scope)
             guard out > 0 else { throw r.error("out must be positive, got \(out)") }
+            try limit(output: [out], parameters: out <= Self.maxLayerParameters ? out * (input.elementCount + 1) : out)
             return (name, Linear(inFeatures: input.elementCount, outFeatures: out, maxBatch: maxBatch, inputShape: input))
         case "dropout":
             let p = try r.number("p")
@@ -150,6 +172,7 @@ struct ModelBuilder {
             }
             let hidden = try r.integer("hidden", scope)
             guard hidden > 0 else { throw r.error("hidden must be positive, got \(hidden)") }
+            try limit(output: [hidden], parameters: hidden <= Self.maxOutputPerSample ? 4 * hidden * (hidden + input[input.count - 1] + 2) : hidden)
             let steps = input[input.count - 2], features = input[input.count - 1]
             return (name, Recurrent(kind: CellKind(rawValue: type)!, inputSize: features, hidden: hidden, steps: steps,
                                     maxBatch: maxBatch, inputShape: input, precision: settings.precision))
@@ -187,7 +210,7 @@ struct ModelBuilder {
         }
         var firstArguments = arguments
         for (key, value) in first { firstArguments[key] = try r.evaluate(value, key: "first.\(key)", scope) }
-        if let repeats, repeats < 1 { throw r.error("repeat must be at least 1, got \(repeats)") }
+        if let repeats, !(1...1024).contains(repeats) { throw r.error("repeat must be in 1...1024, got \(repeats)") }
 
         stack.append(blockName)
         defer { stack.removeLast() }

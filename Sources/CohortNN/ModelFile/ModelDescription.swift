@@ -44,8 +44,16 @@ public struct ModelDescription: Codable, Equatable, Sendable {
         blocks = try c.decodeIfPresent([String: BlockDescription].self, forKey: .blocks) ?? [:]
     }
 
-    /// Parses TOML text; `source` (a path) begins every message.
+    /// Parses TOML text; `source` (a path) begins every message. A model file is ASCII text
+    /// (tabs, line ends and printable characters): toml++ stops the process on some other
+    /// characters where a table's or key's name should be, so they are refused first.
     public init(toml text: String, source: String) throws(ModelFileError) {
+        for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            if let bad = line.unicodeScalars.first(where: { !($0 == "\t" || $0 == "\r" || (0x20..<0x7F).contains($0.value)) }) {
+                throw ModelFileError("\(source):\(number + 1): a model file is ASCII text; this line has U+"
+                                     + String(bad.value, radix: 16, uppercase: true))
+            }
+        }
         do {
             self = try TOMLDecoder().decode(ModelDescription.self, from: text)
         } catch let error as TOMLParseError {

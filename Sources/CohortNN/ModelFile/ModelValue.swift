@@ -53,7 +53,8 @@ struct AnyKey: CodingKey {
 /// Integer arithmetic over named parameters, as model files write sizes: `"2 * width"`,
 /// `"(depth - 2) / 6"`. Grammar: `sum = product (("+" | "-") product)*`,
 /// `product = factor (("*" | "/") factor)*`, `factor = integer | name | "(" sum ")" | "-" factor`.
-/// Division must be exact.
+/// Division must be exact; a result beyond ±2^40 is refused (no size is that large, and the
+/// arithmetic never overflows).
 struct IntegerExpression {
     let text: String
 
@@ -85,17 +86,30 @@ struct IntegerExpression {
             return true
         }
 
+        static let limit = 1 << 40
+
+        func checked(_ value: Int) throws -> Int {
+            guard abs(value) <= Self.limit else { throw ExpressionError("\"\(String(characters))\" is too large") }
+            return value
+        }
+
         mutating func sum() throws -> Int {
             var value = try product()
             while true {
-                if take("+") { value += try product() } else if take("-") { value -= try product() } else { return value }
+                if take("+") { value = try checked(value + (try product())) }
+                else if take("-") { value = try checked(value - (try product())) }
+                else { return value }
             }
         }
 
         mutating func product() throws -> Int {
             var value = try factor()
             while true {
-                if take("*") { value *= try factor() } else if take("/") {
+                if take("*") {
+                    let (result, overflow) = value.multipliedReportingOverflow(by: try factor())
+                    guard !overflow else { throw ExpressionError("\"\(String(characters))\" is too large") }
+                    value = try checked(result)
+                } else if take("/") {
                     let divisor = try factor()
                     guard divisor != 0, value % divisor == 0 else {
                         throw ExpressionError("\(value) / \(divisor) is not a whole number in \"\(String(characters))\"")
@@ -117,7 +131,7 @@ struct IntegerExpression {
             while position < characters.count, characters[position].isLetter || characters[position].isNumber
                     || characters[position] == "_" { position += 1 }
             let token = String(characters[start..<position])
-            if let value = Int(token) { return value }
+            if let value = Int(token) { return try checked(value) }
             guard let first = token.first, first.isLetter || first == "_" else {
                 throw ExpressionError("expected a number or a name in \"\(String(characters))\"")
             }

@@ -159,6 +159,13 @@ import Testing
         fuzz("sweep file", seed: sweep) { bytes in
             _ = try SweepFile(text: String(decoding: bytes, as: UTF8.self), source: "fuzz.toml")
         }
+        // Model files, parsed and built: a mutated size is refused (or small enough to build), never a trap.
+        fuzz("model file", seed: Array(ModelFile.builtin(.resnet20).text.utf8)) { bytes in
+            do {
+                _ = try ModelFile(text: String(decoding: bytes, as: UTF8.self), source: "fuzz.toml")
+                    .build(BuildSettings(inputShape: [3, 8, 8], classes: 10, maxBatch: 1))
+            } catch let error as ModelFileError { throw CohortError.settings(error.description) }
+        }
         fuzz("hostfile", seed: Array("# nodes\nnode1 slots=3\nnode2 slots=2 max_slots=4\nnode3\n".utf8)) { bytes in
             let path = NSTemporaryDirectory() + "cohort-fuzz-hostfile-\(getpid())"
             defer { unlink(path) }

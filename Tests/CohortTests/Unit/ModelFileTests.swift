@@ -153,6 +153,9 @@ import Testing
          "block \"r\" has no parameter 'size'"),
         ("layers = [{ type = \"linear\", out = 10 }", "test.toml:1:"),
         ("layer = []", "unknown key 'layer' in the file"),
+        ("# caf\u{e9}\nlayers = []", "test.toml:1: a model file is ASCII text; this line has U+E9"),
+        ("layers = [{ type = \"linear\", out = \"99999999 * 99999999\" }]", "layers[0] (linear): out: \"99999999 * 99999999\" is too large"),
+        ("layers = [{ type = \"conv\", filters = 4000000, kernel = 1 }]", "layers[0] (conv): gives [4000000, 8, 8] per sample, more than 16777216 values"),
         ("layers = [{ type = \"linear\", out = 10 }]\nparameters = { width = \"x\" }", "parameters.width: expected an integer"),
     ])
     func mistakesNameTheirPlace(text: String, expected: String) {
