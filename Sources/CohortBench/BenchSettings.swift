@@ -12,7 +12,7 @@ public struct BenchSettings: Codable, Equatable, Sendable {
     /// Values of the model file's parameters (`--model-param`).
     public var modelParam: [String: Int]?
     public var hidden = 128
-    /// Multiplier of the CNN's filters (see `Models.make`).
+    /// Multiplier of the CNN's filters: the model file's parameter `width` (`TrainingConfig.width`).
     public var width = 1
     /// Global batch, split over the ranks as in training.
     public var batchSize = 64
