@@ -31,6 +31,8 @@ public final class BatchNorm: Layer {
     /// The last training forward's input, mean and `1/√(σ² + ε)` per channel, and position count M.
     private var lastInput: UnsafePointer<Float>?
     private var mean: [Double], inverseDeviation: [Double]
+    /// Per-channel sums of a pass, then the position count: `[2·C + 1]`, kept from pass to pass.
+    private var sums: [Double]
     private var positions = 0
     private var training = true
     /// Set by `Network` when a ReLU follows: the forward writes `max(y, 0)` itself and the backward
@@ -51,6 +53,7 @@ public final class BatchNorm: Layer {
         inputGrad = FloatBuffer(count: maxBatch * shape.elementCount)
         mean = Array(repeating: 0, count: shape[0])
         inverseDeviation = Array(repeating: 0, count: shape[0])
+        sums = Array(repeating: 0, count: 2 * shape[0] + 1)
     }
 
     public var parameterSpecs: [ParameterSpec] { [ParameterSpec("weight", [channels]), ParameterSpec("bias", [channels])] }
@@ -91,7 +94,7 @@ public final class BatchNorm: Layer {
         }
         lastInput = x
         // Per channel Σx and Σx², then M: summed over the global batch under --sync-batchnorm.
-        var sums = [Double](repeating: 0, count: 2 * channels + 1)
+        sums.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
         for n in 0..<batch {
             for c in 0..<channels {
                 let (s1, s2) = planeMoments(x + (n * channels + c) * plane, count: plane)
@@ -130,7 +133,7 @@ public final class BatchNorm: Layer {
         // Per channel Σg and Σg·x̂ (g = dy, masked by the fused ReLU), over the global batch under
         // --sync-batchnorm.
         let y = rectifiesOutput ? UnsafePointer(output.pointer) : nil
-        var sums = [Double](repeating: 0, count: 2 * channels + 1)
+        sums.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
         for n in 0..<batch {
             for c in 0..<channels {
                 let offset = (n * channels + c) * plane

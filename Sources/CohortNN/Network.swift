@@ -61,17 +61,16 @@ public final class Network {
         self.layers = chain.layers
         self.maxBatch = maxBatch
         self.sampleKeys = sampleKeys
-        func named(_ specs: (Layer) -> [ParameterSpec], _ ranges: [Range<Int>]) -> [NamedTensor] {
-            zip(chain.names, zip(chain.layers, ranges)).flatMap { name, item in
-                var offset = item.1.lowerBound
-                return specs(item.0).map { spec in
-                    defer { offset += spec.count }
-                    return NamedTensor(name: "\(name).\(spec.name)", shape: spec.shape, offset: offset, isCount: spec.isCount)
-                }
+        // The chain's tensors lie one after another in the flat buffers, in its order.
+        func placed(_ specs: [ParameterSpec]) -> [NamedTensor] {
+            var offset = 0
+            return specs.map { spec in
+                defer { offset += spec.count }
+                return NamedTensor(name: spec.name, shape: spec.shape, offset: offset, isCount: spec.isCount)
             }
         }
-        tensors = named(\.parameterSpecs, chain.parameterRanges)
-        bufferTensors = named(\.bufferSpecs, chain.bufferRanges)
+        tensors = placed(chain.parameterSpecs)
+        bufferTensors = placed(chain.bufferSpecs)
         layerRanges = chain.parameterRanges
         let count = chain.parameterRanges.last?.upperBound ?? 0
         firstWithParameters = layerRanges.firstIndex { !$0.isEmpty } ?? 0
