@@ -5,7 +5,7 @@
 #
 #   bench/compare-pytorch.sh --model cnn --dataset cifar10 --data-dir DIR [--runs 3]
 #       [--epochs 1] [--batch-size 64] [--hidden 128] [--optimizer adagrad] [--lr 0.01]
-#       [--limit N] [--threads T] [--ranks N] [--precision fp32|bf16] [--torch-precision fp32|bf16]
+#       [--momentum M] [--nesterov] [--weight-decay W] [--limit N] [--threads T] [--ranks N] [--precision fp32|bf16] [--torch-precision fp32|bf16]
 #       [--isa avx2]
 #
 # --precision sets both sides' (Cohort's --precision, PyTorch's bf16 autocast on the CPU);
@@ -31,7 +31,7 @@ here="$(cd "$(dirname "$0")/.." && pwd)"
 python="${PYTHON:-/tmp/torch-venv/bin/python}"
 reference="${REFERENCE:-$here/../shared/peers/torch_reference.py}"
 model=cnn dataset=cifar10 data_dir="" runs=3 epochs=1 batch=64 hidden=128 optimizer=adagrad lr=0.01 limit=0 threads=0 ranks=1
-precision=fp32 torch_precision="" isa=""
+precision=fp32 torch_precision="" isa="" momentum=0 nesterov="" weight_decay=0
 while (($#)); do
   case "$1" in
     --model) model="$2"; shift 2 ;;
@@ -43,6 +43,9 @@ while (($#)); do
     --hidden) hidden="$2"; shift 2 ;;
     --optimizer) optimizer="$2"; shift 2 ;;
     --lr) lr="$2"; shift 2 ;;
+    --momentum) momentum="$2"; shift 2 ;;
+    --nesterov) nesterov=1; shift ;;
+    --weight-decay) weight_decay="$2"; shift 2 ;;
     --limit) limit="$2"; shift 2 ;;
     --threads) threads="$2"; shift 2 ;;
     --ranks) ranks="$2"; shift 2 ;;
@@ -63,6 +66,9 @@ cohort_args=(--model "$model" --dataset "$dataset" --data-dir "$data_dir" --opti
 torch_args=(--model "$model" --dataset "$dataset" --data-dir "$torch_data" --optimizer "$optimizer" --lr "$lr"
             --epochs "$epochs" --batch-size "$batch" --hidden "$hidden")
 [ "$limit" != 0 ] && { cohort_args+=(--limit "$limit"); torch_args+=(--limit "$limit"); }
+[ "$momentum" != 0 ] && { cohort_args+=(--momentum "$momentum"); torch_args+=(--momentum "$momentum"); }
+[ -n "$nesterov" ] && { cohort_args+=(--nesterov); torch_args+=(--nesterov); }
+[ "$weight_decay" != 0 ] && { cohort_args+=(--weight-decay "$weight_decay"); torch_args+=(--weight-decay "$weight_decay"); }
 [ "$threads" != 0 ] && { cohort_args+=(--threads "$threads"); torch_args+=(--threads "$threads"); }
 torch_precision="${torch_precision:-$precision}"
 cohort_args+=(--precision "$precision")
