@@ -21,11 +21,9 @@ public enum Models {
     /// `precision`: what the CNN's convolutions, or the recurrent layer's products, multiply.
     public static func make(_ kind: ModelKind, imageShape: Shape, hidden: Int, width: Int = 1, classes: Int = 10,
                             maxBatch: Int, sharing: FloatBuffer? = nil, precision: FloatFormat = .fp32) -> Network {
-        let file = ModelFile.builtin(kind)
-        let parameters = ["hidden": hidden, "width": width].filter { file.description.parameters[$0.key] != nil }
         do {
-            return try file.build(BuildSettings(inputShape: imageShape, classes: classes, parameters: parameters,
-                                                maxBatch: maxBatch, sharing: sharing, precision: precision))
+            return try ModelSpec(file: .builtin(kind), hidden: hidden, width: width)
+                .build(inputShape: imageShape, classes: classes, maxBatch: maxBatch, sharing: sharing, precision: precision)
         } catch {
             preconditionFailure("\(error)")
         }

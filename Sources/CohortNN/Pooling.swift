@@ -9,12 +9,9 @@ public final class MaxPool2D: Layer {
     public let switches: UnsafeMutablePointer<Int32>
 
     public init(channels: Int, height: Int, width: Int, kernel: Int, stride: Int? = nil, padding: Int = 0, maxBatch: Int) {
-        // Every window then holds at least one real input, so every output has a winner.
-        precondition(padding >= 0 && padding <= kernel / 2, "pooling padding must be at most half the window")
-        let s = stride ?? kernel
-        geometry = ConvGeometry(channels: channels, height: height, width: width, kernelH: kernel, kernelW: kernel,
-                                strideH: s, strideW: s, padH: padding, padW: padding)
-        precondition(geometry.outHeight > 0 && geometry.outWidth > 0, "pooling window larger than its input")
+        // Every window holds at least one real input, so every output has a winner.
+        geometry = .pooling(channels: channels, height: height, width: width, kernel: kernel, stride: stride,
+                            padding: padding)
         inputShape = [channels, height, width]
         outputShape = [channels, geometry.outHeight, geometry.outWidth]
         output = FloatBuffer(count: maxBatch * outputShape.elementCount)
@@ -57,11 +54,8 @@ public final class AvgPool2D: Layer {
     private let output: FloatBuffer, inputGrad: FloatBuffer
 
     public init(channels: Int, height: Int, width: Int, kernel: Int, stride: Int? = nil, padding: Int = 0, maxBatch: Int) {
-        precondition(padding >= 0 && padding <= kernel / 2, "pooling padding must be at most half the window")
-        let s = stride ?? kernel
-        geometry = ConvGeometry(channels: channels, height: height, width: width, kernelH: kernel, kernelW: kernel,
-                                strideH: s, strideW: s, padH: padding, padW: padding)
-        precondition(geometry.outHeight > 0 && geometry.outWidth > 0, "pooling window larger than its input")
+        geometry = .pooling(channels: channels, height: height, width: width, kernel: kernel, stride: stride,
+                            padding: padding)
         inputShape = [channels, height, width]
         outputShape = [channels, geometry.outHeight, geometry.outWidth]
         output = FloatBuffer(count: maxBatch * outputShape.elementCount)

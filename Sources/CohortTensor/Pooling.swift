@@ -16,13 +16,12 @@ public func maxPoolForward(_ x: UnsafePointer<Float>, batch: Int, geometry g: Co
         let dst = y + plane * g.outPlane
         let arg = argmax + plane * g.outPlane
         for oy in 0..<oh {
-            let y0 = oy * g.strideH - g.padH
             for ox in 0..<ow {
-                let x0 = ox * g.strideW - g.padW
+                let (rows, columns) = g.window(row: oy, column: ox)
                 var best = -Float.infinity
                 var bestIndex = -1
-                for ky in max(0, y0)..<min(g.height, y0 + g.kernelH) {
-                    for kx in max(0, x0)..<min(g.width, x0 + g.kernelW) {
+                for ky in rows {
+                    for kx in columns {
                         let v = src[ky * g.width + kx]
                         if v > best || bestIndex < 0 || v.isNaN { best = v; bestIndex = ky * g.width + kx }
                     }
@@ -137,13 +136,10 @@ public func averagePoolForward(_ x: UnsafePointer<Float>, batch: Int, geometry g
     for plane in 0..<(batch * g.channels) {
         let src = x + plane * g.inPlane, dst = y + plane * g.outPlane
         for oy in 0..<g.outHeight {
-            let y0 = oy * g.strideH - g.padH
             for ox in 0..<g.outWidth {
-                let x0 = ox * g.strideW - g.padW
+                let (rows, columns) = g.window(row: oy, column: ox)
                 var sum: Float = 0
-                for ky in max(0, y0)..<min(g.height, y0 + g.kernelH) {
-                    for kx in max(0, x0)..<min(g.width, x0 + g.kernelW) { sum += src[ky * g.width + kx] }
-                }
+                for ky in rows { for kx in columns { sum += src[ky * g.width + kx] } }
                 dst[oy * g.outWidth + ox] = sum * scale
             }
         }
@@ -159,13 +155,10 @@ public func averagePoolBackward(_ dy: UnsafePointer<Float>, batch: Int, geometry
     for plane in 0..<(batch * g.channels) {
         let src = dy + plane * g.outPlane, d = dx + plane * g.inPlane
         for oy in 0..<g.outHeight {
-            let y0 = oy * g.strideH - g.padH
             for ox in 0..<g.outWidth {
-                let x0 = ox * g.strideW - g.padW
+                let (rows, columns) = g.window(row: oy, column: ox)
                 let share = src[oy * g.outWidth + ox] * scale
-                for ky in max(0, y0)..<min(g.height, y0 + g.kernelH) {
-                    for kx in max(0, x0)..<min(g.width, x0 + g.kernelW) { d[ky * g.width + kx] += share }
-                }
+                for ky in rows { for kx in columns { d[ky * g.width + kx] += share } }
             }
         }
     }

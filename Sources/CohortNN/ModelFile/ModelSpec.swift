@@ -12,6 +12,15 @@ public struct ModelSpec: Equatable, Sendable {
         self.parameters = parameters
     }
 
+    /// `--hidden` and `--width` as the file's parameters `hidden` and `width` where it has them
+    /// (the recurrent models' state size, the CNN's filter multiplier), `parameters` over them.
+    public init(file: ModelFile, hidden: Int, width: Int, parameters: [String: Int] = [:]) {
+        let declared = file.description.parameters
+        var values = ["hidden": hidden, "width": width].filter { declared[$0.key] != nil }
+        values.merge(parameters) { $1 }
+        self.init(file: file, parameters: values)
+    }
+
     /// The name runs and reports use: the file's `name`, else its source.
     public var name: String { file.description.name ?? file.source }
 
