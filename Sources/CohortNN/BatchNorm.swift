@@ -12,7 +12,8 @@ import CohortTensor
 /// `dγ = Σ dy·x̂`, `dβ = Σ dy`, `dx = γ/√(σ² + ε) · (dy - dβ/M - x̂·dγ/M)`.
 ///
 /// The per-channel sums are taken over each sample's plane in float lanes and added in double
-/// (`planeMoments`), so `σ² = Σx²/M - μ²` keeps float's precision.
+/// (`planeMoments`; `blockedPlaneMoments` where the maps lie channel-blocked, `layout`), so
+/// `σ² = Σx²/M - μ²` keeps float's precision.
 /// `statisticsSum`, when set, adds a vector of per-channel sums over every replica and rank
 /// (`--sync-batchnorm`): the statistics are then the whole global batch's.
 public final class BatchNorm: Layer {
@@ -31,6 +32,10 @@ public final class BatchNorm: Layer {
     /// The last training forward's input, mean and `1/√(σ² + ε)` per channel, and position count M.
     private var lastInput: UnsafePointer<Float>?
     private var mean: [Double], inverseDeviation: [Double]
+    /// Per channel: the mean in float (what the gradient sums centre on), the affine map of the
+    /// last forward `y = scale·x + shift`, and backward's `dx = a·g + b·x + c`.
+    private var floatMean: [Float], scale: [Float], shift: [Float]
+    private var gradientA: [Float], gradientB: [Float], gradientC: [Float]
     /// Per-channel sums of a pass, then the position count: `[2·C + 1]`, kept from pass to pass.
     private var sums: [Double]
     private var positions = 0
@@ -38,6 +43,8 @@ public final class BatchNorm: Layer {
     /// Set by `Network` when a ReLU follows: the forward writes `max(y, 0)` itself and the backward
     /// applies the ReLU's mask `[y > 0]` to the gradient it receives (the ReLU does neither).
     var rectifiesOutput = false
+    /// How the feature maps lie (`[C, H, W]` inputs only); set by `Network` before the first pass.
+    var layout = ActivationLayout.planar
 
     /// Adds `values` (per-channel sums, and last the position count) over every replica and rank
     /// of the step, in place; `nil`: each replica normalises with its own micro-batch.
@@ -53,6 +60,9 @@ public final class BatchNorm: Layer {
         inputGrad = FloatBuffer(count: maxBatch * shape.elementCount)
         mean = Array(repeating: 0, count: shape[0])
         inverseDeviation = Array(repeating: 0, count: shape[0])
+        let zeros = [Float](repeating: 0, count: shape[0])
+        floatMean = zeros; scale = zeros; shift = zeros
+        gradientA = zeros; gradientB = zeros; gradientC = zeros
         sums = Array(repeating: 0, count: 2 * shape[0] + 1)
     }
 
@@ -86,45 +96,75 @@ public final class BatchNorm: Layer {
         let y = output.pointer
         if !training {
             for c in 0..<channels {
-                let scale = Double(gamma[c]) / (Double(runningVariance[c]) + epsilon).squareRoot()
-                normalize(x, into: y, channel: c, batch: batch, scale: Float(scale),
-                          shift: Float(Double(beta[c]) - Double(runningMean[c]) * scale))
+                let k = Double(gamma[c]) / (Double(runningVariance[c]) + epsilon).squareRoot()
+                scale[c] = Float(k); shift[c] = Float(Double(beta[c]) - Double(runningMean[c]) * k)
             }
+            normalize(x, into: y, batch: batch)
             return UnsafePointer(y)
         }
         lastInput = x
         // Per channel Σx and Σx², then M: summed over the global batch under --sync-batchnorm.
-        sums.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
-        for n in 0..<batch {
-            for c in 0..<channels {
-                let (s1, s2) = planeMoments(x + (n * channels + c) * plane, count: plane)
-                sums[c] += s1; sums[channels + c] += s2
+        sums.withUnsafeMutableBufferPointer { sums in
+            sums.update(repeating: 0)
+            let s1 = sums.baseAddress!, s2 = s1 + channels
+            forEachPlane(batch: batch) { offset, first in
+                switch layout {
+                case .planar:
+                    let (sum, squares) = planeMoments(x + offset, count: plane)
+                    s1[first] += sum; s2[first] += squares
+                case .blocked(let b):
+                    blockedPlaneMoments(x + offset, positions: plane, block: b, sums: s1 + first, squares: s2 + first)
+                }
             }
+            sums[2 * channels] = Double(batch * plane)
+            statisticsSum?(sums)
         }
-        sums[2 * channels] = Double(batch * plane)
-        sums.withUnsafeMutableBufferPointer { statisticsSum?($0) }
         let m = sums[2 * channels]
         positions = Int(m)
         for c in 0..<channels {
             let mu = sums[c] / m, variance = max(sums[channels + c] / m - mu * mu, 0)
-            mean[c] = mu
+            mean[c] = mu; floatMean[c] = Float(mu)
             inverseDeviation[c] = 1 / (variance + epsilon).squareRoot()
             runningMean[c] = Float((1 - momentum) * Double(runningMean[c]) + momentum * mu)
             let unbiased = m > 1 ? variance * m / (m - 1) : variance
             runningVariance[c] = Float((1 - momentum) * Double(runningVariance[c]) + momentum * unbiased)
-            let scale = Double(gamma[c]) * inverseDeviation[c]
-            normalize(x, into: y, channel: c, batch: batch, scale: Float(scale), shift: Float(Double(beta[c]) - mu * scale))
+            let k = Double(gamma[c]) * inverseDeviation[c]
+            scale[c] = Float(k); shift[c] = Float(Double(beta[c]) - mu * k)
         }
         batchesTracked.pointee += 1
+        normalize(x, into: y, batch: batch)
         return UnsafePointer(y)
     }
 
-    /// `y = scale·x + shift` (rectified when a ReLU follows) over channel `c` of every sample.
-    private func normalize(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, channel c: Int, batch: Int,
-                           scale: Float, shift: Float) {
+    /// `y = scale[c]·x + shift[c]` (rectified when a ReLU follows) over every sample.
+    private func normalize(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, batch: Int) {
+        scale.withUnsafeBufferPointer { scale in
+            shift.withUnsafeBufferPointer { shift in
+                forEachPlane(batch: batch) { offset, first in
+                    switch layout {
+                    case .planar:
+                        affine(x + offset, y + offset, count: plane, scale: scale[first], shift: shift[first],
+                               rectify: rectifiesOutput)
+                    case .blocked(let b):
+                        blockedAffine(x + offset, y + offset, positions: plane, block: b, scale: scale.baseAddress! + first,
+                                      shift: shift.baseAddress! + first, rectify: rectifiesOutput)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Calls `body(offset, first)` for each sample's plane of each channel (planar) or block of
+    /// channels (blocked, `[N, C/b, H·W, b]`), `first` its first channel: either way the plane
+    /// starts at `(n·C + first)·H·W`.
+    private func forEachPlane(batch: Int, _ body: (Int, Int) -> Void) {
+        let step: Int
+        switch layout {
+        case .planar: step = 1
+        case .blocked(let b): step = b
+        }
         for n in 0..<batch {
-            let offset = (n * channels + c) * plane
-            affine(x + offset, y + offset, count: plane, scale: scale, shift: shift, rectify: rectifiesOutput)
+            for first in stride(from: 0, to: channels, by: step) { body((n * channels + first) * plane, first) }
         }
     }
 
@@ -133,13 +173,25 @@ public final class BatchNorm: Layer {
         // Per channel Σg and Σg·x̂ (g = dy, masked by the fused ReLU), over the global batch under
         // --sync-batchnorm.
         let y = rectifiesOutput ? UnsafePointer(output.pointer) : nil
-        sums.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
-        for n in 0..<batch {
-            for c in 0..<channels {
-                let offset = (n * channels + c) * plane
-                let (s1, s2) = planeGradientSums(dy + offset, x + offset, rectified: y.map { $0 + offset },
-                                                 mean: Float(mean[c]), count: plane)
-                sums[c] += s1; sums[channels + c] += s2 * inverseDeviation[c]
+        sums.withUnsafeMutableBufferPointer { sums in
+            sums.update(repeating: 0)
+            let s1 = sums.baseAddress!, s2 = s1 + channels
+            floatMean.withUnsafeBufferPointer { means in
+                forEachPlane(batch: batch) { offset, first in
+                    switch layout {
+                    case .planar:
+                        let (sum, projected) = planeGradientSums(dy + offset, x + offset, rectified: y.map { $0 + offset },
+                                                                 mean: Float(mean[first]), count: plane)
+                        s1[first] += sum; s2[first] += projected * inverseDeviation[first]
+                    case .blocked(let b):
+                        blockedPlaneGradientSums(dy + offset, x + offset, rectified: y.map { $0 + offset },
+                                                 mean: means.baseAddress! + first, positions: plane, block: b,
+                                                 sums: s1 + first, projected: s2 + first)
+                    }
+                }
+            }
+            if case .blocked = layout {
+                for c in 0..<channels { s2[c] *= inverseDeviation[c] }
             }
         }
         // The local sums are this replica's gradients of γ and β.
@@ -150,18 +202,33 @@ public final class BatchNorm: Layer {
         guard needsInputGradient else { return nil }
         sums.withUnsafeMutableBufferPointer { statisticsSum?($0) }
         let m = Double(positions)
+        let dx = inputGrad.pointer
         for c in 0..<channels {
             let k = Double(gamma[c]) * inverseDeviation[c]
             let meanDy = sums[c] / m, meanDyXhat = sums[channels + c] / m
             // dx = k·(g - meanG - x̂·meanGXhat), with x̂ = (x - μ)·invσ: dx = a·g + b·x + c0.
-            let a = Float(k), b = Float(-k * meanDyXhat * inverseDeviation[c])
-            let c0 = Float(-k * meanDy + k * meanDyXhat * inverseDeviation[c] * mean[c])
-            for n in 0..<batch {
-                let offset = (n * channels + c) * plane
-                normalizationInputGradient(dy + offset, x + offset, rectified: y.map { $0 + offset },
-                                           inputGrad.pointer + offset, count: plane, a: a, b: b, c: c0)
+            gradientA[c] = Float(k)
+            gradientB[c] = Float(-k * meanDyXhat * inverseDeviation[c])
+            gradientC[c] = Float(-k * meanDy + k * meanDyXhat * inverseDeviation[c] * mean[c])
+        }
+        gradientA.withUnsafeBufferPointer { a in
+            gradientB.withUnsafeBufferPointer { b in
+                gradientC.withUnsafeBufferPointer { c in
+                    forEachPlane(batch: batch) { offset, first in
+                        let rectified = y.map { $0 + offset }
+                        switch layout {
+                        case .planar:
+                            normalizationInputGradient(dy + offset, x + offset, rectified: rectified, dx + offset, count: plane,
+                                                       a: a[first], b: b[first], c: c[first])
+                        case .blocked(let block):
+                            blockedInputGradient(dy + offset, x + offset, rectified: rectified, dx + offset, positions: plane,
+                                                 block: block, a: a.baseAddress! + first, b: b.baseAddress! + first,
+                                                 c: c.baseAddress! + first)
+                        }
+                    }
+                }
             }
         }
-        return UnsafePointer(inputGrad.pointer)
+        return UnsafePointer(dx)
     }
 }

@@ -24,6 +24,8 @@ public final class Conv2D: Layer {
     /// Set by `Network` when a ReLU follows: the forward writes `max(y, 0)` itself, saving the
     /// ReLU's pass over the whole output, and backward receives the gradient the ReLU masked.
     var rectifiesOutput = false
+    /// How x and dx, and y and dy, lie; set by `Network` before the first pass.
+    var inputLayout = ActivationLayout.planar, outputLayout = ActivationLayout.planar
     /// What the kernels multiply (`ConvolutionKernels`); parameters and gradients stay float.
     public let precision: FloatFormat
 
@@ -77,7 +79,8 @@ public final class Conv2D: Layer {
     private func kernels(batch: Int) -> ConvolutionKernels {
         if let k = kernelsByBatch[batch] { return k }
         let k = ConvolutionKernels(geometry: geometry, outChannels: outChannels, batch: batch,
-                                   rectified: rectifiesOutput, biased: hasBias, precision: precision)
+                                   rectified: rectifiesOutput, biased: hasBias, precision: precision,
+                                   inputLayout: inputLayout, outputLayout: outputLayout)
         kernelsByBatch[batch] = k
         return k
     }
@@ -99,7 +102,7 @@ public final class Conv2D: Layer {
     }
 
     /// The transposed convolution `dx = Wᵀ ⋆ dy` alone, parameter gradients untouched: the
-    /// deconvnet's filtering step (Zeiler & Fergus), and the input gradient of backward.
+    /// deconvnet's filtering step (Zeiler & Fergus, on planar maps), and the input gradient of backward.
     /// `dy[N, O, OH, OW]` -> `[N, C, H, W]`.
     public func transposed(_ dy: UnsafePointer<Float>, batch: Int) -> UnsafePointer<Float> {
         kernels(batch: batch).backwardData(dy: dy, weight: weight, dx: inputGrad.pointer)

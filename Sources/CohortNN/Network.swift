@@ -36,6 +36,10 @@ public final class Network {
     public let maxBatch: Int
     /// The epoch and sample indices of the batch a training forward sees (for dropout's masks).
     public let sampleKeys: SampleKeys
+    /// The channel block of the feature maps between the first convolution and the global
+    /// pooling, or nil where they are planar (`ChannelBlocking`). Only the layers' own buffers
+    /// differ: input, output, parameters and gradients lie as always.
+    public let channelBlock: Int?
 
     public var parameterCount: Int { parameters.count }
     public var inputShape: Shape { layers[0].inputShape }
@@ -50,8 +54,9 @@ public final class Network {
     /// `sharing`: another network's parameters to use instead of new ones (a replica that
     /// computes on its own slice of the batch with its own activations and gradients).
     /// `sampleKeys`: what the network's dropout layers read (a new one if none is given).
+    /// `blocksChannels`: whether a network that qualifies keeps its feature maps channel-blocked.
     public init(layers: [(name: String?, layer: Layer)], maxBatch: Int, sharing: FloatBuffer? = nil,
-                sampleKeys: SampleKeys = SampleKeys()) {
+                sampleKeys: SampleKeys = SampleKeys(), blocksChannels: Bool = true) {
         precondition(!layers.isEmpty)
         for (a, b) in zip(layers, layers.dropFirst()) {
             precondition(a.layer.outputShape.elementCount == b.layer.inputShape.elementCount,
@@ -59,6 +64,7 @@ public final class Network {
         }
         let chain = LayerChain(layers)
         self.layers = chain.layers
+        channelBlock = blocksChannels ? ChannelBlocking.apply(to: chain.layers) : nil
         self.maxBatch = maxBatch
         self.sampleKeys = sampleKeys
         // The chain's tensors lie one after another in the flat buffers, in its order.

@@ -75,11 +75,14 @@ public final class AvgPool2D: Layer {
 }
 
 /// The mean of each channel's plane: `[C, H, W] -> [C, 1, 1]` (PyTorch's
-/// `F.adaptive_avg_pool2d(x, 1)`); backward spreads `dy/(H·W)` over the plane.
+/// `F.adaptive_avg_pool2d(x, 1)`); backward spreads `dy/(H·W)` over the plane. The input may lie
+/// channel-blocked (`inputLayout`); the output `[C, 1, 1]` lies the same way in either layout.
 public final class GlobalAvgPool2D: Layer {
     public let inputShape: Shape
     public var outputShape: Shape { [inputShape[0], 1, 1] }
     private let output: FloatBuffer, inputGrad: FloatBuffer
+    /// How the input and its gradient lie; set by `Network` before the first pass.
+    var inputLayout = ActivationLayout.planar
 
     public init(channels: Int, height: Int, width: Int, maxBatch: Int) {
         inputShape = [channels, height, width]
@@ -89,12 +92,27 @@ public final class GlobalAvgPool2D: Layer {
 
     private var plane: Int { inputShape[1] * inputShape[2] }
 
+    /// Calls `body(p, first, step)` for each channel `p = n·C + c` of the batch: where its plane's
+    /// first value lies and the distance between its values (1 planar, the block blocked).
+    private func forEachChannel(batch: Int, _ body: (Int, Int, Int) -> Void) {
+        let channels = inputShape[0]
+        switch inputLayout {
+        case .planar:
+            for p in 0..<(batch * channels) { body(p, p * plane, 1) }
+        case .blocked(let b):
+            for n in 0..<batch {
+                for c in 0..<channels {
+                    body(n * channels + c, (n * channels + c - c % b) * plane + c % b, b)
+                }
+            }
+        }
+    }
+
     public func forward(_ x: UnsafePointer<Float>, batch: Int) -> UnsafePointer<Float> {
         let scale = 1 / Float(plane)
-        for p in 0..<(batch * inputShape[0]) {
-            let src = x + p * plane
+        forEachChannel(batch: batch) { p, first, step in
             var sum: Float = 0
-            for i in 0..<plane { sum += src[i] }
+            for i in 0..<plane { sum += x[first + i * step] }
             output.pointer[p] = sum * scale
         }
         return UnsafePointer(output.pointer)
@@ -103,8 +121,9 @@ public final class GlobalAvgPool2D: Layer {
     public func backward(_ dy: UnsafePointer<Float>, batch: Int, needsInputGradient: Bool) -> UnsafePointer<Float>? {
         guard needsInputGradient else { return nil }
         let scale = 1 / Float(plane)
-        for p in 0..<(batch * inputShape[0]) {
-            (inputGrad.pointer + p * plane).update(repeating: dy[p] * scale, count: plane)
+        forEachChannel(batch: batch) { p, first, step in
+            let g = dy[p] * scale
+            for i in 0..<plane { inputGrad.pointer[first + i * step] = g }
         }
         return UnsafePointer(inputGrad.pointer)
     }

@@ -1,17 +1,19 @@
 import CDNNL
 
 /// A 2-D convolution over a fixed batch, run by oneDNN's JIT kernels (Debian's libdnnl-dev):
-/// forward, backward weights and backward data on Cohort's plain layouts, x and y
-/// `N C H W`, W `O C KH KW` (PyTorch's), b `O`.
+/// forward, backward weights and backward data on Cohort's layouts: x and y (and dx, dy)
+/// `N C H W` or channel-blocked (`ActivationLayout`), W `O C KH KW` (PyTorch's), b `O`.
 ///
 /// `y[n, o, i, j] = b[o] + Σ_{c,u,v} W[o, c, u, v] · x[n, c, i·s - p + u, j·s - p + v]`
 /// (without `b` when built `biased: false`, as PyTorch's `bias=False` before a batch norm).
 ///
 /// The kernels work on the image directly (no unfolded patch matrix) in blocked layouts
 /// that keep 16 channels in one AVX-512 register (`nChw16c` activations, `OIhw16i16o`
-/// weights); each tensor is reordered between Cohort's layout and the kernel's inside
-/// (a few percent of the convolution's time), where im2col + sgemm would spend as long
-/// unfolding, packing and folding back as on the product (measurements: docs/performance.md).
+/// weights); each tensor whose layout differs from the kernel's is reordered inside (for
+/// planar feature maps of 16-64 channels, about a quarter of the convolutions' time; a
+/// network of convolutions and batch norms keeps its maps blocked instead), where
+/// im2col + sgemm would spend as long unfolding, packing and folding back as on the product
+/// (measurements: docs/performance.md).
 ///
 /// With `precision` bf16 the kernels read x, W and dy rounded to bfloat16 (the reorders into
 /// their layouts round them) and accumulate in float; y, dW, db and dx stay float, so master
@@ -54,7 +56,7 @@ public final class ConvolutionKernels {
 
     private let descriptors: Descriptors
 
-    /// The layouts and strides the primitives are built from: Cohort's plain ones (float),
+    /// The layouts and strides the primitives are built from: the caller's (float),
     /// and "any" for the kernels to choose their own: the inputs x, W, dy in the kernels'
     /// precision, the outputs y, dx, dW in float.
     private struct Descriptors {
@@ -65,8 +67,10 @@ public final class ConvolutionKernels {
 
     /// `rectified`: the forward writes `max(y, 0)` (a ReLU fused into the kernel's stores).
     /// `biased`: whether there is a bias `b`. `precision`: what the kernels multiply (see above).
+    /// `inputLayout`, `outputLayout`: how the caller's x and dx, and y and dy, lie.
     public init(geometry g: ConvGeometry, outChannels: Int, batch: Int, rectified: Bool = false, biased: Bool = true,
-                precision: FloatFormat = .fp32) {
+                precision: FloatFormat = .fp32, inputLayout: ActivationLayout = .planar,
+                outputLayout: ActivationLayout = .planar) {
         threads = KernelThreads.openMPThreads
         KernelThreads.applyOpenMP(threads)
         var s: dnnl_stream_t?
@@ -76,8 +80,8 @@ public final class ConvolutionKernels {
         let xDims = [batch, g.channels, g.height, g.width], yDims = [batch, outChannels, g.outHeight, g.outWidth]
         let weightDims = [outChannels, g.channels, g.kernelH, g.kernelW]
         let any = dnnl_format_tag_any
-        var d = Descriptors(x: memoryDesc(xDims, dnnl_nchw), weights: memoryDesc(weightDims, dnnl_oihw),
-                            bias: memoryDesc([outChannels], dnnl_x), y: memoryDesc(yDims, dnnl_nchw),
+        var d = Descriptors(x: memoryDesc(xDims, inputLayout.tag), weights: memoryDesc(weightDims, dnnl_oihw),
+                            bias: memoryDesc([outChannels], dnnl_x), y: memoryDesc(yDims, outputLayout.tag),
                             anyX: memoryDesc(xDims, any, precision), anyWeights: memoryDesc(weightDims, any, precision),
                             anyY: memoryDesc(yDims, any), anyDX: memoryDesc(xDims, any), anyDW: memoryDesc(weightDims, any),
                             anyDY: memoryDesc(yDims, any, precision),

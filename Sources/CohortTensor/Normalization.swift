@@ -76,3 +76,117 @@ private func laneSum(_ count: Int, _ lanes: (Int) -> SIMD16<Float>, tail: (Int) 
     }
     return total
 }
+
+// The same passes over one plane of a channel-blocked batch (`ActivationLayout.blocked(b)`):
+// `positions` runs of `block` values, value l of a run belonging to the block's channel l.
+// Sums are taken per channel in float over runs of `floatRun` positions and added in double,
+// so a 32x32 plane keeps about the precision of the planar passes. The loops over a run's
+// `block` values are what the compiler turns into vector instructions.
+
+/// Adds each channel's `Σx` to `sums[l]` and `Σx²` (around the plane's own channel mean, as in
+/// `planeMoments`) to `squares[l]`.
+public func blockedPlaneMoments(_ x: UnsafePointer<Float>, positions: Int, block: Int,
+                                sums: UnsafeMutablePointer<Double>, squares: UnsafeMutablePointer<Double>) {
+    withLanes(2 * block) { lanes in
+        let total = lanes, centered = lanes + block
+        for l in 0..<block { total[l] = 0; centered[l] = 0 }
+        floatRuns(positions, block: block, into: total) { p, acc in
+            let v = x + p * block
+            for l in 0..<block { acc[l] += v[l] }
+        }
+        withFloatLanes(block) { mean in
+            for l in 0..<block { mean[l] = Float(total[l] / Double(positions)) }
+            floatRuns(positions, block: block, into: centered) { p, acc in
+                let v = x + p * block
+                for l in 0..<block { let d = v[l] - mean[l]; acc[l] += d * d }
+            }
+            for l in 0..<block {
+                sums[l] += total[l]
+                squares[l] += centered[l] + Double(positions) * Double(mean[l]) * Double(mean[l])
+            }
+        }
+    }
+}
+
+/// Adds each channel's `Σg` to `sums[l]` and `Σg·(x - mean[l])` to `projected[l]`, with g as in
+/// `planeGradientSums`.
+public func blockedPlaneGradientSums(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
+                                     rectified y: UnsafePointer<Float>?, mean: UnsafePointer<Float>,
+                                     positions: Int, block: Int,
+                                     sums: UnsafeMutablePointer<Double>, projected: UnsafeMutablePointer<Double>) {
+    withFloatLanes(2 * block) { acc in
+        var start = 0
+        while start < positions {
+            let s = acc, q = acc + block
+            for l in 0..<2 * block { acc[l] = 0 }
+            for p in start..<min(start + floatRun, positions) {
+                let d = dy + p * block, v = x + p * block
+                if let y {
+                    let r = y + p * block
+                    for l in 0..<block { let g = r[l] > 0 ? d[l] : 0; s[l] += g; q[l] += g * (v[l] - mean[l]) }
+                } else {
+                    for l in 0..<block { s[l] += d[l]; q[l] += d[l] * (v[l] - mean[l]) }
+                }
+            }
+            for l in 0..<block { sums[l] += Double(s[l]); projected[l] += Double(q[l]) }
+            start += floatRun
+        }
+    }
+}
+
+/// `y = scale[l]·x + shift[l]` channel by channel, or its `max(·, 0)` when `rectify`.
+public func blockedAffine(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, positions: Int, block: Int,
+                          scale: UnsafePointer<Float>, shift: UnsafePointer<Float>, rectify: Bool) {
+    for p in 0..<positions {
+        let v = x + p * block, out = y + p * block
+        if rectify {
+            for l in 0..<block { let a = v[l] * scale[l] + shift[l]; out[l] = a > 0 ? a : 0 }
+        } else {
+            for l in 0..<block { out[l] = v[l] * scale[l] + shift[l] }
+        }
+    }
+}
+
+/// `dx = a[l]·g + b[l]·x + c[l]` channel by channel, with g as in `planeGradientSums`.
+public func blockedInputGradient(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, rectified y: UnsafePointer<Float>?,
+                                 _ dx: UnsafeMutablePointer<Float>, positions: Int, block: Int,
+                                 a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafePointer<Float>) {
+    for p in 0..<positions {
+        let d = dy + p * block, v = x + p * block, out = dx + p * block
+        if let y {
+            let r = y + p * block
+            for l in 0..<block { out[l] = a[l] * (r[l] > 0 ? d[l] : 0) + b[l] * v[l] + c[l] }
+        } else {
+            for l in 0..<block { out[l] = a[l] * d[l] + b[l] * v[l] + c[l] }
+        }
+    }
+}
+
+/// Positions summed in float before their sum is added in double.
+private let floatRun = 64
+
+/// Adds to `total[l]` the sums that `add(p, acc)` accumulates into float lanes `acc[l]`, over
+/// runs of `floatRun` positions.
+@inline(__always)
+private func floatRuns(_ positions: Int, block: Int, into total: UnsafeMutablePointer<Double>,
+                       _ add: (Int, UnsafeMutablePointer<Float>) -> Void) {
+    withFloatLanes(block) { acc in
+        var start = 0
+        while start < positions {
+            for l in 0..<block { acc[l] = 0 }
+            for p in start..<min(start + floatRun, positions) { add(p, acc) }
+            for l in 0..<block { total[l] += Double(acc[l]) }
+            start += floatRun
+        }
+    }
+}
+
+@inline(__always)
+private func withLanes(_ count: Int, _ body: (UnsafeMutablePointer<Double>) -> Void) {
+    withUnsafeTemporaryAllocation(of: Double.self, capacity: count) { body($0.baseAddress!) }
+}
+
+@inline(__always)
+private func withFloatLanes(_ count: Int, _ body: (UnsafeMutablePointer<Float>) -> Void) {
+    withUnsafeTemporaryAllocation(of: Float.self, capacity: count) { body($0.baseAddress!) }
+}

@@ -14,6 +14,8 @@ public struct BuildSettings {
     public var precision: FloatFormat
     /// Seed of dropout's masks.
     public var seed: UInt64
+    /// Whether the network may keep its feature maps channel-blocked (`Network`'s `blocksChannels`).
+    public var blocksChannels = true
 
     public init(inputShape: Shape, classes: Int, parameters: [String: Int] = [:], maxBatch: Int,
                 sharing: FloatBuffer? = nil, precision: FloatFormat = .fp32, seed: UInt64 = 0) {
@@ -41,7 +43,8 @@ extension ModelDescription {
         guard output.elementCount == settings.classes else {
             throw ModelFileError("layers: the last layer gives \(output) per sample, the data has \(settings.classes) classes")
         }
-        return Network(layers: layers, maxBatch: settings.maxBatch, sharing: settings.sharing, sampleKeys: builder.sampleKeys)
+        return Network(layers: layers, maxBatch: settings.maxBatch, sharing: settings.sharing, sampleKeys: builder.sampleKeys,
+                       blocksChannels: settings.blocksChannels)
     }
 
     /// Whether the first layer reads an image's rows as time steps (a recurrent model).
