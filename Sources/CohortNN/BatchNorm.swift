@@ -181,7 +181,7 @@ public final class BatchNorm: Layer {
                     switch layout {
                     case .planar:
                         let (sum, projected) = planeGradientSums(dy + offset, x + offset, rectified: y.map { $0 + offset },
-                                                                 mean: Float(mean[first]), count: plane)
+                                                                 mean: means[first], count: plane)
                         s1[first] += sum; s2[first] += projected * inverseDeviation[first]
                     case .blocked(let b):
                         blockedPlaneGradientSums(dy + offset, x + offset, rectified: y.map { $0 + offset },

@@ -15,12 +15,13 @@ enum ChannelBlocking {
     /// Sets the layouts of `layers` (a network's, in order) and returns the block, or returns
     /// nil and leaves them planar.
     static func apply(to layers: [Layer], block: Int? = ActivationLayout.preferredBlock) -> Int? {
-        guard let block, let first = layers.first as? Conv2D, first.outChannels % block == 0,
-              let pool = layers.firstIndex(where: { $0 is GlobalAvgPool2D }), pool > 0,
-              layers[1..<pool].allSatisfy({ keepsBlocked($0, block: block) }) else { return nil }
+        guard let block else { return nil }
         let layout = ActivationLayout.blocked(block)
+        guard let first = layers.first as? Conv2D, layout.holds(channels: first.outChannels),
+              let pool = layers.firstIndex(where: { $0 is GlobalAvgPool2D }), pool > 0,
+              layers[1..<pool].allSatisfy({ keepsBlocked($0, layout) }) else { return nil }
         first.outputLayout = layout
-        for layer in layers[1..<pool].flatMap(expanded) {
+        for layer in layers[1..<pool].flatMap(withSublayers) {
             if let conv = layer as? Conv2D { conv.inputLayout = layout; conv.outputLayout = layout }
             if let norm = layer as? BatchNorm { norm.layout = layout }
         }
@@ -28,16 +29,15 @@ enum ChannelBlocking {
         return block
     }
 
-    /// Whether `layer` can read and write blocked maps of `block` channels.
-    private static func keepsBlocked(_ layer: Layer, block: Int) -> Bool {
+    /// Whether `layer` can read and write its maps in `layout`.
+    private static func keepsBlocked(_ layer: Layer, _ layout: ActivationLayout) -> Bool {
         switch layer {
-        case let conv as Conv2D: return conv.geometry.channels % block == 0 && conv.outChannels % block == 0
-        case let norm as BatchNorm: return norm.inputShape.count == 3 && norm.channels % block == 0
+        case let conv as Conv2D:
+            return layout.holds(channels: conv.geometry.channels) && layout.holds(channels: conv.outChannels)
+        case let norm as BatchNorm: return norm.inputShape.count == 3 && layout.holds(channels: norm.channels)
         case is ReLU: return true
-        case is Residual, is Sequential: return layer.sublayers.allSatisfy { keepsBlocked($0, block: block) }
+        case is Residual, is Sequential: return layer.sublayers.allSatisfy { keepsBlocked($0, layout) }
         default: return false
         }
     }
-
-    private static func expanded(_ layer: Layer) -> [Layer] { [layer] + layer.sublayers.flatMap(expanded) }
 }

@@ -62,6 +62,9 @@ extension Layer {
     public var sublayers: [Layer] { [] }
 }
 
+/// `layer`, then every layer it holds, depth first in forward order (a block before its layers).
+func withSublayers(_ layer: Layer) -> [Layer] { [layer] + layer.sublayers.flatMap(withSublayers) }
+
 /// Fills `count` values with uniform(-bound, bound): PyTorch's default for linear,
 /// convolution and recurrent weights and biases.
 func fillUniform(_ p: UnsafeMutablePointer<Float>, count: Int, bound: Float, rng: inout SplitMix64) {

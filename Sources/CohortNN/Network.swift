@@ -146,10 +146,7 @@ public final class Network {
     public func tensor(named name: String) -> NamedTensor? { tensors.first { $0.name == name } }
 
     /// Every layer, blocks' layers included, depth first in forward order (a block before its layers).
-    public var allLayers: [Layer] {
-        func expand(_ layer: Layer) -> [Layer] { [layer] + layer.sublayers.flatMap(expand) }
-        return layers.flatMap(expand)
-    }
+    public var allLayers: [Layer] { layers.flatMap(withSublayers) }
 
     /// Copies another replica's buffers (the running statistics evaluation uses).
     public func copyBuffers(from other: Network) {
