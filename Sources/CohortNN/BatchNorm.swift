@@ -107,14 +107,15 @@ public final class BatchNorm: Layer {
         sums.withUnsafeMutableBufferPointer { sums in
             sums.update(repeating: 0)
             let s1 = sums.baseAddress!, s2 = s1 + channels
-            forEachPlane(batch: batch) { offset, first in
+            forEachPlane(batch: batch) { offset, first, planeSums in
                 switch layout {
                 case .planar:
-                    let (sum, squares) = planeMoments(x + offset, count: plane)
-                    s1[first] += sum; s2[first] += squares
+                    (planeSums[0], planeSums[1]) = planeMoments(x + offset, count: plane)
                 case .blocked(let b):
-                    blockedPlaneMoments(x + offset, positions: plane, block: b, sums: s1 + first, squares: s2 + first)
+                    blockedPlaneMoments(x + offset, positions: plane, block: b, sums: planeSums, squares: planeSums + b)
                 }
+                let width = channelsPerPlane
+                for l in 0..<width { s1[first + l] += planeSums[l]; s2[first + l] += planeSums[width + l] }
             }
             sums[2 * channels] = Double(batch * plane)
             statisticsSum?(sums)
@@ -154,17 +155,29 @@ public final class BatchNorm: Layer {
         }
     }
 
+    /// Channels whose values lie side by side: 1 planar, the block blocked.
+    private var channelsPerPlane: Int {
+        switch layout {
+        case .planar: return 1
+        case .blocked(let b): return b
+        }
+    }
+
     /// Calls `body(offset, first)` for each sample's plane of each channel (planar) or block of
     /// channels (blocked, `[N, C/b, H·W, b]`), `first` its first channel: either way the plane
-    /// starts at `(n·C + first)·H·W`.
+    /// starts at `(n·C + first)·H·W`. Samples in order, so that each channel's sums over them are
+    /// added in the same order in either layout.
     private func forEachPlane(batch: Int, _ body: (Int, Int) -> Void) {
-        let step: Int
-        switch layout {
-        case .planar: step = 1
-        case .blocked(let b): step = b
-        }
         for n in 0..<batch {
-            for first in stride(from: 0, to: channels, by: step) { body((n * channels + first) * plane, first) }
+            for first in stride(from: 0, to: channels, by: channelsPerPlane) { body((n * channels + first) * plane, first) }
+        }
+    }
+
+    /// `forEachPlane`, with room for two sums per channel of the plane (`planeSums[0..<w]` and
+    /// `planeSums[w..<2w]`, w = `channelsPerPlane`).
+    private func forEachPlane(batch: Int, _ body: (Int, Int, UnsafeMutablePointer<Double>) -> Void) {
+        withUnsafeTemporaryAllocation(of: Double.self, capacity: 2 * channelsPerPlane) { planeSums in
+            forEachPlane(batch: batch) { offset, first in body(offset, first, planeSums.baseAddress!) }
         }
     }
 
@@ -177,21 +190,22 @@ public final class BatchNorm: Layer {
             sums.update(repeating: 0)
             let s1 = sums.baseAddress!, s2 = s1 + channels
             floatMean.withUnsafeBufferPointer { means in
-                forEachPlane(batch: batch) { offset, first in
+                forEachPlane(batch: batch) { offset, first, planeSums in
                     switch layout {
                     case .planar:
-                        let (sum, projected) = planeGradientSums(dy + offset, x + offset, rectified: y.map { $0 + offset },
-                                                                 mean: means[first], count: plane)
-                        s1[first] += sum; s2[first] += projected * inverseDeviation[first]
+                        (planeSums[0], planeSums[1]) = planeGradientSums(dy + offset, x + offset,
+                                                                         rectified: y.map { $0 + offset },
+                                                                         mean: means[first], count: plane)
                     case .blocked(let b):
                         blockedPlaneGradientSums(dy + offset, x + offset, rectified: y.map { $0 + offset },
                                                  mean: means.baseAddress! + first, positions: plane, block: b,
-                                                 sums: s1 + first, projected: s2 + first)
+                                                 sums: planeSums, projected: planeSums + b)
+                    }
+                    let width = channelsPerPlane
+                    for l in 0..<width {
+                        s1[first + l] += planeSums[l]; s2[first + l] += planeSums[width + l] * inverseDeviation[first + l]
                     }
                 }
-            }
-            if case .blocked = layout {
-                for c in 0..<channels { s2[c] *= inverseDeviation[c] }
             }
         }
         // The local sums are this replica's gradients of γ and β.

@@ -78,59 +78,52 @@ private func laneSum(_ count: Int, _ lanes: (Int) -> SIMD16<Float>, tail: (Int) 
 }
 
 // The same passes over one plane of a channel-blocked batch (`ActivationLayout.blocked(b)`):
-// `positions` runs of `block` values, value l of a run belonging to the block's channel l.
-// Sums are taken per channel in float over runs of `floatRun` positions and added in double,
-// so a 32x32 plane keeps about the precision of the planar passes. The loops over a run's
-// `block` values are what the compiler turns into vector instructions.
+// `positions` runs of `block` values, value l of a run belonging to the block's channel l. Each
+// channel's values are added in the order `laneSum` adds a planar plane's, so the blocked and the
+// planar layouts give the same bits. The loops over a run's `block` values are what the compiler
+// turns into vector instructions.
 
-/// Adds each channel's `Σx` to `sums[l]` and `Σx²` (around the plane's own channel mean, as in
-/// `planeMoments`) to `squares[l]`.
+/// Each channel's `Σx` into `sums[l]` and `Σx²` into `squares[l]`, as `planeMoments` gives them.
 public func blockedPlaneMoments(_ x: UnsafePointer<Float>, positions: Int, block: Int,
                                 sums: UnsafeMutablePointer<Double>, squares: UnsafeMutablePointer<Double>) {
-    withLanes(2 * block) { lanes in
-        let total = lanes, centered = lanes + block
-        for l in 0..<block { total[l] = 0; centered[l] = 0 }
-        floatRuns(positions, block: block, into: total) { p, acc in
+    planarOrderSums(positions, block: block, into: sums) { p, acc in
+        let v = x + p * block
+        for l in 0..<block { acc[l] += v[l] }
+    } tail: { p, l in x[p * block + l] }
+    withUnsafeTemporaryAllocation(of: Float.self, capacity: block) { mean in
+        for l in 0..<block { mean[l] = Float(sums[l] / Double(positions)) }
+        planarOrderSums(positions, block: block, into: squares) { p, acc in
             let v = x + p * block
-            for l in 0..<block { acc[l] += v[l] }
-        }
-        withFloatLanes(block) { mean in
-            for l in 0..<block { mean[l] = Float(total[l] / Double(positions)) }
-            floatRuns(positions, block: block, into: centered) { p, acc in
-                let v = x + p * block
-                for l in 0..<block { let d = v[l] - mean[l]; acc[l] += d * d }
-            }
-            for l in 0..<block {
-                sums[l] += total[l]
-                squares[l] += centered[l] + Double(positions) * Double(mean[l]) * Double(mean[l])
-            }
-        }
+            for l in 0..<block { let d = v[l] - mean[l]; acc[l] += d * d }
+        } tail: { p, l in let d = x[p * block + l] - mean[l]; return d * d }
+        for l in 0..<block { squares[l] += Double(positions) * Double(mean[l]) * Double(mean[l]) }
     }
 }
 
-/// Adds each channel's `Σg` to `sums[l]` and `Σg·(x - mean[l])` to `projected[l]`, with g as in
-/// `planeGradientSums`.
+/// Each channel's `Σg` into `sums[l]` and `Σg·(x - mean[l])` into `projected[l]`, with g as in
+/// `planeGradientSums`, as it gives them.
 public func blockedPlaneGradientSums(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
                                      rectified y: UnsafePointer<Float>?, mean: UnsafePointer<Float>,
                                      positions: Int, block: Int,
                                      sums: UnsafeMutablePointer<Double>, projected: UnsafeMutablePointer<Double>) {
-    withFloatLanes(2 * block) { acc in
-        var start = 0
-        while start < positions {
-            let s = acc, q = acc + block
-            for l in 0..<2 * block { acc[l] = 0 }
-            for p in start..<min(start + floatRun, positions) {
-                let d = dy + p * block, v = x + p * block
-                if let y {
-                    let r = y + p * block
-                    for l in 0..<block { let g = r[l] > 0 ? d[l] : 0; s[l] += g; q[l] += g * (v[l] - mean[l]) }
-                } else {
-                    for l in 0..<block { s[l] += d[l]; q[l] += d[l] * (v[l] - mean[l]) }
-                }
-            }
-            for l in 0..<block { sums[l] += Double(s[l]); projected[l] += Double(q[l]) }
-            start += floatRun
-        }
+    if let y {
+        planarOrderSums(positions, block: block, into: sums) { p, acc in
+            let d = dy + p * block, r = y + p * block
+            for l in 0..<block { acc[l] += r[l] > 0 ? d[l] : 0 }
+        } tail: { p, l in y[p * block + l] > 0 ? dy[p * block + l] : 0 }
+        planarOrderSums(positions, block: block, into: projected) { p, acc in
+            let d = dy + p * block, v = x + p * block, r = y + p * block
+            for l in 0..<block { acc[l] += r[l] > 0 ? d[l] * (v[l] - mean[l]) : 0 }
+        } tail: { p, l in let i = p * block + l; return y[i] > 0 ? dy[i] * (x[i] - mean[l]) : 0 }
+    } else {
+        planarOrderSums(positions, block: block, into: sums) { p, acc in
+            let d = dy + p * block
+            for l in 0..<block { acc[l] += d[l] }
+        } tail: { p, l in dy[p * block + l] }
+        planarOrderSums(positions, block: block, into: projected) { p, acc in
+            let d = dy + p * block, v = x + p * block
+            for l in 0..<block { acc[l] += d[l] * (v[l] - mean[l]) }
+        } tail: { p, l in let i = p * block + l; return dy[i] * (x[i] - mean[l]) }
     }
 }
 
@@ -162,31 +155,23 @@ public func blockedInputGradient(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<
     }
 }
 
-/// Positions summed in float before their sum is added in double.
-private let floatRun = 64
-
-/// Adds to `total[l]` the sums that `add(p, acc)` accumulates into float lanes `acc[l]`, over
-/// runs of `floatRun` positions.
+/// Each channel l's sum over a blocked plane into `total[l]`, in `laneSum`'s order: while whole
+/// groups of 16 positions remain, position p into float lane p mod 16 (`add(p, lanes)` adds the
+/// position's `block` values to the lane's `block` accumulators), the 16 lanes then in double in
+/// lane order, then the remaining positions one by one in double (`tail(p, l)`).
 @inline(__always)
-private func floatRuns(_ positions: Int, block: Int, into total: UnsafeMutablePointer<Double>,
-                       _ add: (Int, UnsafeMutablePointer<Float>) -> Void) {
-    withFloatLanes(block) { acc in
-        var start = 0
-        while start < positions {
-            for l in 0..<block { acc[l] = 0 }
-            for p in start..<min(start + floatRun, positions) { add(p, acc) }
-            for l in 0..<block { total[l] += Double(acc[l]) }
-            start += floatRun
+private func planarOrderSums(_ positions: Int, block: Int, into total: UnsafeMutablePointer<Double>,
+                             _ add: (Int, UnsafeMutablePointer<Float>) -> Void, tail: (Int, Int) -> Float) {
+    withUnsafeTemporaryAllocation(of: Float.self, capacity: 16 * block) { buffer in
+        let lanes = buffer.baseAddress!
+        buffer.initialize(repeating: 0)
+        let whole = positions / 16 * 16
+        for p in 0..<whole { add(p, lanes + (p % 16) * block) }
+        for l in 0..<block {
+            var sum = 0.0
+            for k in 0..<16 { sum += Double(lanes[k * block + l]) }
+            for p in whole..<positions { sum += Double(tail(p, l)) }
+            total[l] = sum
         }
     }
-}
-
-@inline(__always)
-private func withLanes(_ count: Int, _ body: (UnsafeMutablePointer<Double>) -> Void) {
-    withUnsafeTemporaryAllocation(of: Double.self, capacity: count) { body($0.baseAddress!) }
-}
-
-@inline(__always)
-private func withFloatLanes(_ count: Int, _ body: (UnsafeMutablePointer<Float>) -> Void) {
-    withUnsafeTemporaryAllocation(of: Float.self, capacity: count) { body($0.baseAddress!) }
 }
