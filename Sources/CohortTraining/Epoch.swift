@@ -159,16 +159,18 @@ extension Trainer {
                                     settings: config.definingSettings, execution: rank.execution)
     }
 
-    /// The live line after a step: `start` is when the epoch's training last resumed, after
+    /// The progress line after a step: `start` is when the epoch's training last resumed, after
     /// `excluded` seconds of it (its evaluations left out).
     func showProgress(epoch: Int, step: Int, firstStep: Int, sums: EpochSums, since start: Double, excluding excluded: Double) {
         guard isRoot else { return }
         let elapsed = excluded + monotonicSeconds() - start, done = step + 1 - firstStep
         let startGlobalStep = startEpoch * stepsPerEpoch + startStep, globalStep = epoch * stepsPerEpoch + step + 1
+        let runDone = globalStep - startGlobalStep, runTotal = stepsPerEpoch * config.epochs - startGlobalStep
+        let runElapsed = monotonicSeconds() - runStart
         progress.step(epoch: epoch + 1, step: step + 1, of: stepsPerEpoch,
                       samplesPerSecond: Double(done * config.batchSize) / max(elapsed, 1e-9),
                       loss: sums.lossSum / Double(max(1, step + 1 - sums.skipped) * rank.localBatch),
-                      elapsedInRun: monotonicSeconds() - runStart,
-                      totalSteps: stepsPerEpoch * config.epochs - startGlobalStep, stepsDone: globalStep - startGlobalStep)
+                      epochLeft: elapsed / Double(done) * Double(stepsPerEpoch - step - 1),
+                      runLeft: runElapsed / Double(runDone) * Double(runTotal - runDone))
     }
 }

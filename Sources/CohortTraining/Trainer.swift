@@ -59,8 +59,8 @@ public final class Trainer {
     var network: Network { rank.network }
 
     /// Collective: every rank sets up the same run and starts from rank 0's parameters (and,
-    /// with `resume`, rank 0's newest good checkpoint).
-    public init(config: TrainingConfig, resume: Bool, communicator: Communicator, showProgress: Bool = true) throws {
+    /// with `resume`, rank 0's newest good checkpoint). `display`: how rank 0 shows its progress.
+    public init(config: TrainingConfig, resume: Bool, communicator: Communicator, display: ProgressDisplay) throws {
         var config = config
         // A resumed run keeps the global batch it recorded, on any number of ranks.
         if !resume { config.resolveBatch(worldSize: communicator.size) }
@@ -88,7 +88,7 @@ public final class Trainer {
             try SafeTensors.load(path, into: rank.network)
         }
         schedule = config.schedule(stepsPerEpoch: rank.sampler.stepsPerEpoch)
-        progress = ProgressReporter(epochs: config.epochs, enabled: showProgress, isRoot: communicator.rank == 0)
+        progress = ProgressReporter(epochs: config.epochs, display: display, isRoot: communicator.rank == 0)
         let start = try RunStart(config: config, resume: resume, rank: rank, progress: progress)
         runDirectory = start.directory
         tensorBoard = start.tensorBoard
