@@ -72,9 +72,10 @@ public enum MPIRun {
          "--mca", "oob_tcp_keepalive_probes", "\(lostNodeKeepalive.probes)"]
     }
 
-    /// Variables passed on to ranks on other nodes (`-x NAME`): where the data is.
+    /// Variables passed on to ranks on other nodes (`-x NAME`): where the data is, and whether
+    /// the job was started on a terminal (`Terminal`).
     static var forwardedEnvironment: [String] {
-        ["COHORT_DATA"].filter { ProcessInfo.processInfo.environment[$0] != nil }
+        ["COHORT_DATA", Terminal.variable].filter { ProcessInfo.processInfo.environment[$0] != nil }
     }
 
     /// Open MPI settings, as environment, that make its allreduce the ring (the algorithm the

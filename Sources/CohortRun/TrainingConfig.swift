@@ -277,16 +277,21 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
                                           syntheticCounts: (limit ?? 10_000, testLimit ?? 2_000))
         if let l = limit { data.train = data.train.prefix(l) }
         if let l = testLimit { data.test = data.test.prefix(l) }
+        try check(spec, on: data)
+        return data
+    }
+
+    /// Checks that `spec` builds on `data`'s images and that a batch fits in its training set.
+    public func check(_ spec: ModelSpec, on data: DatasetSplits) throws {
         let train = data.train
         do {
             _ = try spec.build(inputShape: train.imageShape, classes: train.classes, maxBatch: 1)
         } catch {
-            throw CohortError.settings("\(error.description) (\(dataset.rawValue) images are \(train.imageShape))")
+            throw CohortError.settings("\(error.description) (\(train.name) images are \(train.imageShape))")
         }
         guard train.count >= batchSize else {
             throw CohortError.failure("--batch-size \(batchSize) is larger than the \(train.count) training samples")
         }
-        return data
     }
 }
 

@@ -63,6 +63,8 @@ public struct SweepRunner {
         log("sweep \(spec.name): \(points.count) point(s) x \(spec.ranks) rank(s) -> \(directory)"
             + (placements.count > 1 ? ", \(placements.count) at a time" : ""))
         try prepareDirectory()
+        // One point at a time: its rank 0 may draw its live progress line on this sweep's terminal.
+        if placements.count == 1 { Terminal.tellJob() }
         let chosen = only ?? Array(points.indices)
         let pending = chosen.filter { !Self.isFinished(runDirectory: runDirectory(points[$0])) }
         if pending.count < chosen.count {

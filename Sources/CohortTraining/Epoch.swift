@@ -138,10 +138,11 @@ extension Trainer {
         position.history.append(metrics)
         try tensorBoard?.add(events: RunStart.learningRateEvents(epoch: epoch, schedule: schedule))
         try tensorBoard?.add(step: metrics.epoch, scalars: metrics.tensorBoardScalars)
-        try runDirectory.writeEpochs(position.history, title: "\(model.name) on \(config.dataset.rawValue)")
+        try runDirectory.writeEpochs(position.history, title: "\(model.name) on \(data.train.name)")
         progress.line(String(format: "epoch %d/%d  train loss %.4f acc %.2f%%  test loss %.4f acc %.2f%%  "
                              + "%.1f s  %.0f samples/s", epoch + 1, config.epochs, metrics.trainLoss,
                              100 * metrics.trainAccuracy, testLoss, 100 * testAccuracy, seconds, metrics.samplesPerSecond))
+        epochEnded?(metrics)
     }
 
     /// Rank 0 writes where the run stands (collective: every rank's partial sums are gathered).
@@ -159,16 +160,18 @@ extension Trainer {
                                     settings: config.definingSettings, execution: rank.execution)
     }
 
-    /// The live line after a step: `start` is when the epoch's training last resumed, after
+    /// The progress line after a step: `start` is when the epoch's training last resumed, after
     /// `excluded` seconds of it (its evaluations left out).
     func showProgress(epoch: Int, step: Int, firstStep: Int, sums: EpochSums, since start: Double, excluding excluded: Double) {
         guard isRoot else { return }
         let elapsed = excluded + monotonicSeconds() - start, done = step + 1 - firstStep
         let startGlobalStep = startEpoch * stepsPerEpoch + startStep, globalStep = epoch * stepsPerEpoch + step + 1
+        let runDone = globalStep - startGlobalStep, runTotal = stepsPerEpoch * config.epochs - startGlobalStep
+        let runElapsed = monotonicSeconds() - runStart
         progress.step(epoch: epoch + 1, step: step + 1, of: stepsPerEpoch,
                       samplesPerSecond: Double(done * config.batchSize) / max(elapsed, 1e-9),
                       loss: sums.lossSum / Double(max(1, step + 1 - sums.skipped) * rank.localBatch),
-                      elapsedInRun: monotonicSeconds() - runStart,
-                      totalSteps: stepsPerEpoch * config.epochs - startGlobalStep, stepsDone: globalStep - startGlobalStep)
+                      epochLeft: elapsed / Double(done) * Double(stepsPerEpoch - step - 1),
+                      runLeft: runElapsed / Double(runDone) * Double(runTotal - runDone))
     }
 }

@@ -1,50 +1,100 @@
 import CohortBase
-import CohortTensor
+import CohortDistributed
 import Foundation
 
-/// Progress of a run on rank 0: on a terminal, a live line rewritten in place
-/// (epoch, steps, samples/s, running loss, ETA); otherwise only a plain line per epoch.
+/// How rank 0 shows a run's progress between its epoch lines.
+public enum ProgressDisplay: Equatable, Sendable {
+    /// Nothing but what must be seen (`--quiet`).
+    case quiet
+    /// A line redrawn in place a few times a second and replaced by the epoch's line, on
+    /// standard output (so that the two keep their order through mpirun): for a person at a
+    /// terminal, also when the ranks run under mpirun.
+    case live
+    /// A plain line on standard output every `seconds` (none when 0), never a carriage return:
+    /// for a log file, Slurm's output, a pipe.
+    case periodic(seconds: Double)
+
+    /// Live where a terminal watches (`Terminal`), else periodic; quiet if asked.
+    public static func standard(quiet: Bool, every seconds: Double) -> ProgressDisplay {
+        if quiet { return .quiet }
+        return Terminal.watchesOutput(underLauncher: MPILaunch.isUnderLauncher) ? .live : .periodic(seconds: seconds)
+    }
+}
+
+/// Progress of a run on rank 0 (`ProgressDisplay`): during each epoch the step, samples/s, the
+/// loss so far and the time left in the epoch and the run; a line per epoch; evaluations that
+/// take a while announced.
 final class ProgressReporter {
-    private let enabled: Bool
-    private let live: Bool
-    private var lastDraw = 0.0
+    private let display: ProgressDisplay
     private let epochs: Int
     private let isRoot: Bool
+    /// When the live line was last drawn, or the last periodic line written.
+    private var lastShown = monotonicSeconds()
+    /// Live redraws at most this often.
+    private static let redrawSeconds = 0.2
 
-    init(epochs: Int, enabled: Bool, isRoot: Bool = true) {
+    init(epochs: Int, display: ProgressDisplay, isRoot: Bool = true) {
         self.epochs = epochs
-        self.enabled = enabled && isRoot
+        self.display = isRoot ? display : .quiet
         self.isRoot = isRoot
-        live = enabled && isRoot && isatty(STDERR_FILENO) != 0
     }
 
-    /// Called after each step; redraws at most 5 times a second.
-    func step(epoch: Int, step: Int, of steps: Int, samplesPerSecond: Double, loss: Double, elapsedInRun: Double,
-              totalSteps: Int, stepsDone: Int) {
-        guard live else { return }
+    /// After each step. `epochLeft`, `runLeft`: estimated seconds to the epoch's and the run's end.
+    func step(epoch: Int, step: Int, of steps: Int, samplesPerSecond: Double, loss: Double, epochLeft: Double,
+              runLeft: Double) {
         let now = monotonicSeconds()
-        guard now - lastDraw >= 0.2 || step == steps else { return }
-        lastDraw = now
-        let eta = stepsDone > 0 ? elapsedInRun / Double(stepsDone) * Double(totalSteps - stepsDone) : 0
-        let width = 24, filled = steps > 0 ? width * step / steps : width
-        let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
-        let line = String(format: "epoch %d/%d [%@] %d/%d  %.0f samples/s  loss %.4f  ETA %@",
-                          epoch, epochs, bar, step, steps, samplesPerSecond, loss, Format.duration(eta))
-        FileHandle.standardError.write(Data(("\r\u{1B}[K" + line).utf8))
+        let figures = String(format: "%d/%d  %.0f samples/s  loss %.4f  ETA %@ (run %@)", step, steps, samplesPerSecond,
+                             loss, Format.duration(epochLeft), Format.duration(runLeft))
+        switch display {
+        case .quiet:
+            return
+        case .live:
+            guard now - lastShown >= Self.redrawSeconds || step == steps else { return }
+            let width = 20, filled = steps > 0 ? width * step / steps : width
+            let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
+            draw("epoch \(epoch)/\(epochs) [\(bar)] " + figures)
+        case .periodic(let seconds):
+            guard seconds > 0, now - lastShown >= seconds else { return }
+            say("epoch \(epoch)/\(epochs) step " + figures)
+        }
+        lastShown = now
+    }
+
+    /// Before an evaluation of `images` test images; `previousSeconds`: what the last one took
+    /// (nil before the first). Live, always; in a log, when the last took more than a second.
+    func evaluating(epoch: Int, images: Int, previousSeconds: Double?) {
+        let text = "epoch \(epoch)/\(epochs) evaluating \(images) test images"
+            + (previousSeconds.map { " (about \(Format.duration($0)))" } ?? "")
+        switch display {
+        case .quiet: return
+        case .live: draw(text)
+        case .periodic: if (previousSeconds ?? .infinity) > 1 { say(text) }
+        }
     }
 
     /// What an operator must see even with --quiet (a damaged checkpoint passed over, a
     /// stop by a signal, skipped steps): on standard error, from rank 0.
     func notice(_ text: String) {
         guard isRoot else { return }
-        if live { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        clearLiveLine()
         FileHandle.standardError.write(Data((text + "\n").utf8))
     }
 
-    /// A permanent line (the end of an epoch, a message).
+    /// A permanent line (the end of an epoch, a message), in place of the live line.
     func line(_ text: String) {
-        guard enabled else { return }
-        if live { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
-        FileHandle.standardOutput.write(Data((text + "\n").utf8))
+        guard display != .quiet else { return }
+        say((display == .live ? Self.eraseLine : "") + text)
+    }
+
+    /// Carriage return, then erase to the end of the line.
+    private static let eraseLine = "\r\u{1B}[K"
+
+    /// Replaces the live line.
+    private func draw(_ text: String) {
+        FileHandle.standardOutput.write(Data((Self.eraseLine + text).utf8))
+    }
+
+    private func clearLiveLine() {
+        if display == .live { FileHandle.standardOutput.write(Data(Self.eraseLine.utf8)) }
     }
 }

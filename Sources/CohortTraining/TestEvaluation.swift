@@ -17,6 +17,9 @@ extension Trainer {
     /// Evaluates after step `step` (0-based) of `epoch` on every rank (collective: `--eval-on`
     /// says which ranks compute), records it, and says whether it reached the target.
     func evaluateOnTestSet(afterStep step: Int, of epoch: Int) throws -> Evaluation {
+        // The last evaluation's seconds, from the records (which a resumed run carries on).
+        let previous = evaluations.last.map { $0.evalSeconds - (evaluations.dropLast().last?.evalSeconds ?? 0) }
+        progress.evaluating(epoch: epoch + 1, images: data.test.count, previousSeconds: previous)
         let start = monotonicSeconds()
         let (loss, accuracy) = try rank.evaluate(on: data.test, ranks: config.evalOn, augmentation: config.tta)
         lastEvaluationSeconds = monotonicSeconds() - start

@@ -58,9 +58,14 @@ public final class Trainer {
     var stepsPerEpoch: Int { rank.sampler.stepsPerEpoch }
     var network: Network { rank.network }
 
+    /// Called on rank 0 after each epoch's record is written.
+    public var epochEnded: ((EpochMetrics) -> Void)?
+
     /// Collective: every rank sets up the same run and starts from rank 0's parameters (and,
-    /// with `resume`, rank 0's newest good checkpoint).
-    public init(config: TrainingConfig, resume: Bool, communicator: Communicator, showProgress: Bool = true) throws {
+    /// with `resume`, rank 0's newest good checkpoint). `display`: how rank 0 shows its progress.
+    /// `model` and `data`, where given, instead of those `config` names (a program's own).
+    public init(config: TrainingConfig, resume: Bool, communicator: Communicator, display: ProgressDisplay,
+                model: ModelSpec? = nil, data: DatasetSplits? = nil) throws {
         var config = config
         // A resumed run keeps the global batch it recorded, on any number of ranks.
         if !resume { config.resolveBatch(worldSize: communicator.size) }
@@ -68,8 +73,14 @@ public final class Trainer {
         self.communicator = communicator
         communicator.timeout = config.timeout
         try config.validate(worldSize: communicator.size)
-        model = try config.modelSpec(resumed: resume)
-        data = try config.loadData(for: model)
+        self.model = try model ?? config.modelSpec(resumed: resume)
+        if let data {
+            try config.check(self.model, on: data)
+            self.data = data
+        } else {
+            self.data = try config.loadData(for: self.model)
+        }
+        let (model, data) = (self.model, self.data)
         let shape = DataParallelRank.Shape(model: model, imageShape: data.train.imageShape, classes: data.train.classes,
                                            globalBatch: config.batchSize, threads: config.threads,
                                            replicas: config.replicas, bucketMb: config.bucketMb,
@@ -88,7 +99,7 @@ public final class Trainer {
             try SafeTensors.load(path, into: rank.network)
         }
         schedule = config.schedule(stepsPerEpoch: rank.sampler.stepsPerEpoch)
-        progress = ProgressReporter(epochs: config.epochs, enabled: showProgress, isRoot: communicator.rank == 0)
+        progress = ProgressReporter(epochs: config.epochs, display: display, isRoot: communicator.rank == 0)
         let start = try RunStart(config: config, resume: resume, rank: rank, progress: progress)
         runDirectory = start.directory
         tensorBoard = start.tensorBoard
@@ -121,6 +132,18 @@ public final class Trainer {
         return try finish()
     }
 
+    /// Writes the network's parameters and batch norm's running statistics to a safetensors
+    /// file under PyTorch's names (what the run directory's model.safetensors holds).
+    public func saveWeights(to path: String) throws {
+        try SafeTensors.write(network, metadata: modelMetadata, to: path)
+    }
+
+    /// Every rank: takes the parameters and running statistics of a safetensors file, each
+    /// tensor checked against the model's names and shapes.
+    public func loadWeights(from path: String) throws {
+        try SafeTensors.load(path, into: network)
+    }
+
     /// Closes the trace; rank 0 merges the ranks' files.
     func finishTrace() throws {
         if let path = try rank.timeline?.finish(communicator: communicator) { progress.line("cohort: trace written to \(path)") }
@@ -128,11 +151,11 @@ public final class Trainer {
 
     /// `[("format", "pt"), ...]`: the metadata of the safetensors files, for PyTorch's loaders.
     var modelMetadata: [(String, String)] {
-        [("format", "pt"), ("model", model.name), ("dataset", config.dataset.rawValue)]
+        [("format", "pt"), ("model", model.name), ("dataset", data.train.name)]
     }
 
     func announce(resumedFrom: String?) {
-        progress.line("cohort: \(model.name) on \(config.dataset.rawValue) (\(data.train.count) train, "
+        progress.line("cohort: \(model.name) on \(data.train.name) (\(data.train.count) train, "
                       + "\(data.test.count) test), \(communicator.size) rank(s) x \(rank.threads) thread(s)"
                       + (rank.replicaCount > 1 ? " in \(rank.replicaCount) replicas" : "") + ", batch \(config.batchSize), "
                       + "\(config.optimizer.rawValue) lr \(schedule.description), \(config.epochs) epoch(s), "

@@ -17,7 +17,8 @@ struct Launch: ParsableCommand {
         the cores. With --hostfile, one rank per slot (or --per-node K per node) over TCP, \
         MPI's traffic kept on --iface. With --slurm, srun --mpi=pmix (one rank per task) or \
         Open MPI's mpirun inside the allocation. --allow-run-as-root is added for root, and \
-        COHORT_DATA is passed on to other nodes. The job replaces this process.
+        COHORT_DATA is passed on to other nodes, as is COHORT_TERMINAL=1 when this command runs \
+        on a terminal (so that rank 0 draws its live progress line). The job replaces this process.
         """)
 
     @Option(name: [.customShort("n"), .customLong("ranks")], help: "Ranks on this machine (default: one per core).")
@@ -67,6 +68,7 @@ struct Launch: ParsableCommand {
             if let probeTo, let hostfile { return try probe(Hostfile(path: hostfile), writingTo: probeTo) }
             if let hostfile, !dryRun { try checkEveryNodeAnswers(Hostfile(path: hostfile)) }
             let count = hostfile == nil && slurm == nil ? ranks ?? ProcessInfo.processInfo.activeProcessorCount : ranks
+            Terminal.tellJob()
             // Even one rank goes through mpirun: it binds the rank as it would bind N.
             let words = try placement.command(ranks: count, arguments: arguments, mpirunForOneRank: true)
             warnIfTimeoutBelowLostNodeDetection()

@@ -22,6 +22,10 @@ struct Train: ParsableCommand {
     var resume: String?
     @Flag(help: "Print nothing but errors.")
     var quiet = false
+    @Option(help: ArgumentHelp("Without a terminal (a log file, Slurm's output): a progress line every this many "
+                               + "seconds during each epoch; 0: epoch lines only. On a terminal a live line is "
+                               + "redrawn instead.", valueName: "seconds"))
+    var progressEvery = 30.0
 
     /// The settings given as flags, by key.
     var given: [String: JSONValue] {
@@ -41,6 +45,9 @@ struct Train: ParsableCommand {
     /// Flags alone, and the model on the data set's image shape; whether the batch divides over
     /// the ranks is checked once MPI has started (`Trainer.init`), so that every rank can report it.
     func validate() throws {
+        guard progressEvery.isFinite, progressEvery >= 0 else {
+            throw ValidationError("--progress-every must be a number of seconds >= 0, got \(progressEvery)")
+        }
         do {
             let config = try trainingConfig()
             try config.validate()
@@ -67,7 +74,8 @@ struct Train: ParsableCommand {
     func run() throws {
         let config = try trainingConfig()
         try runOnEveryRank { communicator in
-            try Trainer(config: config, resume: resume != nil, communicator: communicator, showProgress: !quiet).run()
+            try Trainer(config: config, resume: resume != nil, communicator: communicator,
+                        display: .standard(quiet: quiet, every: progressEvery)).run()
         }
     }
 }

@@ -176,8 +176,12 @@ func runProcess(_ executable: String, _ arguments: [String], environment: [Strin
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
     process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-    process.standardOutput = FileHandle(forWritingAtPath: scratch + ".out")
-    process.standardError = FileHandle(forWritingAtPath: scratch + ".err")
+    // Closed here: a test that runs thousands of commands (a screen polled) must not pile up
+    // descriptors, which every child started afterwards would inherit.
+    let out = FileHandle(forWritingAtPath: scratch + ".out"), err = FileHandle(forWritingAtPath: scratch + ".err")
+    defer { try? out?.close(); try? err?.close() }
+    process.standardOutput = out
+    process.standardError = err
     let finished = DispatchSemaphore(value: 0)
     process.terminationHandler = { _ in finished.signal() }
     try process.run()
