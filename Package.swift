@@ -18,10 +18,14 @@ let package = Package(
     name: "Cohort",
     products: [
         .executable(name: "cohort", targets: ["cohort"]),
+        // Data-parallel training in a Swift program: `import Cohort` (docs/library.md).
+        .library(name: "Cohort", targets: ["Cohort"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        // `swift package generate-documentation --target Cohort`: the library's DocC catalogue.
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
     targets: [
         // System modules: thin module maps over Debian's -dev packages.
@@ -77,6 +81,10 @@ let package = Package(
         .target(name: "CohortSweep",
                 dependencies: ["CohortBase", "CohortRun", "CohortLaunch", "CohortAnalysis"],
                 swiftSettings: optimize),
+        // The library's public face: models built in code, data from arrays, a training run.
+        .target(name: "Cohort",
+                dependencies: ["CohortBase", "CohortNN", "CohortData", "CohortDistributed", "CohortRun", "CohortTraining"],
+                swiftSettings: optimize),
         // The command line: one file per command; parses flags and calls the layers above.
         .executableTarget(name: "cohort",
                           dependencies: ["CohortBase", "CohortTensor", "CohortNN", "CohortOptim", "CohortData",
@@ -88,7 +96,7 @@ let package = Package(
         .testTarget(name: "CohortTests",
                     dependencies: ["CohortBase", "CohortTensor", "CohortNN", "CohortOptim", "CohortData", "CohortDistributed",
                                    "CohortReporting", "CohortRun", "CohortLaunch", "CohortTraining", "CohortBench",
-                                   "CohortAnalysis", "CohortSweep", "CohortFetch", "CZlib"],
+                                   "CohortAnalysis", "CohortSweep", "CohortFetch", "Cohort", "CZlib"],
                     exclude: ["Fixtures"]),
     ]
 )

@@ -41,7 +41,7 @@ import Testing
     /// Paths in backticks (`Sources/...`, `launch/train`, ...) exist in the repository.
     @Test(arguments: documents)
     func quotedPathsExist(document: String) throws {
-        let folders = "Sources|Tests|launch|cluster|bench|interop|results|sweeps|docs"
+        let folders = "Sources|Tests|launch|cluster|bench|interop|results|sweeps|docs|examples|api"
         for path in try Self.matches("`((?:\(folders))/[A-Za-z0-9_./-]*)`", in: try Self.text(document)) {
             #expect(FileManager.default.fileExists(atPath: repositoryRoot.appendingPathComponent(path).path),
                     "\(document) names \(path), which does not exist")
