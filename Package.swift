@@ -57,7 +57,7 @@ let package = Package(
         .target(name: "CohortReporting", dependencies: ["CohortBase", "CZlib"], swiftSettings: optimize),
         // A run's settings and files: config.json, metrics, summary, checkpoints, safetensors.
         .target(name: "CohortRun",
-                dependencies: ["CohortBase", "CohortTensor", "CohortNN", "CohortOptim", "CohortData", "CohortReporting"],
+                dependencies: ["CohortBase", "CohortTensor", "CohortNN", "CohortOptim", "CohortData"],
                 swiftSettings: optimize),
         // Starting ranks: the only code that knows mpirun and srun command lines, hostfiles, placements.
         .target(name: "CohortLaunch", dependencies: ["CohortBase"], swiftSettings: optimize),

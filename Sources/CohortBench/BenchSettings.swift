@@ -1,62 +1,68 @@
 import CohortBase
 import CohortNN
 import CohortRun
-import CohortTensor
 
 /// What `cohort bench` measures: timed training steps of a model on synthetic data of its
-/// input shape, the same data-parallel step as `cohort train`, split into its phases. A
-/// worker process receives these settings as JSON.
+/// input shape, the same data-parallel step as `cohort train`, split into its phases. The model
+/// and how a step is split are training settings (`TrainingConfig`, the flags `cohort train`
+/// has for them); a worker process receives them as JSON, flat (`{"batch_size": 64, "steps": 30, ...}`).
 public struct BenchSettings: Codable, Equatable, Sendable {
-    /// A built-in model or a model file's path, as `cohort train --model`.
-    public var model = "cnn"
-    /// Values of the model file's parameters (`--model-param`).
-    public var modelParam: [String: Int]?
-    public var hidden = 128
-    /// Multiplier of the CNN's filters: the model file's parameter `width` (`TrainingConfig.width`).
-    public var width = 1
-    /// Global batch, split over the ranks as in training.
-    public var batchSize = 64
+    /// The model and the step's split: the keys of `trainingKeys`; the others stay at their defaults.
+    public var training = TrainingConfig()
+    /// Timed steps per configuration, after `warmup` untimed ones.
     public var steps = 30
     public var warmup = 5
-    public var threads: Int?
-    /// Replicas per rank (nil: one per thread when they divide the rank's batch).
-    public var replicas: Int?
-    public var bucketMb = 25.0
-    public var noOverlap = false
-    public var allreduceDtype: FloatFormat = .fp32
-    public var precision: FloatFormat = .fp32
-    /// Directory of the Chrome traces of the timed steps: `ranks-N/` for each rank count.
-    public var trace: String?
 
-    enum CodingKeys: String, CodingKey {
-        case model, modelParam = "model_param", hidden, width, batchSize = "batch_size", steps, warmup, threads, replicas, bucketMb = "bucket_mb"
-        case noOverlap = "no_overlap", allreduceDtype = "allreduce_dtype", precision, trace
-    }
+    /// The training settings a benchmark takes (`cohort bench`'s model and parallel flags).
+    public static let trainingKeys: [TrainingConfig.Key] = [.model, .modelParam, .hidden, .width, .batchSize, .threads,
+                                                            .replicas, .bucketMb, .noOverlap, .allreduceDtype, .precision,
+                                                            .trace]
+
+    enum CodingKeys: String, CodingKey { case steps, warmup }
 
     public init() {}
 
-    /// The model measured, as `TrainingConfig.modelSpec` resolves it.
-    public func modelSpec() throws -> ModelSpec {
-        var config = TrainingConfig()
-        (config.model, config.modelParam, config.hidden, config.width) = (model, modelParam, hidden, width)
-        return try config.modelSpec()
+    public init(from decoder: Decoder) throws {
+        let object = try JSONValue(from: decoder).objectValue ?? [:]
+        try self.init(given: object)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        let all = JSONValue(training).objectValue ?? [:]
+        var object = all.filter { key, _ in Self.trainingKeys.contains { $0.rawValue == key } }
+        object[CodingKeys.steps.rawValue] = .int(Int64(steps))
+        object[CodingKeys.warmup.rawValue] = .int(Int64(warmup))
+        try JSONValue.object(object).encode(to: encoder)
     }
 
     /// The defaults with `given` (settings by key, e.g. from command-line flags) on top.
     public static func from(given: [String: JSONValue]) throws -> BenchSettings {
-        try JSONValue.merging(given, over: BenchSettings())
+        try BenchSettings(given: given)
     }
 
+    private init(given: [String: JSONValue]) throws {
+        var rest = given
+        let timing = [CodingKeys.steps, .warmup].map(\.rawValue)
+        for key in timing { rest[key] = nil }
+        if let unknown = rest.keys.sorted().first(where: { key in !Self.trainingKeys.contains { $0.rawValue == key } }) {
+            throw CohortError.settings("\(unknown) is not a benchmark setting")
+        }
+        training = try TrainingConfig.from(given: rest)
+        let values = try JSONValue.merging(given.filter { timing.contains($0.key) },
+                                           over: Timing(steps: steps, warmup: warmup))
+        (steps, warmup) = (values.steps, values.warmup)
+    }
+
+    /// `steps` and `warmup` as JSON merges them.
+    private struct Timing: Codable { var steps: Int, warmup: Int }
+
+    /// The model measured, as `TrainingConfig.modelSpec` resolves it.
+    public func modelSpec() throws -> ModelSpec { try training.modelSpec() }
+
+    /// The training settings' checks (the model's, the batch's split, the buckets, the
+    /// precision), and the timing's.
     public func validate(worldSize: Int = 1) throws {
-        guard batchSize > 0, hidden > 0, width > 0, width <= 64, steps > 0, warmup >= 0 else {
-            throw CohortError.settings("--batch-size, --hidden and --steps must be positive, --width in 1...64, "
-                                       + "--warmup not negative")
-        }
-        if let t = threads, t <= 0 { throw CohortError.settings("--threads must be positive, got \(t)") }
-        guard bucketMb.isFinite, bucketMb > 0, bucketMb <= Double(1 << 30) else {
-            throw CohortError.settings("--bucket-mb must be positive and at most 2^30, got \(bucketMb)")
-        }
-        try BatchSplit.check(batchSize: batchSize, worldSize: worldSize, replicas: replicas)
-        try TrainingConfig.checkPrecision(precision)
+        guard steps > 0, warmup >= 0 else { throw CohortError.settings("--steps must be positive, --warmup not negative") }
+        try training.validate(worldSize: worldSize)
     }
 }

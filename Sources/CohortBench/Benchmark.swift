@@ -13,12 +13,9 @@ public enum BenchmarkRunner {
         let world = comm.size
         try settings.validate(worldSize: world)
         let model = try settings.modelSpec()
-        let data = Synthetic.make(shape: model.syntheticShape, count: settings.batchSize * 4, seed: 0, split: 0)
-        let shape = DataParallelRank.Shape(model: model, imageShape: model.syntheticShape, classes: 10,
-                                           globalBatch: settings.batchSize,
-                                           threads: settings.threads, replicas: settings.replicas,
-                                           bucketMb: settings.bucketMb, overlap: !settings.noOverlap,
-                                           allreduceFormat: settings.allreduceDtype, precision: settings.precision)
+        let data = Synthetic.make(shape: model.syntheticShape, count: settings.training.batchSize * 4, seed: 0, split: 0)
+        let shape = DataParallelRank.Shape(config: settings.training, model: model, imageShape: model.syntheticShape,
+                                           classes: 10)
         let rank = try DataParallelRank(shape: shape, datasetSize: data.count, seed: 0, communicator: comm) { count in
             OptimizerKind.adagrad.make(count: count, learningRate: 0.01)
         }
@@ -29,7 +26,7 @@ public enum BenchmarkRunner {
         let stepsPerEpoch = rank.sampler.stepsPerEpoch
         for step in 0..<(settings.warmup + settings.steps) {
             if step == settings.warmup {
-                if let trace = settings.trace {
+                if let trace = settings.training.trace {
                     rank.timeline = try StepTimeline(directory: "\(trace)/ranks-\(world)", communicator: comm)
                 }
                 try comm.barrier()
@@ -58,7 +55,7 @@ public enum BenchmarkRunner {
         try rank.timeline?.finish(communicator: comm)
         let meanPhases = try comm.allreduceSum(phase + [seconds]).map { $0 / Double(world) }
         let rankTimes = try rank.gatherTimes(since: timesBefore).enumerated().map { $0.element.timing(rank: $0.offset) }
-        var measurement = BenchMeasurement(ranks: world, threadsPerRank: rank.threads, globalBatch: settings.batchSize,
+        var measurement = BenchMeasurement(ranks: world, threadsPerRank: rank.threads, globalBatch: settings.training.batchSize,
                                 steps: settings.steps, seconds: seconds,
                                 phaseSeconds: Dictionary(uniqueKeysWithValues: zip(names, meanPhases)),
                                 modelGflopPerSample: Double(rank.network.trainingFLOPsPerSample) / 1e9,

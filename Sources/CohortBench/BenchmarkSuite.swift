@@ -49,7 +49,7 @@ public struct BenchmarkSuite {
                                  configurations: configurations,
                                  linkModel: model.map { .init(latencyS: $0.latency, bandwidthBytesPerS: $0.bandwidth) })
         try JSONFile.write(report, to: file("bench.json"))
-        let chart = LineChart(title: "\(settings.model), global batch \(settings.batchSize): samples/s",
+        let chart = LineChart(title: "\(settings.training.model), global batch \(settings.training.batchSize): samples/s",
                               xLabel: "ranks", yLabel: "samples/s", series: [
             .init(name: "measured", color: "#1f77b4", points: measured.map { (Double($0.ranks), $0.samplesPerSecond) }),
             .init(name: "ideal", color: "#999999", points: measured.map { (Double($0.ranks), baseRate * Double($0.ranks)) }),

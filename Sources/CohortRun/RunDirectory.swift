@@ -1,6 +1,5 @@
 import CohortBase
 import CohortNN
-import CohortReporting
 import Foundation
 
 /// The files of a run, written by rank 0: `config.json`,
@@ -57,21 +56,11 @@ public struct RunDirectory {
         try JSONFile.write(record, to: RunRecord.path(directory: path))
     }
 
-    /// Rewrites the per-epoch files and curves with every epoch so far.
-    public func writeEpochs(_ epochs: [EpochMetrics], title: String) throws {
+    /// Rewrites the per-epoch files with every epoch so far (the curves: `EpochCurves`).
+    public func writeEpochs(_ epochs: [EpochMetrics]) throws {
         try writeAtomically(([EpochMetrics.csvHeader] + epochs.map(\.csvRow)).joined(separator: "\n") + "\n",
                             to: file("metrics.csv"))
         try writeAtomically(epochs.map { JSONFile.line($0) + "\n" }.joined(), to: file("metrics.jsonl"))
-        let loss = LineChart(title: "\(title): loss", xLabel: "epoch", yLabel: "cross-entropy loss", series: [
-            .init(name: "train", color: "#1f77b4", points: epochs.map { (Double($0.epoch), $0.trainLoss) }),
-            .init(name: "test", color: "#d62728", points: epochs.map { (Double($0.epoch), $0.testLoss) }),
-        ])
-        let accuracy = LineChart(title: "\(title): accuracy", xLabel: "epoch", yLabel: "accuracy", series: [
-            .init(name: "train", color: "#1f77b4", points: epochs.map { (Double($0.epoch), $0.trainAccuracy) }),
-            .init(name: "test", color: "#d62728", points: epochs.map { (Double($0.epoch), $0.testAccuracy) }),
-        ])
-        try writeAtomically(loss.svg(), to: file("loss.svg"))
-        try writeAtomically(accuracy.svg(), to: file("accuracy.svg"))
     }
 
     /// Rewrites `evaluations.jsonl` with every evaluation so far.

@@ -96,7 +96,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     /// Which ranks evaluate.
     public var evalOn: EvaluationRanks = .rank0
 
-    enum CodingKeys: String, CodingKey, CaseIterable {
+    public enum CodingKeys: String, CodingKey, CaseIterable, Sendable {
         case model, modelParam = "model_param", hidden, width, dataset, dataDir = "data_dir", augment, limit, testLimit = "test_limit", optimizer, lr
         case lrSchedule = "lr_schedule", warmupEpochs = "warmup_epochs", stepEpochs = "step_epochs", gamma
         case lrScaling = "lr_scaling", baseBatch = "base_batch", momentum

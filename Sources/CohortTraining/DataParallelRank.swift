@@ -38,6 +38,16 @@ public final class DataParallelRank {
             self.precision = precision; self.accumulate = accumulate; self.labelSmoothing = labelSmoothing
             self.syncBatchNorm = syncBatchNorm
         }
+
+        /// The shape `config`'s settings give `model` on images of `imageShape`: what a training
+        /// run and a benchmark of the same flags both build.
+        public init(config: TrainingConfig, model: ModelSpec, imageShape: [Int], classes: Int) {
+            self.init(model: model, imageShape: imageShape, classes: classes, globalBatch: config.batchSize,
+                      threads: config.threads, replicas: config.replicas, bucketMb: config.bucketMb,
+                      overlap: !config.noOverlap, allreduceFormat: config.allreduceDtype, precision: config.precision,
+                      accumulate: config.accumulate, labelSmoothing: Float(config.labelSmoothing),
+                      syncBatchNorm: config.syncBatchnorm)
+        }
     }
 
     public let communicator: Communicator

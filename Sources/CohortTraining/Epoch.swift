@@ -138,7 +138,8 @@ extension Trainer {
         position.history.append(metrics)
         try tensorBoard?.add(events: RunStart.learningRateEvents(epoch: epoch, schedule: schedule))
         try tensorBoard?.add(step: metrics.epoch, scalars: metrics.tensorBoardScalars)
-        try runDirectory.writeEpochs(position.history, title: "\(model.name) on \(data.train.name)")
+        try runDirectory.writeEpochs(position.history)
+        try EpochCurves.write(position.history, title: "\(model.name) on \(data.train.name)", in: runDirectory)
         progress.line(String(format: "epoch %d/%d  train loss %.4f acc %.2f%%  test loss %.4f acc %.2f%%  "
                              + "%.1f s  %.0f samples/s", epoch + 1, config.epochs, metrics.trainLoss,
                              100 * metrics.trainAccuracy, testLoss, 100 * testAccuracy, seconds, metrics.samplesPerSecond))

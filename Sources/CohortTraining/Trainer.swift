@@ -81,13 +81,8 @@ public final class Trainer {
             self.data = try config.loadData(for: self.model)
         }
         let (model, data) = (self.model, self.data)
-        let shape = DataParallelRank.Shape(model: model, imageShape: data.train.imageShape, classes: data.train.classes,
-                                           globalBatch: config.batchSize, threads: config.threads,
-                                           replicas: config.replicas, bucketMb: config.bucketMb,
-                                           overlap: !config.noOverlap, allreduceFormat: config.allreduceDtype,
-                                           precision: config.precision, accumulate: config.accumulate,
-                                           labelSmoothing: Float(config.labelSmoothing),
-                                           syncBatchNorm: config.syncBatchnorm)
+        let shape = DataParallelRank.Shape(config: config, model: model, imageShape: data.train.imageShape,
+                                           classes: data.train.classes)
         rank = try DataParallelRank(shape: shape, datasetSize: data.train.count, seed: config.seed,
                                     communicator: communicator) { count in
             config.optimizer.make(count: count, learningRate: Float(config.lr), momentum: Float(config.momentum),

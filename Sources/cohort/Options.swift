@@ -1,5 +1,6 @@
 import ArgumentParser
 import CohortBase
+import CohortBench
 import CohortData
 import CohortNN
 import CohortOptim
@@ -21,16 +22,13 @@ extension EvaluationRanks: ExpressibleByArgument {}
 
 /// The model, for `train` and `bench`.
 struct ModelOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("A built-in model (cnn: the report's CNN; rnn, lstm, gru: one recurrent layer over the "
-                               + "image rows; resnet20) or a model file (docs/models.md) (default: cnn).",
-                               valueName: "name-or-file"))
+    @Option(help: settingHelp(.model))
     var model: String?
-    @Option(help: ArgumentHelp("Values of the model file's parameters, e.g. n=5,filters=32.", valueName: "name=value,..."))
+    @Option(help: settingHelp(.modelParam))
     var modelParam: ModelParameterValues?
-    @Option(help: "Hidden size of rnn, lstm and gru: a model file's parameter `hidden` (default: 128).")
+    @Option(help: settingHelp(.hidden))
     var hidden: Int?
-    @Option(help: ArgumentHelp("Multiplier of the CNN's filters, 32·W and 64·W, a larger model for scaling studies: a "
-                               + "model file's parameter `width` (default: 1)."))
+    @Option(help: settingHelp(.width))
     var width: Int?
 }
 
@@ -48,119 +46,106 @@ struct ModelParameterValues: ExpressibleByArgument, Encodable {
 
 /// How a step is split over ranks, replicas and gradient buckets, for `train` and `bench`.
 struct ParallelOptions: ParsableArguments {
-    @Option(help: "Global batch size, split evenly over the ranks (default: 64).")
+    @Option(help: settingHelp(.batchSize))
     var batchSize: Int?
-    @Option(help: "Threads per rank, shared by its replicas (default: cores / ranks on the node).")
+    @Option(help: settingHelp(.threads))
     var threads: Int?
-    @Option(help: ArgumentHelp("Replicas of the model per rank, each on its own thread with a slice of the rank's batch "
-                               + "(default: one per thread, when they can share the batch equally)."))
+    @Option(help: settingHelp(.replicas))
     var replicas: Int?
-    @Option(help: "Gradient bucket size in MiB for the allreduce (default: 25).")
+    @Option(help: settingHelp(.bucketMb))
     var bucketMb: Double?
-    @Flag(help: "Reduce gradients after backward instead of overlapping with it.")
+    @Flag(help: settingHelp(.noOverlap))
     var noOverlap = false
-    @Option(help: ArgumentHelp("What the gradients are sent as: fp32, or bf16 (half the bytes; each chunk summed in "
-                               + "fp32 by one rank) (default: fp32)."))
+    @Option(help: settingHelp(.allreduceDtype))
     var allreduceDtype: FloatFormat?
-    @Option(help: ArgumentHelp("What the CNN's convolutions and the recurrent layers' products multiply: fp32, or "
-                               + "bf16 with fp32 accumulation; weights, optimizer, loss and checkpoints stay fp32 "
-                               + "(default: fp32)."))
+    @Option(help: settingHelp(.precision))
     var precision: FloatFormat?
-    @Option(help: ArgumentHelp("Write a Chrome trace of every step (open it in Perfetto or chrome://tracing): "
-                               + "DIR/rank-R.trace.json per rank, merged into DIR/trace.json.", valueName: "dir"))
+    @Option(help: settingHelp(.trace))
     var trace: String?
 }
 
 /// The rest of `cohort train`'s settings (`TrainingConfig`).
 struct TrainOptions: ParsableArguments {
-    @Option(help: "Dataset to train and test on (default: synthetic).")
+    @Option(help: settingHelp(.dataset))
     var dataset: DatasetKind?
-    @Option(help: "Directory with the dataset's files.")
+    @Option(help: settingHelp(.dataDir))
     var dataDir: String?
-    @Option(help: "Optimizer, with PyTorch's defaults (default: adagrad).")
+    @Option(help: settingHelp(.optimizer))
     var optimizer: OptimizerKind?
-    @Option(help: "Learning rate: the schedule's peak, for --base-batch samples per step (default: 0.01).")
+    @Option(help: settingHelp(.lr))
     var lr: Double?
-    @Option(help: "After the warmup: keep the rate, cut it by --gamma every --step-epochs, or cosine to 0 (default: constant).")
+    @Option(help: settingHelp(.lrSchedule))
     var lrSchedule: LearningRateDecay?
-    @Option(help: "Epochs (fractions allowed) of linear warmup from 0 to the peak (default: 0).")
+    @Option(help: settingHelp(.warmupEpochs))
     var warmupEpochs: Double?
-    @Option(help: "With --lr-schedule step: epochs between cuts.")
+    @Option(help: settingHelp(.stepEpochs))
     var stepEpochs: Double?
-    @Option(help: "With --lr-schedule step: the factor of each cut (default: 0.1).")
+    @Option(help: settingHelp(.gamma))
     var gamma: Double?
-    @Option(help: ArgumentHelp("Peak for a global batch B: --lr·B/--base-batch (linear), --lr·sqrt(B/--base-batch), "
-                               + "or --lr (default: none)."))
+    @Option(help: settingHelp(.lrScaling))
     var lrScaling: LearningRateScaling?
-    @Option(help: "The global batch --lr was chosen for, with --lr-scaling (default: 64).")
+    @Option(help: settingHelp(.baseBatch))
     var baseBatch: Int?
-    @Option(help: ArgumentHelp("Micro-batches per optimizer step, whose gradients add up: 1 rank with --accumulate 4 "
-                               + "makes the updates of 4 ranks (default: 1)."))
+    @Option(help: settingHelp(.accumulate))
     var accumulate: Int?
-    @Option(help: ArgumentHelp("Samples per rank per step instead of --batch-size: the global batch is this times the "
-                               + "ranks (a resumed run keeps its global batch)."))
+    @Option(help: settingHelp(.batchPerRank))
     var batchPerRank: Int?
-    @Option(help: "Momentum (sgd, rmsprop; default: 0).")
+    @Option(help: settingHelp(.momentum))
     var momentum: Double?
-    @Flag(help: "Nesterov momentum (sgd).")
+    @Flag(help: settingHelp(.nesterov))
     var nesterov = false
-    @Option(help: "Weight decay (default 0; 0.01 for adamw).")
+    @Option(help: settingHelp(.weightDecay))
     var weightDecay: Double?
-    @Option(help: "Epochs (default: 1).")
+    @Option(help: settingHelp(.epochs))
     var epochs: Int?
-    @Option(help: "Seed for initialisation, shuffling and synthetic data (default: 0).")
+    @Option(help: settingHelp(.seed))
     var seed: UInt64?
-    @Flag(help: ArgumentHelp("Random crops and flips of the training images: CIFAR-10 cropped from a 4-pixel padding and "
-                             + "flipped, 28x28 sets shifted by up to 2 pixels; drawn from (seed, epoch, sample)."))
+    @Flag(help: settingHelp(.augment))
     var augment = false
-    @Option(help: "Use only the first N training samples.")
+    @Option(help: settingHelp(.limit))
     var limit: Int?
-    @Option(help: "Evaluate on only the first N test samples.")
+    @Option(help: settingHelp(.testLimit))
     var testLimit: Int?
-    @Option(help: "Run directory to write.")
+    @Option(help: settingHelp(.out))
     var out: String?
-    @Option(help: "Also write a checkpoint every N steps (one ends every epoch regardless).")
+    @Option(help: settingHelp(.checkpointSteps))
     var checkpointSteps: Int?
-    @Option(help: "On a non-finite loss or gradient: stop the run, or skip that step (default: stop).")
+    @Option(help: settingHelp(.onNan))
     var onNan: NonFinitePolicy?
-    @Option(help: "Compare a checksum of the parameters across ranks every N steps; 0: only at the end (default: 100).")
+    @Option(help: settingHelp(.checkEvery))
     var checkEvery: Int?
-    @Flag(help: "Also write the initial parameters, before the first step, as initial.safetensors.")
+    @Flag(help: settingHelp(.saveInitial))
     var saveInitial = false
-    @Option(help: ArgumentHelp("Start from these weights (a .safetensors file with the model's tensor names and shapes, "
-                               + "PyTorch's, buffers included) instead of a seeded initialisation.", valueName: "file"))
+    @Option(help: settingHelp(.initWeights))
     var `init`: String?
-    @Flag(help: ArgumentHelp("Batch norm normalises with the statistics of the whole global batch, over every rank and "
-                             + "replica (torch.nn.SyncBatchNorm); without it each replica uses its own micro-batch's."))
+    @Flag(help: settingHelp(.syncBatchnorm))
     var syncBatchnorm = false
-    @Option(help: ArgumentHelp("Seconds a collective may wait for the other ranks before the job ends with exit code 4, "
-                               + "naming the ranks that never arrived; 0: wait for ever (default: 300)."))
+    @Option(help: settingHelp(.timeout))
     var timeout: Double?
-    @Option(help: ArgumentHelp("Label smoothing ε of the training loss, as PyTorch's "
-                               + "CrossEntropyLoss(label_smoothing=ε); the test loss stays plain (default: 0)."))
+    @Option(help: settingHelp(.labelSmoothing))
     var labelSmoothing: Double?
-    @Option(help: ArgumentHelp("Test-time augmentation: flip averages each test image's probabilities with its "
-                               + "mirror's, for twice the evaluation time (default: none)."))
+    @Option(help: settingHelp(.tta))
     var tta: TestTimeAugmentation?
-    @Option(help: ArgumentHelp("Stop at the first evaluation whose test accuracy reaches this fraction, and record "
-                               + "the time, steps and epochs to it in summary.json (time to accuracy).",
-                               valueName: "fraction"))
+    @Option(help: settingHelp(.targetAccuracy))
     var targetAccuracy: Double?
-    @Option(help: ArgumentHelp("Evaluate also every N steps (a whole number) or every fraction of an epoch (in "
-                               + "(0, 1)), besides every epoch's end.", valueName: "steps|fraction"),
-            transform: { try EvaluationInterval(parsing: $0) })
+    @Option(help: settingHelp(.evalEvery), transform: { try EvaluationInterval(parsing: $0) })
     var evalEvery: EvaluationInterval?
-    @Option(help: ArgumentHelp("Which ranks evaluate: rank0 alone, or all, each on a slice of the test set "
-                               + "(default: rank0)."))
+    @Option(help: settingHelp(.evalOn))
     var evalOn: EvaluationRanks?
 }
 
 /// How long `cohort bench` measures.
 struct TimingOptions: ParsableArguments {
-    @Option(help: "Timed steps per configuration (default: 30).")
+    @Option(help: "Timed steps per configuration (default: \(BenchSettings().steps)).")
     var steps: Int?
-    @Option(help: "Untimed warm-up steps before them (default: 5).")
+    @Option(help: "Untimed warm-up steps before them (default: \(BenchSettings().warmup)).")
     var warmup: Int?
+}
+
+/// A setting's help as `TrainingConfig.help` gives it: its meaning and default in one place.
+func settingHelp(_ key: TrainingConfig.Key) -> ArgumentHelp {
+    let (text, valueName) = TrainingConfig.help(key)
+    return ArgumentHelp(text, valueName: valueName)
 }
 
 /// A parsed option or flag as a setting: nil when it was not given.

@@ -20,6 +20,22 @@ extension SystemTests {
             #expect(FileManager.default.isExecutableFile(atPath: CohortBinary.path), "no cohort binary at \(CohortBinary.path)")
         }
 
+        /// Every training setting is a flag of `cohort train`, with the settings type's help and
+        /// default; the model and parallel settings are flags of `cohort bench` too.
+        @Test func everySettingIsAFlag() throws {
+            let train = try CohortBinary.run(["train", "--help"]).stdout
+            let bench = try CohortBinary.run(["bench", "--help"]).stdout
+            let words = { (help: String) in Set(help.split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init)) }
+            for key in TrainingConfig.Key.allCases {
+                #expect(words(train).contains(SettingsTests.flag(key)), "cohort train --help lacks \(SettingsTests.flag(key))")
+            }
+            for key in BenchSettings.trainingKeys {
+                #expect(words(bench).contains(SettingsTests.flag(key)), "cohort bench --help lacks \(SettingsTests.flag(key))")
+            }
+            let oneLine = train.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+            #expect(oneLine.contains("Global batch size, split evenly over the ranks (default: 64)."), "\(train)")
+        }
+
         /// Where oneDNN has no bf16 kernels (a CPU without AVX-512, or here oneDNN limited to its
         /// AVX2 kernels, which has the same effect on any x86-64 CPU), `--precision bf16` is
         /// refused before anything is written, naming what is missing, with exit 64.
