@@ -95,14 +95,20 @@ def main():
     x, y = run.split(train=False)
     model = run.model(x, "model.safetensors")
     model.eval()
+    # --tta flip: the class probabilities averaged with those of the mirrored image, as Cohort
+    # evaluates; the loss is the cross-entropy of the averaged probabilities.
+    flip = config.get("tta") == "flip"
     loss, correct = 0.0, 0
     with torch.no_grad():
         for i in range(0, len(x), 1000):
-            out = model(x[i:i + 1000])
-            loss += F.cross_entropy(out, y[i:i + 1000], reduction="sum").item()
-            correct += (out.argmax(1) == y[i:i + 1000]).sum().item()
-    print(json.dumps({"run": a.run_dir, "model": config["model"], "test_loss": round(loss / len(x), 4),
-                      "test_acc": round(correct / len(x), 4)}))
+            batch, labels = x[i:i + 1000], y[i:i + 1000]
+            probabilities = F.softmax(model(batch), 1)
+            if flip:
+                probabilities = (probabilities + F.softmax(model(batch.flip(3)), 1)) / 2
+            loss += F.nll_loss(probabilities.log(), labels, reduction="sum").item()
+            correct += (probabilities.argmax(1) == labels).sum().item()
+    print(json.dumps({"run": a.run_dir, "model": config["model"], "tta": "flip" if flip else "none",
+                      "test_loss": round(loss / len(x), 4), "test_acc": round(correct / len(x), 4)}))
 
 
 if __name__ == "__main__":
