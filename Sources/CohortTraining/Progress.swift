@@ -43,8 +43,11 @@ final class ProgressReporter {
     func step(epoch: Int, step: Int, of steps: Int, samplesPerSecond: Double, loss: Double, epochLeft: Double,
               runLeft: Double) {
         let now = monotonicSeconds()
-        let figures = String(format: "%d/%d  %.0f samples/s  loss %.4f  ETA %@ (run %@)", step, steps, samplesPerSecond,
-                             loss, Format.duration(epochLeft), Format.duration(runLeft))
+        // Formatted only for a line that is shown.
+        var figures: String {
+            String(format: "%d/%d  %.0f samples/s  loss %.4f  ETA %@ (run %@)", step, steps, samplesPerSecond, loss,
+                   Format.duration(epochLeft), Format.duration(runLeft))
+        }
         switch display {
         case .quiet:
             return
