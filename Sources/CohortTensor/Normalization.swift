@@ -78,65 +78,94 @@ private func laneSum(_ count: Int, _ lanes: (Int) -> SIMD16<Float>, tail: (Int) 
 }
 
 // The same passes over one plane of a channel-blocked batch (`ActivationLayout.blocked(b)`):
-// `positions` runs of `block` values, value l of a run belonging to the block's channel l. Each
-// channel's values are added in the order `laneSum` adds a planar plane's, so the blocked and the
-// planar layouts give the same bits. The loops over a run's `block` values are what the compiler
-// turns into vector instructions.
+// `positions` runs of `block` values, value l of a run belonging to the block's channel l. A run
+// is one vector (`BlockRun`: `SIMD16<Float>` for blocks of 16, `SIMD8<Float>` for 8, the widths
+// oneDNN picks, `ActivationLayout.preferredBlock`), so each pass is a vector operation per
+// position. Each channel's values are added in the order `laneSum` adds a planar plane's
+// (`PlanarOrderSum`), and the elementwise passes are the planar ones' float operations lane by
+// lane, so the blocked and the planar layouts give the same bits.
 
 /// Each channel's `Σx` into `sums[l]` and `Σx²` into `squares[l]`, as `planeMoments` gives them.
 public func blockedPlaneMoments(_ x: UnsafePointer<Float>, positions: Int, block: Int,
                                 sums: UnsafeMutablePointer<Double>, squares: UnsafeMutablePointer<Double>) {
-    planarOrderSums(positions, block: block, into: sums) { p, acc in
-        let v = x + p * block
-        for l in 0..<block { acc[l] += v[l] }
-    } tail: { p, l in x[p * block + l] }
-    withUnsafeTemporaryAllocation(of: Float.self, capacity: block) { mean in
-        for l in 0..<block { mean[l] = Float(sums[l] / Double(positions)) }
-        planarOrderSums(positions, block: block, into: squares) { p, acc in
-            let v = x + p * block
-            for l in 0..<block { let d = v[l] - mean[l]; acc[l] += d * d }
-        } tail: { p, l in let d = x[p * block + l] - mean[l]; return d * d }
-        for l in 0..<block { squares[l] += Double(positions) * Double(mean[l]) * Double(mean[l]) }
+    switch block {
+    case 16: moments(x, positions, sums, squares, SIMD16<Float>.self)
+    case 8: moments(x, positions, sums, squares, SIMD8<Float>.self)
+    default: unsupported(block)
     }
 }
 
+@inline(__always)
+private func moments<V: BlockRun>(_ x: UnsafePointer<Float>, _ positions: Int, _ sums: UnsafeMutablePointer<Double>,
+                                  _ squares: UnsafeMutablePointer<Double>, _: V.Type) {
+    let n = V.width
+    var sum = PlanarOrderSum<V>()
+    for p in 0..<positions { sum.add(V(x + p * n), at: p, of: positions) }
+    sum.finish(into: sums)
+    var mean = V.zero
+    for l in 0..<n { mean[l] = Float(sums[l] / Double(positions)) }
+    var centered = PlanarOrderSum<V>()
+    for p in 0..<positions { let d = V(x + p * n) - mean; centered.add(d * d, at: p, of: positions) }
+    centered.finish(into: squares)
+    for l in 0..<n { squares[l] += Double(positions) * Double(mean[l]) * Double(mean[l]) }
+}
+
 /// Each channel's `Σg` into `sums[l]` and `Σg·(x - mean[l])` into `projected[l]`, with g as in
-/// `planeGradientSums`, as it gives them.
+/// `planeGradientSums`, as it gives them (both in one pass).
 public func blockedPlaneGradientSums(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
                                      rectified y: UnsafePointer<Float>?, mean: UnsafePointer<Float>,
                                      positions: Int, block: Int,
                                      sums: UnsafeMutablePointer<Double>, projected: UnsafeMutablePointer<Double>) {
-    if let y {
-        planarOrderSums(positions, block: block, into: sums) { p, acc in
-            let d = dy + p * block, r = y + p * block
-            for l in 0..<block { acc[l] += r[l] > 0 ? d[l] : 0 }
-        } tail: { p, l in y[p * block + l] > 0 ? dy[p * block + l] : 0 }
-        planarOrderSums(positions, block: block, into: projected) { p, acc in
-            let d = dy + p * block, v = x + p * block, r = y + p * block
-            for l in 0..<block { acc[l] += r[l] > 0 ? d[l] * (v[l] - mean[l]) : 0 }
-        } tail: { p, l in let i = p * block + l; return y[i] > 0 ? dy[i] * (x[i] - mean[l]) : 0 }
-    } else {
-        planarOrderSums(positions, block: block, into: sums) { p, acc in
-            let d = dy + p * block
-            for l in 0..<block { acc[l] += d[l] }
-        } tail: { p, l in dy[p * block + l] }
-        planarOrderSums(positions, block: block, into: projected) { p, acc in
-            let d = dy + p * block, v = x + p * block
-            for l in 0..<block { acc[l] += d[l] * (v[l] - mean[l]) }
-        } tail: { p, l in let i = p * block + l; return dy[i] * (x[i] - mean[l]) }
+    switch block {
+    case 16: gradientSums(dy, x, y, mean, positions, sums, projected, SIMD16<Float>.self)
+    case 8: gradientSums(dy, x, y, mean, positions, sums, projected, SIMD8<Float>.self)
+    default: unsupported(block)
     }
+}
+
+@inline(__always)
+private func gradientSums<V: BlockRun>(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>?,
+                                       _ mean: UnsafePointer<Float>, _ positions: Int, _ sums: UnsafeMutablePointer<Double>,
+                                       _ projected: UnsafeMutablePointer<Double>, _: V.Type) {
+    let n = V.width, mu = V(mean)
+    var s = PlanarOrderSum<V>(), q = PlanarOrderSum<V>()
+    if let y {
+        for p in 0..<positions {
+            let d = V(dy + p * n), r = V(y + p * n)
+            // The product masked after it is taken, as the planar pass does.
+            s.add(d.kept(where: r), at: p, of: positions)
+            q.add((d * (V(x + p * n) - mu)).kept(where: r), at: p, of: positions)
+        }
+    } else {
+        for p in 0..<positions {
+            let d = V(dy + p * n)
+            s.add(d, at: p, of: positions)
+            q.add(d * (V(x + p * n) - mu), at: p, of: positions)
+        }
+    }
+    s.finish(into: sums)
+    q.finish(into: projected)
 }
 
 /// `y = scale[l]·x + shift[l]` channel by channel, or its `max(·, 0)` when `rectify`.
 public func blockedAffine(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, positions: Int, block: Int,
                           scale: UnsafePointer<Float>, shift: UnsafePointer<Float>, rectify: Bool) {
-    for p in 0..<positions {
-        let v = x + p * block, out = y + p * block
-        if rectify {
-            for l in 0..<block { let a = v[l] * scale[l] + shift[l]; out[l] = a > 0 ? a : 0 }
-        } else {
-            for l in 0..<block { out[l] = v[l] * scale[l] + shift[l] }
-        }
+    switch block {
+    case 16: affine(x, y, positions, scale, shift, rectify, SIMD16<Float>.self)
+    case 8: affine(x, y, positions, scale, shift, rectify, SIMD8<Float>.self)
+    default: unsupported(block)
+    }
+}
+
+@inline(__always)
+private func affine<V: BlockRun>(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ positions: Int,
+                                 _ scale: UnsafePointer<Float>, _ shift: UnsafePointer<Float>, _ rectify: Bool,
+                                 _: V.Type) {
+    let n = V.width, a = V(scale), b = V(shift)
+    if rectify {
+        for p in 0..<positions { let v = V(x + p * n) * a + b; v.kept(where: v).store(y + p * n) }
+    } else {
+        for p in 0..<positions { (V(x + p * n) * a + b).store(y + p * n) }
     }
 }
 
@@ -144,34 +173,92 @@ public func blockedAffine(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<F
 public func blockedInputGradient(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, rectified y: UnsafePointer<Float>?,
                                  _ dx: UnsafeMutablePointer<Float>, positions: Int, block: Int,
                                  a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafePointer<Float>) {
-    for p in 0..<positions {
-        let d = dy + p * block, v = x + p * block, out = dx + p * block
-        if let y {
-            let r = y + p * block
-            for l in 0..<block { out[l] = a[l] * (r[l] > 0 ? d[l] : 0) + b[l] * v[l] + c[l] }
-        } else {
-            for l in 0..<block { out[l] = a[l] * d[l] + b[l] * v[l] + c[l] }
-        }
+    switch block {
+    case 16: inputGradient(dy, x, y, dx, positions, a, b, c, SIMD16<Float>.self)
+    case 8: inputGradient(dy, x, y, dx, positions, a, b, c, SIMD8<Float>.self)
+    default: unsupported(block)
     }
 }
 
-/// Each channel l's sum over a blocked plane into `total[l]`, in `laneSum`'s order: while whole
-/// groups of 16 positions remain, position p into float lane p mod 16 (`add(p, lanes)` adds the
-/// position's `block` values to the lane's `block` accumulators), the 16 lanes then in double in
-/// lane order, then the remaining positions one by one in double (`tail(p, l)`).
 @inline(__always)
-private func planarOrderSums(_ positions: Int, block: Int, into total: UnsafeMutablePointer<Double>,
-                             _ add: (Int, UnsafeMutablePointer<Float>) -> Void, tail: (Int, Int) -> Float) {
-    withUnsafeTemporaryAllocation(of: Float.self, capacity: 16 * block) { buffer in
-        let lanes = buffer.baseAddress!
-        buffer.initialize(repeating: 0)
-        let whole = positions / 16 * 16
-        for p in 0..<whole { add(p, lanes + (p % 16) * block) }
-        for l in 0..<block {
-            var sum = 0.0
-            for k in 0..<16 { sum += Double(lanes[k * block + l]) }
-            for p in whole..<positions { sum += Double(tail(p, l)) }
-            total[l] = sum
+private func inputGradient<V: BlockRun>(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>?,
+                                        _ dx: UnsafeMutablePointer<Float>, _ positions: Int, _ a: UnsafePointer<Float>,
+                                        _ b: UnsafePointer<Float>, _ c: UnsafePointer<Float>, _: V.Type) {
+    let n = V.width, va = V(a), vb = V(b), vc = V(c)
+    if let y {
+        for p in 0..<positions {
+            let g = V(dy + p * n).kept(where: V(y + p * n))
+            (va * g + vb * V(x + p * n) + vc).store(dx + p * n)
+        }
+    } else {
+        for p in 0..<positions { (va * V(dy + p * n) + vb * V(x + p * n) + vc).store(dx + p * n) }
+    }
+}
+
+private func unsupported(_ block: Int) -> Never {
+    preconditionFailure("channel blocks of \(block): only 8 and 16 are kept (ActivationLayout.preferredBlock)")
+}
+
+/// One run of a blocked plane as a vector. The requirements are met by each vector type's own
+/// operations (`SIMD16<Float>`'s are single instructions), which generic `SIMD` code would not
+/// reach: it compiles to a loop over the lanes.
+private protocol BlockRun {
+    static var width: Int { get }
+    static var zero: Self { get }
+    /// The run at `p`.
+    init(_ p: UnsafePointer<Float>)
+    func store(_ p: UnsafeMutablePointer<Float>)
+    static func + (a: Self, b: Self) -> Self
+    static func - (a: Self, b: Self) -> Self
+    static func * (a: Self, b: Self) -> Self
+    /// Lane l of self where `r[l] > 0`, else 0 (a ReLU's mask, or a ReLU with `r` = self).
+    func kept(where r: Self) -> Self
+    subscript(l: Int) -> Float { get set }
+}
+
+extension SIMD16: BlockRun where Scalar == Float {
+    static var width: Int { 16 }
+    static var zero: SIMD16<Float> { SIMD16() }
+    init(_ p: UnsafePointer<Float>) { self = UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self) }
+    func store(_ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: self, as: SIMD16<Float>.self) }
+    func kept(where r: SIMD16<Float>) -> SIMD16<Float> { replacing(with: 0, where: .!(r .> SIMD16())) }
+}
+
+extension SIMD8: BlockRun where Scalar == Float {
+    static var width: Int { 8 }
+    static var zero: SIMD8<Float> { SIMD8() }
+    init(_ p: UnsafePointer<Float>) { self = UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self) }
+    func store(_ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: self, as: SIMD8<Float>.self) }
+    func kept(where r: SIMD8<Float>) -> SIMD8<Float> { replacing(with: 0, where: .!(r .> SIMD8())) }
+}
+
+/// Each channel's sum over a blocked plane in `laneSum`'s order: while whole groups of 16
+/// positions remain, position p's run into float lane p mod 16; then the 16 lanes in double in
+/// lane order, then the remaining positions one by one in double.
+private struct PlanarOrderSum<V: BlockRun> {
+    private var lanes = (V.zero, V.zero, V.zero, V.zero, V.zero, V.zero, V.zero, V.zero,
+                         V.zero, V.zero, V.zero, V.zero, V.zero, V.zero, V.zero, V.zero)
+    private var tail = [V]()
+
+    @inline(__always)
+    mutating func add(_ run: V, at p: Int, of positions: Int) {
+        guard p < positions / 16 * 16 else { tail.append(run); return }
+        withUnsafeMutableBytes(of: &lanes) { raw in
+            let lane = raw.baseAddress!.assumingMemoryBound(to: V.self) + p % 16
+            lane.pointee = lane.pointee + run
+        }
+    }
+
+    @inline(__always)
+    func finish(into total: UnsafeMutablePointer<Double>) {
+        withUnsafeBytes(of: lanes) { raw in
+            let lanes = raw.baseAddress!.assumingMemoryBound(to: V.self)
+            for l in 0..<V.width {
+                var sum = 0.0
+                for k in 0..<16 { sum += Double(lanes[k][l]) }
+                for run in tail { sum += Double(run[l]) }
+                total[l] = sum
+            }
         }
     }
 }
