@@ -54,7 +54,7 @@ public final class Training {
         var settings = settings
         settings.model = model.name
         trainer = try Trainer(config: settings, resume: resume, communicator: world.communicator,
-                              display: .standard(quiet: !showsProgress, every: 30), model: model.spec,
+                              display: .standard(quiet: !showsProgress), model: model.spec,
                               data: DatasetSplits(train: train.images, test: test.images))
     }
 

@@ -14,8 +14,11 @@ public enum ProgressDisplay: Equatable, Sendable {
     /// for a log file, Slurm's output, a pipe.
     case periodic(seconds: Double)
 
+    /// Seconds between periodic lines unless told otherwise (`--progress-every`).
+    public static let defaultPeriod = 30.0
+
     /// Live where a terminal watches (`Terminal`), else periodic; quiet if asked.
-    public static func standard(quiet: Bool, every seconds: Double) -> ProgressDisplay {
+    public static func standard(quiet: Bool, every seconds: Double = defaultPeriod) -> ProgressDisplay {
         if quiet { return .quiet }
         return Terminal.watchesOutput(underLauncher: MPILaunch.isUnderLauncher) ? .live : .periodic(seconds: seconds)
     }

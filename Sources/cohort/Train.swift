@@ -25,7 +25,7 @@ struct Train: ParsableCommand {
     @Option(help: ArgumentHelp("Without a terminal (a log file, Slurm's output): a progress line every this many "
                                + "seconds during each epoch; 0: epoch lines only. On a terminal a live line is "
                                + "redrawn instead.", valueName: "seconds"))
-    var progressEvery = 30.0
+    var progressEvery = ProgressDisplay.defaultPeriod
 
     /// The settings given as flags, by key.
     var given: [String: JSONValue] {
