@@ -28,13 +28,17 @@ public final class BatchNorm: Layer {
     private var runningMean: UnsafeMutablePointer<Float>!, runningVariance: UnsafeMutablePointer<Float>!
     /// PyTorch's `num_batches_tracked`, kept as a float in the buffer (exact up to 2^24 batches).
     private var batchesTracked: UnsafeMutablePointer<Float>!
-    private let output: FloatBuffer, inputGrad: FloatBuffer
+    private let inputGrad: FloatBuffer
+    /// Allocated on first use: unused when the output is folded into a residual sum.
+    private lazy var output = FloatBuffer(count: maxBatch * inputShape.elementCount)
+    private let maxBatch: Int
     /// The last training forward's input, mean and `1/√(σ² + ε)` per channel, and position count M.
     private var lastInput: UnsafePointer<Float>?
     private var mean: [Double], inverseDeviation: [Double]
     /// Per channel: the mean in float (what the gradient sums centre on), the affine map of the
     /// last forward `y = scale·x + shift`, and backward's `dx = a·g + b·x + c`.
-    private var floatMean: [Float], scale: [Float], shift: [Float]
+    private var floatMean: [Float]
+    private let scale: FloatBuffer, shift: FloatBuffer
     private var gradientA: [Float], gradientB: [Float], gradientC: [Float]
     /// Per-channel sums of a pass, then the position count: `[2·C + 1]`, kept from pass to pass.
     private var sums: [Double]
@@ -43,6 +47,10 @@ public final class BatchNorm: Layer {
     /// Set by `Network` when a ReLU follows: the forward writes `max(y, 0)` itself and the backward
     /// applies the ReLU's mask `[y > 0]` to the gradient it receives (the ReLU does neither).
     var rectifiesOutput = false
+    /// Set by `Residual` when this layer closes its body or shortcut: the forward computes the
+    /// affine map (`affineMap`) and returns its input, and the block's sum applies the map as it
+    /// adds (`residualPlaneSum`), so the normalised maps are never written.
+    var foldedIntoSum = false
     /// How the feature maps lie (`[C, H, W]` inputs only); set by `Network` before the first pass.
     var layout = ActivationLayout.planar
 
@@ -56,12 +64,12 @@ public final class BatchNorm: Layer {
         channels = shape[0]
         plane = shape.elementCount / shape[0]
         self.momentum = momentum; self.epsilon = epsilon
-        output = FloatBuffer(count: maxBatch * shape.elementCount)
+        self.maxBatch = maxBatch
         inputGrad = FloatBuffer(count: maxBatch * shape.elementCount)
         mean = Array(repeating: 0, count: shape[0])
         inverseDeviation = Array(repeating: 0, count: shape[0])
         let zeros = [Float](repeating: 0, count: shape[0])
-        floatMean = zeros; scale = zeros; shift = zeros
+        floatMean = zeros; scale = FloatBuffer(zeros); shift = FloatBuffer(zeros)
         gradientA = zeros; gradientB = zeros; gradientC = zeros
         sums = Array(repeating: 0, count: 2 * shape[0] + 1)
     }
@@ -93,14 +101,12 @@ public final class BatchNorm: Layer {
     public func setTraining(_ training: Bool) { self.training = training }
 
     public func forward(_ x: UnsafePointer<Float>, batch: Int) -> UnsafePointer<Float> {
-        let y = output.pointer
         if !training {
             for c in 0..<channels {
                 let k = Double(gamma[c]) / (Double(runningVariance[c]) + epsilon).squareRoot()
                 scale[c] = Float(k); shift[c] = Float(Double(beta[c]) - Double(runningMean[c]) * k)
             }
-            normalize(x, into: y, batch: batch)
-            return UnsafePointer(y)
+            return normalize(x, batch: batch)
         }
         lastInput = x
         // Per channel Σx and Σx², then M: summed over the global batch under --sync-batchnorm.
@@ -114,7 +120,7 @@ public final class BatchNorm: Layer {
                 case .blocked(let b):
                     blockedPlaneMoments(x + offset, positions: plane, block: b, sums: planeSums, squares: planeSums + b)
                 }
-                let width = channelsPerPlane
+                let width = layout.channelsPerRun
                 for l in 0..<width { s1[first + l] += planeSums[l]; s2[first + l] += planeSums[width + l] }
             }
             sums[2 * channels] = Double(batch * plane)
@@ -133,59 +139,47 @@ public final class BatchNorm: Layer {
             scale[c] = Float(k); shift[c] = Float(Double(beta[c]) - mu * k)
         }
         batchesTracked.pointee += 1
-        normalize(x, into: y, batch: batch)
+        return normalize(x, batch: batch)
+    }
+
+    /// `y = scale[c]·x + shift[c]` (rectified when a ReLU follows) over every sample, or x itself
+    /// when a residual sum applies the map.
+    private func normalize(_ x: UnsafePointer<Float>, batch: Int) -> UnsafePointer<Float> {
+        if foldedIntoSum { return x }
+        let y = output.pointer, map = affineMap
+        forEachPlane(batch: batch) { offset, first in
+            switch layout {
+            case .planar:
+                let (scale, shift) = map.at(first)
+                affine(x + offset, y + offset, count: plane, scale: scale, shift: shift, rectify: rectifiesOutput)
+            case .blocked(let b):
+                blockedAffine(x + offset, y + offset, positions: plane, block: b, map.from(first), rectify: rectifiesOutput)
+            }
+        }
         return UnsafePointer(y)
     }
 
-    /// `y = scale[c]·x + shift[c]` (rectified when a ReLU follows) over every sample.
-    private func normalize(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, batch: Int) {
-        scale.withUnsafeBufferPointer { scale in
-            shift.withUnsafeBufferPointer { shift in
-                forEachPlane(batch: batch) { offset, first in
-                    switch layout {
-                    case .planar:
-                        affine(x + offset, y + offset, count: plane, scale: scale[first], shift: shift[first],
-                               rectify: rectifiesOutput)
-                    case .blocked(let b):
-                        blockedAffine(x + offset, y + offset, positions: plane, block: b, scale: scale.baseAddress! + first,
-                                      shift: shift.baseAddress! + first, rectify: rectifiesOutput)
-                    }
-                }
-            }
-        }
-    }
+    /// The last forward's `y = scale[c]·x + shift[c]`, channel by channel.
+    var affineMap: ChannelAffine { ChannelAffine(scale: scale.pointer, shift: shift.pointer) }
 
-    /// Channels whose values lie side by side: 1 planar, the block blocked.
-    private var channelsPerPlane: Int {
-        switch layout {
-        case .planar: return 1
-        case .blocked(let b): return b
-        }
-    }
-
-    /// Calls `body(offset, first)` for each sample's plane of each channel (planar) or block of
-    /// channels (blocked, `[N, C/b, H·W, b]`), `first` its first channel: either way the plane
-    /// starts at `(n·C + first)·H·W`. Samples in order, so that each channel's sums over them are
-    /// added in the same order in either layout.
+    /// `ActivationLayout.forEachPlane` over this layer's maps.
     private func forEachPlane(batch: Int, _ body: (Int, Int) -> Void) {
-        for n in 0..<batch {
-            for first in stride(from: 0, to: channels, by: channelsPerPlane) { body((n * channels + first) * plane, first) }
-        }
+        layout.forEachPlane(batch: batch, channels: channels, plane: plane, body)
     }
 
     /// `forEachPlane`, with room for two sums per channel of the plane (`planeSums[0..<w]` and
-    /// `planeSums[w..<2w]`, w = `channelsPerPlane`).
+    /// `planeSums[w..<2w]`, w = `layout.channelsPerRun`).
     private func forEachPlane(batch: Int, _ body: (Int, Int, UnsafeMutablePointer<Double>) -> Void) {
-        withUnsafeTemporaryAllocation(of: Double.self, capacity: 2 * channelsPerPlane) { planeSums in
+        withUnsafeTemporaryAllocation(of: Double.self, capacity: 2 * layout.channelsPerRun) { planeSums in
             forEachPlane(batch: batch) { offset, first in body(offset, first, planeSums.baseAddress!) }
         }
     }
 
     public func backward(_ dy: UnsafePointer<Float>, batch: Int, needsInputGradient: Bool) -> UnsafePointer<Float>? {
         guard let x = lastInput else { preconditionFailure("BatchNorm.backward before a training forward") }
-        // Per channel Σg and Σg·x̂ (g = dy, masked by the fused ReLU), over the global batch under
-        // --sync-batchnorm.
-        let y = rectifiesOutput ? UnsafePointer(output.pointer) : nil
+        // Per channel Σg and Σg·x̂ (g = dy, masked by the fused ReLU, whose mask the passes take
+        // again from x and the forward's affine map), over the global batch under --sync-batchnorm.
+        let map: ChannelAffine? = rectifiesOutput ? affineMap : nil
         sums.withUnsafeMutableBufferPointer { sums in
             sums.update(repeating: 0)
             let s1 = sums.baseAddress!, s2 = s1 + channels
@@ -194,14 +188,14 @@ public final class BatchNorm: Layer {
                     switch layout {
                     case .planar:
                         (planeSums[0], planeSums[1]) = planeGradientSums(dy + offset, x + offset,
-                                                                         rectified: y.map { $0 + offset },
+                                                                         rectifiedBy: map?.at(first),
                                                                          mean: means[first], count: plane)
                     case .blocked(let b):
-                        blockedPlaneGradientSums(dy + offset, x + offset, rectified: y.map { $0 + offset },
+                        blockedPlaneGradientSums(dy + offset, x + offset, rectifiedBy: map?.from(first),
                                                  mean: means.baseAddress! + first, positions: plane, block: b,
                                                  sums: planeSums, projected: planeSums + b)
                     }
-                    let width = channelsPerPlane
+                    let width = layout.channelsPerRun
                     for l in 0..<width {
                         s1[first + l] += planeSums[l]; s2[first + l] += planeSums[width + l] * inverseDeviation[first + l]
                     }
@@ -229,13 +223,12 @@ public final class BatchNorm: Layer {
             gradientB.withUnsafeBufferPointer { b in
                 gradientC.withUnsafeBufferPointer { c in
                     forEachPlane(batch: batch) { offset, first in
-                        let rectified = y.map { $0 + offset }
                         switch layout {
                         case .planar:
-                            normalizationInputGradient(dy + offset, x + offset, rectified: rectified, dx + offset, count: plane,
-                                                       a: a[first], b: b[first], c: c[first])
+                            normalizationInputGradient(dy + offset, x + offset, rectifiedBy: map?.at(first), dx + offset,
+                                                       count: plane, a: a[first], b: b[first], c: c[first])
                         case .blocked(let block):
-                            blockedInputGradient(dy + offset, x + offset, rectified: rectified, dx + offset, positions: plane,
+                            blockedInputGradient(dy + offset, x + offset, rectifiedBy: map?.from(first), dx + offset, positions: plane,
                                                  block: block, a: a.baseAddress! + first, b: b.baseAddress! + first,
                                                  c: c.baseAddress! + first)
                         }

@@ -68,9 +68,16 @@ public struct LayerChain {
 /// gradient, and the ReLU's mask at a winner is [pooled output > 0], so the pooling's backward
 /// applies it and the ReLU's is a no-op); a convolution then a ReLU (the convolution's kernel
 /// rectifies its own output); a batch norm then a ReLU (the batch norm rectifies its output and
-/// masks the gradient it receives, and the ReLU does neither).
+/// masks the gradient it receives, and the ReLU does neither); a ReLU (closing a layer or a
+/// block) then a residual block (the block masks its input gradient as it sums it, and the ReLU
+/// passes the gradient on).
 func fuseNeighbours(_ layers: [Layer]) {
     for (first, second) in zip(layers, layers.dropFirst()) {
+        if let relu = lastOperation(of: first) as? ReLU, !relu.gradientMaskedByPreviousLayer,
+           let block = firstOperation(of: second) as? Residual {
+            relu.gradientMaskedByNextLayer = true
+            block.masksInputGradient = true
+        }
         if let relu = first as? ReLU, let pool = second as? MaxPool2D {
             relu.gradientMaskedByNextLayer = true
             pool.masksReLUGradient = true
@@ -85,6 +92,19 @@ func fuseNeighbours(_ layers: [Layer]) {
             relu.gradientMaskedByPreviousLayer = true
         }
     }
+}
+
+/// The layer that computes `layer`'s output: the last of a chain, or of a residual block's `after`.
+private func lastOperation(of layer: Layer) -> Layer {
+    if let chain = layer as? Sequential { return lastOperation(of: chain.chain.layers.last!) }
+    if let block = layer as? Residual, let last = block.after.layers.last { return lastOperation(of: last) }
+    return layer
+}
+
+/// The layer that first reads `layer`'s input: the first of a chain.
+private func firstOperation(of layer: Layer) -> Layer {
+    if let chain = layer as? Sequential { return firstOperation(of: chain.chain.layers[0]) }
+    return layer
 }
 
 /// A chain of layers as one layer (PyTorch's `nn.Sequential`): a model file's block.
@@ -120,12 +140,23 @@ public final class Sequential: Layer {
 /// shortcut's under `shortcut.` (`shortcut.0.weight`), `after`'s under `after.`.
 ///
 /// Backward: `g = after'(dy)`, `dx = body'(g) + shortcut'(g)` (the identity's is `g`).
+///
+/// Where the body closes with a batch norm, the sum applies its affine map as it reads the body's
+/// last map (and the shortcut's closing batch norm's, if any): one pass writes the block's output.
 public final class Residual: Layer {
     public let body: LayerChain, shortcut: LayerChain, after: LayerChain
     public let inputShape: Shape, outputShape: Shape
     private let sum: FloatBuffer, inputGrad: FloatBuffer
     /// `after` starts with a ReLU: the sum is rectified as it is written, and the ReLU passes it on.
     private let rectifiesSum: Bool
+    /// The batch norms closing the body and the shortcut, folded into the sum (`BatchNorm.foldedIntoSum`).
+    private let bodyNorm: BatchNorm?, shortcutNorm: BatchNorm?
+    /// The last forward's input, for `masksInputGradient`.
+    private var lastInput: UnsafePointer<Float>?
+    /// Set by `fuseNeighbours` when the layer before ends with a ReLU, whose output is this block's
+    /// input x: the input gradient is masked here, `dx = (body'(g) + shortcut'(g))·[x > 0]`, and
+    /// that ReLU passes its gradient on.
+    var masksInputGradient = false
 
     /// `shortcut` empty: the identity, which needs the body to keep the shape.
     public init(body: [(name: String?, layer: Layer)], shortcut: [(name: String?, layer: Layer)],
@@ -146,6 +177,10 @@ public final class Residual: Layer {
         } else {
             rectifiesSum = false
         }
+        bodyNorm = self.body.layers.last as? BatchNorm
+        shortcutNorm = bodyNorm == nil ? nil : self.shortcut.layers.last as? BatchNorm
+        bodyNorm?.foldedIntoSum = true
+        shortcutNorm?.foldedIntoSum = true
     }
 
     private var chains: [(prefix: String, chain: LayerChain)] { [("", body), ("shortcut.", shortcut), ("after.", after)] }
@@ -182,11 +217,20 @@ public final class Residual: Layer {
     public var sublayers: [Layer] { body.layers + shortcut.layers + after.layers }
 
     public func forward(_ x: UnsafePointer<Float>, batch: Int) -> UnsafePointer<Float> {
+        lastInput = x
+        // With a folded batch norm, b (and s) are its input, to be normalised as they are added.
         let b = body.forward(x, batch: batch)
         let s = shortcut.isEmpty ? x : shortcut.forward(x, batch: batch)
         let count = batch * (body.layers.last!.outputShape.elementCount)
         let y = sum.pointer
-        if rectifiesSum {
+        if let bodyNorm {
+            let layout = bodyNorm.layout, plane = bodyNorm.plane, bodyMap = bodyNorm.affineMap
+            let shortcutMap = shortcutNorm?.affineMap
+            layout.forEachPlane(batch: batch, channels: bodyNorm.channels, plane: plane) { offset, first in
+                residualPlaneSum(body: b + offset, bodyMap.from(first), shortcut: s + offset, shortcutMap?.from(first),
+                                 into: y + offset, positions: plane, block: layout.channelsPerRun, rectify: rectifiesSum)
+            }
+        } else if rectifiesSum {
             for i in 0..<count { let v = b[i] + s[i]; y[i] = v > 0 ? v : 0 }
         } else {
             for i in 0..<count { y[i] = b[i] + s[i] }
@@ -200,7 +244,11 @@ public final class Residual: Layer {
         let fromShortcut = shortcut.isEmpty ? g : shortcut.backward(g, batch: batch, needsInputGradient: needsInputGradient)
         guard needsInputGradient, let fromBody, let fromShortcut else { return nil }
         let d = inputGrad.pointer
-        for i in 0..<(batch * inputShape.elementCount) { d[i] = fromBody[i] + fromShortcut[i] }
+        if masksInputGradient, let x = lastInput {
+            for i in 0..<(batch * inputShape.elementCount) { d[i] = x[i] > 0 ? fromBody[i] + fromShortcut[i] : 0 }
+        } else {
+            for i in 0..<(batch * inputShape.elementCount) { d[i] = fromBody[i] + fromShortcut[i] }
+        }
         return UnsafePointer(d)
     }
 }

@@ -38,6 +38,25 @@ public enum ActivationLayout: Equatable, Sendable {
         }
     }
 
+    /// Channels whose values lie side by side: 1 planar, the block blocked.
+    public var channelsPerRun: Int {
+        switch self {
+        case .planar: return 1
+        case .blocked(let b): return b
+        }
+    }
+
+    /// Calls `body(offset, first)` for each sample's plane of each channel (planar) or of each
+    /// block of channels (blocked, `[N, C/b, H·W, b]`), `first` its first channel: either way the
+    /// plane starts at `(n·C + first)·H·W` and holds `H·W·channelsPerRun` values. Samples in
+    /// order, so that a channel's sums over them are added in the same order in either layout.
+    @inline(__always)
+    public func forEachPlane(batch: Int, channels: Int, plane: Int, _ body: (_ offset: Int, _ first: Int) -> Void) {
+        for n in 0..<batch {
+            for first in stride(from: 0, to: channels, by: channelsPerRun) { body((n * channels + first) * plane, first) }
+        }
+    }
+
     /// oneDNN's format tag for a 4-D tensor in this layout.
     var tag: dnnl_format_tag_t {
         switch self {

@@ -2,6 +2,22 @@
 // plane of a 32x32 map is 1,024 values, whose float sum keeps ~1e-6 of relative precision),
 // returned in double for the sums over samples and ranks.
 
+/// A per-channel affine map `y = scale[c]·x + shift[c]`, its pointers at a plane's first channel.
+public struct ChannelAffine {
+    public let scale: UnsafePointer<Float>, shift: UnsafePointer<Float>
+
+    public init(scale: UnsafePointer<Float>, shift: UnsafePointer<Float>) {
+        self.scale = scale
+        self.shift = shift
+    }
+
+    /// The map from channel `first` on.
+    public func from(_ first: Int) -> ChannelAffine { ChannelAffine(scale: scale + first, shift: shift + first) }
+
+    /// Channel `c`'s scale and shift.
+    public func at(_ c: Int) -> (scale: Float, shift: Float) { (scale[c], shift[c]) }
+}
+
 /// `(Σx, Σx²)` of `count` values, Σx² taken as `Σ(x - m)² + count·m²` around the plane's own mean
 /// m, so that a large mean does not cancel the variance away in float.
 public func planeMoments(_ x: UnsafePointer<Float>, count: Int) -> (sum: Double, squares: Double) {
@@ -13,18 +29,22 @@ public func planeMoments(_ x: UnsafePointer<Float>, count: Int) -> (sum: Double,
     return (sum, centered + Double(count) * Double(m) * Double(m))
 }
 
-/// `(Σg, Σg·(x - mean))` with `g = dy`, or with `rectified` (the layer's output `y`, rectified in
-/// the forward pass) `g = dy·[y > 0]`: the sums of batch norm's backward.
-public func planeGradientSums(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, rectified y: UnsafePointer<Float>?,
+/// `(Σg, Σg·(x - mean))` with `g = dy`, or, when the forward pass rectified its output
+/// `y = max(scale·x + shift, 0)`, with `g = dy·[y > 0]`: the sums of batch norm's backward. The mask
+/// is taken again from x with the forward's float operations (`rectifiedBy: (scale, shift)`),
+/// which gives the same bits as reading y and spares reading it.
+public func planeGradientSums(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
+                              rectifiedBy map: (scale: Float, shift: Float)?,
                               mean: Float, count: Int) -> (sum: Double, projected: Double) {
     let mu = SIMD16<Float>(repeating: mean), zero = SIMD16<Float>(repeating: 0)
-    if let y {
-        let s = laneSum(count) { i in load16(dy + i).replacing(with: 0, where: load16(y + i) .<= zero) } tail: {
-            y[$0] > 0 ? dy[$0] : 0
+    if let map {
+        let a = SIMD16<Float>(repeating: map.scale), b = SIMD16<Float>(repeating: map.shift)
+        let s = laneSum(count) { i in load16(dy + i).replacing(with: 0, where: load16(x + i) * a + b .<= zero) } tail: {
+            x[$0] * map.scale + map.shift > 0 ? dy[$0] : 0
         }
         let p = laneSum(count) { i in
-            (load16(dy + i) * (load16(x + i) - mu)).replacing(with: 0, where: load16(y + i) .<= zero)
-        } tail: { y[$0] > 0 ? dy[$0] * (x[$0] - mean) : 0 }
+            (load16(dy + i) * (load16(x + i) - mu)).replacing(with: 0, where: load16(x + i) * a + b .<= zero)
+        } tail: { x[$0] * map.scale + map.shift > 0 ? dy[$0] * (x[$0] - mean) : 0 }
         return (s, p)
     }
     let s = laneSum(count) { i in load16(dy + i) } tail: { dy[$0] }
@@ -44,10 +64,10 @@ public func affine(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, 
 
 /// Batch norm's input gradient `dx = a·g + b·x + c` with g as in `planeGradientSums`.
 public func normalizationInputGradient(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
-                                       rectified y: UnsafePointer<Float>?, _ dx: UnsafeMutablePointer<Float>,
+                                       rectifiedBy map: (scale: Float, shift: Float)?, _ dx: UnsafeMutablePointer<Float>,
                                        count: Int, a: Float, b: Float, c: Float) {
-    if let y {
-        for i in 0..<count { dx[i] = a * (y[i] > 0 ? dy[i] : 0) + b * x[i] + c }
+    if let map {
+        for i in 0..<count { dx[i] = a * (x[i] * map.scale + map.shift > 0 ? dy[i] : 0) + b * x[i] + c }
     } else {
         for i in 0..<count { dx[i] = a * dy[i] + b * x[i] + c }
     }
@@ -113,25 +133,26 @@ private func moments<V: BlockRun>(_ x: UnsafePointer<Float>, _ positions: Int, _
 /// Each channel's `Σg` into `sums[l]` and `Σg·(x - mean[l])` into `projected[l]`, with g as in
 /// `planeGradientSums`, as it gives them (both in one pass).
 public func blockedPlaneGradientSums(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
-                                     rectified y: UnsafePointer<Float>?, mean: UnsafePointer<Float>,
+                                     rectifiedBy map: ChannelAffine?, mean: UnsafePointer<Float>,
                                      positions: Int, block: Int,
                                      sums: UnsafeMutablePointer<Double>, projected: UnsafeMutablePointer<Double>) {
     switch block {
-    case 16: gradientSums(dy, x, y, mean, positions, sums, projected, SIMD16<Float>.self)
-    case 8: gradientSums(dy, x, y, mean, positions, sums, projected, SIMD8<Float>.self)
+    case 16: gradientSums(dy, x, map, mean, positions, sums, projected, SIMD16<Float>.self)
+    case 8: gradientSums(dy, x, map, mean, positions, sums, projected, SIMD8<Float>.self)
     default: unsupported(block)
     }
 }
 
 @inline(__always)
-private func gradientSums<V: BlockRun>(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>?,
+private func gradientSums<V: BlockRun>(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ map: ChannelAffine?,
                                        _ mean: UnsafePointer<Float>, _ positions: Int, _ sums: UnsafeMutablePointer<Double>,
                                        _ projected: UnsafeMutablePointer<Double>, _: V.Type) {
     let n = V.width, mu = V(mean)
     var s = PlanarOrderSum<V>(), q = PlanarOrderSum<V>()
-    if let y {
+    if let map {
+        let a = V(map.scale), b = V(map.shift)
         for p in 0..<positions {
-            let d = V(dy + p * n), r = V(y + p * n)
+            let d = V(dy + p * n), r = V(x + p * n) * a + b
             // The product masked after it is taken, as the planar pass does.
             s.add(d.kept(where: r), at: p, of: positions)
             q.add((d * (V(x + p * n) - mu)).kept(where: r), at: p, of: positions)
@@ -149,19 +170,18 @@ private func gradientSums<V: BlockRun>(_ dy: UnsafePointer<Float>, _ x: UnsafePo
 
 /// `y = scale[l]·x + shift[l]` channel by channel, or its `max(·, 0)` when `rectify`.
 public func blockedAffine(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, positions: Int, block: Int,
-                          scale: UnsafePointer<Float>, shift: UnsafePointer<Float>, rectify: Bool) {
+                          _ map: ChannelAffine, rectify: Bool) {
     switch block {
-    case 16: affine(x, y, positions, scale, shift, rectify, SIMD16<Float>.self)
-    case 8: affine(x, y, positions, scale, shift, rectify, SIMD8<Float>.self)
+    case 16: affine(x, y, positions, map, rectify, SIMD16<Float>.self)
+    case 8: affine(x, y, positions, map, rectify, SIMD8<Float>.self)
     default: unsupported(block)
     }
 }
 
 @inline(__always)
 private func affine<V: BlockRun>(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ positions: Int,
-                                 _ scale: UnsafePointer<Float>, _ shift: UnsafePointer<Float>, _ rectify: Bool,
-                                 _: V.Type) {
-    let n = V.width, a = V(scale), b = V(shift)
+                                 _ map: ChannelAffine, _ rectify: Bool, _: V.Type) {
+    let n = V.width, a = V(map.scale), b = V(map.shift)
     if rectify {
         for p in 0..<positions { let v = V(x + p * n) * a + b; v.kept(where: v).store(y + p * n) }
     } else {
@@ -170,28 +190,66 @@ private func affine<V: BlockRun>(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePo
 }
 
 /// `dx = a[l]·g + b[l]·x + c[l]` channel by channel, with g as in `planeGradientSums`.
-public func blockedInputGradient(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, rectified y: UnsafePointer<Float>?,
+public func blockedInputGradient(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, rectifiedBy map: ChannelAffine?,
                                  _ dx: UnsafeMutablePointer<Float>, positions: Int, block: Int,
                                  a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafePointer<Float>) {
     switch block {
-    case 16: inputGradient(dy, x, y, dx, positions, a, b, c, SIMD16<Float>.self)
-    case 8: inputGradient(dy, x, y, dx, positions, a, b, c, SIMD8<Float>.self)
+    case 16: inputGradient(dy, x, map, dx, positions, a, b, c, SIMD16<Float>.self)
+    case 8: inputGradient(dy, x, map, dx, positions, a, b, c, SIMD8<Float>.self)
     default: unsupported(block)
     }
 }
 
 @inline(__always)
-private func inputGradient<V: BlockRun>(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>?,
+private func inputGradient<V: BlockRun>(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ map: ChannelAffine?,
                                         _ dx: UnsafeMutablePointer<Float>, _ positions: Int, _ a: UnsafePointer<Float>,
                                         _ b: UnsafePointer<Float>, _ c: UnsafePointer<Float>, _: V.Type) {
     let n = V.width, va = V(a), vb = V(b), vc = V(c)
-    if let y {
+    if let map {
+        let scale = V(map.scale), shift = V(map.shift)
         for p in 0..<positions {
-            let g = V(dy + p * n).kept(where: V(y + p * n))
-            (va * g + vb * V(x + p * n) + vc).store(dx + p * n)
+            let v = V(x + p * n)
+            let g = V(dy + p * n).kept(where: v * scale + shift)
+            (va * g + vb * v + vc).store(dx + p * n)
         }
     } else {
         for p in 0..<positions { (va * V(dy + p * n) + vb * V(x + p * n) + vc).store(dx + p * n) }
+    }
+}
+
+/// One plane of a residual block's output `y = u + v`, or `max(u + v, 0)` when `rectify`, where
+/// `u = scale·body + shift` is the body's closing batch norm applied as the sum reads it, and `v`
+/// the shortcut's output, or `scale'·shortcut + shift'` when a batch norm closes it too. The float
+/// operations are those of the batch norms' passes (`affine`, `blockedAffine`) followed by the
+/// sum's, so the bits are the same as writing the normalised maps first, in one pass instead of up
+/// to three. `block`: 1 for a planar plane (one channel), else the layout's channel block.
+public func residualPlaneSum(body: UnsafePointer<Float>, _ bodyMap: ChannelAffine, shortcut: UnsafePointer<Float>,
+                             _ shortcutMap: ChannelAffine?, into y: UnsafeMutablePointer<Float>, positions: Int,
+                             block: Int, rectify: Bool) {
+    switch block {
+    case 16: residualSum(body, bodyMap, shortcut, shortcutMap, y, positions, rectify, SIMD16<Float>.self)
+    case 8: residualSum(body, bodyMap, shortcut, shortcutMap, y, positions, rectify, SIMD8<Float>.self)
+    case 1: residualSum(body, bodyMap, shortcut, shortcutMap, y, positions, rectify, Float.self)
+    default: unsupported(block)
+    }
+}
+
+@inline(__always)
+private func residualSum<V: BlockRun>(_ u: UnsafePointer<Float>, _ uMap: ChannelAffine, _ v: UnsafePointer<Float>,
+                                      _ vMap: ChannelAffine?, _ y: UnsafeMutablePointer<Float>, _ positions: Int,
+                                      _ rectify: Bool, _: V.Type) {
+    let n = V.width, a = V(uMap.scale), b = V(uMap.shift)
+    switch (vMap, rectify) {
+    case let (vMap?, true):
+        let c = V(vMap.scale), d = V(vMap.shift)
+        for p in 0..<positions { let s = (V(u + p * n) * a + b) + (V(v + p * n) * c + d); s.kept(where: s).store(y + p * n) }
+    case let (vMap?, false):
+        let c = V(vMap.scale), d = V(vMap.shift)
+        for p in 0..<positions { ((V(u + p * n) * a + b) + (V(v + p * n) * c + d)).store(y + p * n) }
+    case (nil, true):
+        for p in 0..<positions { let s = (V(u + p * n) * a + b) + V(v + p * n); s.kept(where: s).store(y + p * n) }
+    case (nil, false):
+        for p in 0..<positions { ((V(u + p * n) * a + b) + V(v + p * n)).store(y + p * n) }
     }
 }
 
@@ -199,7 +257,7 @@ private func unsupported(_ block: Int) -> Never {
     preconditionFailure("channel blocks of \(block): only 8 and 16 are kept (ActivationLayout.preferredBlock)")
 }
 
-/// One run of a blocked plane as a vector. The requirements are met by each vector type's own
+/// One run of a blocked plane as a vector (or a planar plane's value as a `Float`). The requirements are met by each vector type's own
 /// operations (`SIMD16<Float>`'s are single instructions), which generic `SIMD` code would not
 /// reach: it compiles to a loop over the lanes.
 private protocol BlockRun {
@@ -217,19 +275,32 @@ private protocol BlockRun {
 }
 
 extension SIMD16: BlockRun where Scalar == Float {
-    static var width: Int { 16 }
-    static var zero: SIMD16<Float> { SIMD16() }
-    init(_ p: UnsafePointer<Float>) { self = UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self) }
-    func store(_ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: self, as: SIMD16<Float>.self) }
-    func kept(where r: SIMD16<Float>) -> SIMD16<Float> { replacing(with: 0, where: .!(r .> SIMD16())) }
+    @inline(__always) static var width: Int { 16 }
+    @inline(__always) static var zero: SIMD16<Float> { SIMD16() }
+    @inline(__always) init(_ p: UnsafePointer<Float>) { self = UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self) }
+    @inline(__always) func store(_ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: self, as: SIMD16<Float>.self) }
+    @inline(__always) func kept(where r: SIMD16<Float>) -> SIMD16<Float> { replacing(with: 0, where: .!(r .> SIMD16())) }
 }
 
 extension SIMD8: BlockRun where Scalar == Float {
-    static var width: Int { 8 }
-    static var zero: SIMD8<Float> { SIMD8() }
-    init(_ p: UnsafePointer<Float>) { self = UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self) }
-    func store(_ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: self, as: SIMD8<Float>.self) }
-    func kept(where r: SIMD8<Float>) -> SIMD8<Float> { replacing(with: 0, where: .!(r .> SIMD8())) }
+    @inline(__always) static var width: Int { 8 }
+    @inline(__always) static var zero: SIMD8<Float> { SIMD8() }
+    @inline(__always) init(_ p: UnsafePointer<Float>) { self = UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self) }
+    @inline(__always) func store(_ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: self, as: SIMD8<Float>.self) }
+    @inline(__always) func kept(where r: SIMD8<Float>) -> SIMD8<Float> { replacing(with: 0, where: .!(r .> SIMD8())) }
+}
+
+/// A planar plane's value as a run of one channel.
+extension Float: BlockRun {
+    @inline(__always) static var width: Int { 1 }
+    @inline(__always) static var zero: Float { 0 }
+    @inline(__always) init(_ p: UnsafePointer<Float>) { self = p.pointee }
+    @inline(__always) func store(_ p: UnsafeMutablePointer<Float>) { p.pointee = self }
+    @inline(__always) func kept(where r: Float) -> Float { r > 0 ? self : 0 }
+    @inline(__always) subscript(l: Int) -> Float {
+        get { self }
+        set { self = newValue }
+    }
 }
 
 /// Each channel's sum over a blocked plane in `laneSum`'s order: while whole groups of 16

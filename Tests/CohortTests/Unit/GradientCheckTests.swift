@@ -1,7 +1,7 @@
 import CohortBase
 @testable import CohortBench
 @testable import CohortLaunch
-import CohortNN
+@testable import CohortNN
 @testable import CohortRun
 @testable import CohortSweep
 import CohortTensor
@@ -86,6 +86,112 @@ import Testing
         #expect(array(fusedGrad, count).contains { $0 != 0 })
     }
 
+    /// A residual block's layers: `conv 3x3 (stride) -> batch norm -> ReLU -> conv 3x3 -> batch
+    /// norm`, and a `conv 1x1 -> batch norm` projection where the shape changes.
+    static func basicBlockLayers(in cin: Int, out cout: Int, stride: Int, size: Int, batch: Int)
+        -> (body: [(name: String?, layer: Layer)], shortcut: [(name: String?, layer: Layer)]) {
+        let half = (size - 1) / stride + 1, shape: Shape = [cout, half, half]
+        let body: [(name: String?, layer: Layer)] = [
+            ("conv1", Conv2D(inChannels: cin, outChannels: cout, height: size, width: size, kernel: 3, stride: stride,
+                             padding: 1, bias: false, maxBatch: batch)),
+            ("bn1", BatchNorm(shape: shape, maxBatch: batch)), (nil, ReLU(shape: shape, maxBatch: batch)),
+            ("conv2", Conv2D(inChannels: cout, outChannels: cout, height: half, width: half, kernel: 3, padding: 1,
+                             bias: false, maxBatch: batch)),
+            ("bn2", BatchNorm(shape: shape, maxBatch: batch))]
+        let shortcut: [(name: String?, layer: Layer)] = stride == 1 && cin == cout ? [] : [
+            (nil, Conv2D(inChannels: cin, outChannels: cout, height: size, width: size, kernel: 1, stride: stride,
+                         bias: false, maxBatch: batch)),
+            (nil, BatchNorm(shape: shape, maxBatch: batch))]
+        return (body, shortcut)
+    }
+
+    /// A residual block applies the batch norms that close its body and shortcut as it sums them
+    /// (`BatchNorm.foldedIntoSum`). Against the same layers run one by one, with the sum, its ReLU
+    /// and their backward written out here: the same bits forward (training and evaluation), in
+    /// the input gradient and in every parameter gradient.
+    @Test(arguments: [false, true])
+    func foldedBatchNormsGiveTheSeparatePassesBits(projection: Bool) throws {
+        let (cin, cout, stride, size, batch) = projection ? (2, 4, 2, 7, 3) : (4, 4, 1, 6, 3)
+        let parts = { Self.basicBlockLayers(in: cin, out: cout, stride: stride, size: size, batch: batch) }
+        let (body, shortcut) = parts()
+        let outShape = body.last!.layer.outputShape
+        let block = Network(layers: [("block", Residual(body: body, shortcut: shortcut,
+                                                          after: [(nil, ReLU(shape: outShape, maxBatch: batch))],
+                                                          maxBatch: batch))], maxBatch: batch)
+        block.initializeParameters(seed: 7)
+        // The reference: the body and the shortcut as plain chains, holding the block's
+        // parameters (body first, then shortcut) and running statistics.
+        let (bodyLayers, shortcutLayers) = parts()
+        let bodyNet = Network(layers: bodyLayers, maxBatch: batch)
+        let shortcutNet = projection ? Network(layers: shortcutLayers, maxBatch: batch) : nil
+        let bodyCount = bodyNet.parameterCount, bodyBuffers = bodyNet.buffers.count
+        bodyNet.parameters.pointer.update(from: block.parameters.pointer, count: bodyCount)
+        bodyNet.buffers.pointer.update(from: block.buffers.pointer, count: bodyBuffers)
+        if let shortcutNet {
+            shortcutNet.parameters.pointer.update(from: block.parameters.pointer + bodyCount, count: shortcutNet.parameterCount)
+            shortcutNet.buffers.pointer.update(from: block.buffers.pointer + bodyBuffers, count: shortcutNet.buffers.count)
+        }
+        let inCount = batch * body[0].layer.inputShape.elementCount, outCount = batch * outShape.elementCount
+        let x = FloatBuffer(randomValues(inCount, seed: 3)), dy = FloatBuffer(randomValues(outCount, seed: 4))
+
+        func separateForward(_ x: UnsafePointer<Float>) -> [Float] {
+            let b = array(bodyNet.forward(x, batch: batch), outCount)
+            let s = shortcutNet.map { array($0.forward(x, batch: batch), outCount) } ?? array(x, outCount)
+            return zip(b, s).map { let v = $0 + $1; return v > 0 ? v : 0 }
+        }
+        let y = separateForward(x.pointer)
+        #expect(array(block.forward(x.pointer, batch: batch), outCount) == y, "training forward")
+
+        let blockDx = array(try #require(block.backward(dy.pointer, batch: batch, needsInputGradient: true)), inCount)
+        let g = FloatBuffer(zip(y, array(dy.pointer, outCount)).map { $0 > 0 ? $1 : 0 })
+        let fromBody = array(try #require(bodyNet.backward(g.pointer, batch: batch, needsInputGradient: true)), inCount)
+        let fromShortcut = try shortcutNet.map {
+            array(try #require($0.backward(g.pointer, batch: batch, needsInputGradient: true)), inCount)
+        } ?? g.array
+        #expect(blockDx == zip(fromBody, fromShortcut).map(+), "input gradient")
+        #expect(Array(block.gradients.array[0..<bodyCount]) == bodyNet.gradients.array, "body's parameter gradients")
+        if let shortcutNet {
+            #expect(Array(block.gradients.array[bodyCount...]) == shortcutNet.gradients.array, "shortcut's parameter gradients")
+        }
+        #expect(blockDx.contains { $0 != 0 })
+
+        for net in [block, bodyNet] + (shortcutNet.map { [$0] } ?? []) { net.training = false }
+        let x2 = FloatBuffer(randomValues(inCount, seed: 5))
+        #expect(array(block.forward(x2.pointer, batch: batch), outCount) == separateForward(x2.pointer), "evaluation forward")
+    }
+
+    /// A residual block after a ReLU (here the ReLU closing the block before) masks its input
+    /// gradient with `[x > 0]` as it sums it, and the ReLU passes its gradient on: the same bits
+    /// as the two blocks' backward passes one after the other.
+    @Test func aBlockAfterAReLUMasksItsInputGradient() throws {
+        let batch = 2, size = 6
+        func block() -> Residual {
+            let (body, shortcut) = Self.basicBlockLayers(in: 4, out: 4, stride: 1, size: size, batch: batch)
+            return Residual(body: body, shortcut: shortcut, after: [(nil, ReLU(shape: [4, size, size], maxBatch: batch))],
+                            maxBatch: batch)
+        }
+        let chained = Network(layers: [("a", block()), ("b", block())], maxBatch: batch)
+        chained.initializeParameters(seed: 7)
+        let second = try #require(chained.layers[1] as? Residual)
+        #expect(second.masksInputGradient, "the second block masks the first one's ReLU gradient")
+        let (a, b) = (Network(layers: [("a", block())], maxBatch: batch), Network(layers: [("b", block())], maxBatch: batch))
+        let half = a.parameterCount
+        a.parameters.pointer.update(from: chained.parameters.pointer, count: half)
+        b.parameters.pointer.update(from: chained.parameters.pointer + half, count: half)
+        let count = batch * 4 * size * size
+        let x = FloatBuffer(randomValues(count, seed: 3)), dy = FloatBuffer(randomValues(count, seed: 4))
+
+        let between = a.forward(x.pointer, batch: batch)
+        #expect(array(between, count).contains(0), "some of the second block's inputs are rectified to 0")
+        #expect(array(chained.forward(x.pointer, batch: batch), count) == array(b.forward(between, batch: batch), count))
+        let dx = array(try #require(chained.backward(dy.pointer, batch: batch, needsInputGradient: true)), count)
+        let fromB = try #require(b.backward(dy.pointer, batch: batch, needsInputGradient: true))
+        let separate = array(try #require(a.backward(fromB, batch: batch, needsInputGradient: true)), count)
+        #expect(dx == separate)
+        #expect(chained.gradients.array == a.gradients.array + b.gradients.array)
+        #expect(dx.contains { $0 != 0 })
+    }
+
     @Test func conv2DWithoutBias() {
         checkLayer(Conv2D(inChannels: 2, outChannels: 3, height: 5, width: 5, kernel: 3, stride: 2, padding: 1, bias: false,
                           maxBatch: 2), batch: 2, "conv k3 s2 p1 without bias")
@@ -133,6 +239,9 @@ import Testing
                    "residual with a projection")
         checkLayer(Residual(body: body(3, 3, stride: 1, size: 4), shortcut: [], after: [], maxBatch: 2), batch: 2,
                    "residual with the identity")
+        // Batch norms closing the body and the projection, applied by the sum.
+        checkLayer(Residual(body: body(2, 3, stride: 2, size: 6) + [("bn2", BatchNorm(shape: [3, 3, 3], maxBatch: 2))],
+                            shortcut: projection, after: [], maxBatch: 2), batch: 2, "residual with folded batch norms")
     }
 
     @Test func linear() {
