@@ -1,6 +1,6 @@
 import CohortNN
 import CohortOptim
-import CohortTensor
+@testable import CohortTensor
 import Testing
 
 /// Feature maps kept channel-blocked (`ChannelBlocking`): which networks do it, and that they
@@ -40,7 +40,14 @@ import Testing
             network.initializeParameters(seed: 3)
             return network
         }
-        let blocked = try network(blocked: true), planar = try network(blocked: false)
+        // Both built with the same kernel thread count: oneDNN's weight gradients add per-thread
+        // partial sums, and another suite's in-process training may set the count
+        // (`KernelThreads.set`) while these are built.
+        var blocked: Network, planar: Network, threads: Int
+        repeat {
+            threads = KernelThreads.openMPThreads
+            (blocked, planar) = (try network(blocked: true), try network(blocked: false))
+        } while KernelThreads.openMPThreads != threads
         #expect(blocked.channelBlock != nil && planar.channelBlock == nil)
         var rng = SplitMix64(seed: 11, stream: 0)
         let x = (0..<(batch * shape.elementCount)).map { _ in rng.uniform(-1, 1) }
