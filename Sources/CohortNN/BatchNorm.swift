@@ -148,13 +148,8 @@ public final class BatchNorm: Layer {
         if foldedIntoSum { return x }
         let y = output.pointer, map = affineMap
         forEachPlane(batch: batch) { offset, first in
-            switch layout {
-            case .planar:
-                let (scale, shift) = map.at(first)
-                affine(x + offset, y + offset, count: plane, scale: scale, shift: shift, rectify: rectifiesOutput)
-            case .blocked(let b):
-                blockedAffine(x + offset, y + offset, positions: plane, block: b, map.from(first), rectify: rectifiesOutput)
-            }
+            planeAffine(x + offset, y + offset, positions: plane, block: layout.channelsPerRun, map.from(first),
+                        rectify: rectifiesOutput)
         }
         return UnsafePointer(y)
     }
@@ -223,15 +218,9 @@ public final class BatchNorm: Layer {
             gradientB.withUnsafeBufferPointer { b in
                 gradientC.withUnsafeBufferPointer { c in
                     forEachPlane(batch: batch) { offset, first in
-                        switch layout {
-                        case .planar:
-                            normalizationInputGradient(dy + offset, x + offset, rectifiedBy: map?.at(first), dx + offset,
-                                                       count: plane, a: a[first], b: b[first], c: c[first])
-                        case .blocked(let block):
-                            blockedInputGradient(dy + offset, x + offset, rectifiedBy: map?.from(first), dx + offset, positions: plane,
-                                                 block: block, a: a.baseAddress! + first, b: b.baseAddress! + first,
-                                                 c: c.baseAddress! + first)
-                        }
+                        planeInputGradient(dy + offset, x + offset, rectifiedBy: map?.from(first), dx + offset,
+                                           positions: plane, block: layout.channelsPerRun, a: a.baseAddress! + first,
+                                           b: b.baseAddress! + first, c: c.baseAddress! + first)
                     }
                 }
             }

@@ -52,27 +52,6 @@ public func planeGradientSums(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Flo
     return (s, p)
 }
 
-/// `y = scale·x + shift`, or its `max(·, 0)` when `rectify`.
-public func affine(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int, scale: Float, shift: Float,
-                   rectify: Bool) {
-    if rectify {
-        for i in 0..<count { let v = x[i] * scale + shift; y[i] = v > 0 ? v : 0 }
-    } else {
-        for i in 0..<count { y[i] = x[i] * scale + shift }
-    }
-}
-
-/// Batch norm's input gradient `dx = a·g + b·x + c` with g as in `planeGradientSums`.
-public func normalizationInputGradient(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
-                                       rectifiedBy map: (scale: Float, shift: Float)?, _ dx: UnsafeMutablePointer<Float>,
-                                       count: Int, a: Float, b: Float, c: Float) {
-    if let map {
-        for i in 0..<count { dx[i] = a * (x[i] * map.scale + map.shift > 0 ? dy[i] : 0) + b * x[i] + c }
-    } else {
-        for i in 0..<count { dx[i] = a * dy[i] + b * x[i] + c }
-    }
-}
-
 @inline(__always)
 private func load16(_ p: UnsafePointer<Float>) -> SIMD16<Float> {
     UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self)
@@ -168,12 +147,14 @@ private func gradientSums<V: BlockRun>(_ dy: UnsafePointer<Float>, _ x: UnsafePo
     q.finish(into: projected)
 }
 
-/// `y = scale[l]·x + shift[l]` channel by channel, or its `max(·, 0)` when `rectify`.
-public func blockedAffine(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, positions: Int, block: Int,
-                          _ map: ChannelAffine, rectify: Bool) {
+/// `y = scale[l]·x + shift[l]` channel by channel, or its `max(·, 0)` when `rectify`, over a plane
+/// of `positions` runs of `block` channels (1: a planar plane, one channel).
+public func planeAffine(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, positions: Int, block: Int,
+                        _ map: ChannelAffine, rectify: Bool) {
     switch block {
     case 16: affine(x, y, positions, map, rectify, SIMD16<Float>.self)
     case 8: affine(x, y, positions, map, rectify, SIMD8<Float>.self)
+    case 1: affine(x, y, positions, map, rectify, Float.self)
     default: unsupported(block)
     }
 }
@@ -189,13 +170,15 @@ private func affine<V: BlockRun>(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePo
     }
 }
 
-/// `dx = a[l]·g + b[l]·x + c[l]` channel by channel, with g as in `planeGradientSums`.
-public func blockedInputGradient(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, rectifiedBy map: ChannelAffine?,
-                                 _ dx: UnsafeMutablePointer<Float>, positions: Int, block: Int,
-                                 a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafePointer<Float>) {
+/// Batch norm's input gradient `dx = a[l]·g + b[l]·x + c[l]` channel by channel, with g as in
+/// `planeGradientSums`, over a plane of `positions` runs of `block` channels (1: planar).
+public func planeInputGradient(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, rectifiedBy map: ChannelAffine?,
+                               _ dx: UnsafeMutablePointer<Float>, positions: Int, block: Int,
+                               a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafePointer<Float>) {
     switch block {
     case 16: inputGradient(dy, x, map, dx, positions, a, b, c, SIMD16<Float>.self)
     case 8: inputGradient(dy, x, map, dx, positions, a, b, c, SIMD8<Float>.self)
+    case 1: inputGradient(dy, x, map, dx, positions, a, b, c, Float.self)
     default: unsupported(block)
     }
 }
@@ -220,7 +203,7 @@ private func inputGradient<V: BlockRun>(_ dy: UnsafePointer<Float>, _ x: UnsafeP
 /// One plane of a residual block's output `y = u + v`, or `max(u + v, 0)` when `rectify`, where
 /// `u = scale·body + shift` is the body's closing batch norm applied as the sum reads it, and `v`
 /// the shortcut's output, or `scale'·shortcut + shift'` when a batch norm closes it too. The float
-/// operations are those of the batch norms' passes (`affine`, `blockedAffine`) followed by the
+/// operations are those of the batch norms' pass (`planeAffine`) followed by the
 /// sum's, so the bits are the same as writing the normalised maps first, in one pass instead of up
 /// to three. `block`: 1 for a planar plane (one channel), else the layout's channel block.
 public func residualPlaneSum(body: UnsafePointer<Float>, _ bodyMap: ChannelAffine, shortcut: UnsafePointer<Float>,
