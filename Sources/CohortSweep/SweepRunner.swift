@@ -70,6 +70,11 @@ public struct SweepRunner {
         if pending.count < chosen.count {
             log("sweep: \(chosen.count - pending.count) of \(chosen.count) point(s) finished earlier, skipped")
         }
+        // Runs started at once each get a TMPDIR of their own (one per group of slots, see
+        // `MPITemporaryDirectory`); runs that take turns need none.
+        let temporaryDirectories = placements.count > 1
+            ? try placements.indices.map { try MPITemporaryDirectory(name: "cohort-sweep-\(getpid())-group\($0 + 1)") } : []
+        defer { for directory in temporaryDirectories { directory.remove() } }
         var queue = pending[...]
         var running: [(index: Int, process: Process, slot: Int, start: Double, resumed: Bool)] = []
         var free = Array(placements.indices)
@@ -95,8 +100,9 @@ public struct SweepRunner {
                 if resumed { arguments += ["--resume", runDirectory(point)] }
                 log("sweep: point \(index + 1)/\(points.count): \(point.label) (\(spec.ranks) rank(s)\(place))"
                     + (newest.map { ", continuing from \($0)" } ?? "") + eta)
-                let process = try placements[slot].start(ranks: spec.ranks, arguments: arguments,
-                                                         environment: try privateTemporaryDirectory(slot: slot))
+                let process = try placements[slot].start(
+                    ranks: spec.ranks, arguments: arguments,
+                    environment: temporaryDirectories.isEmpty ? [:] : temporaryDirectories[slot].environment)
                 running.append((index, process, slot, monotonicSeconds(), resumed))
             }
             // Wait for any run to end; take the ended ones out once (others may end meanwhile).
@@ -130,29 +136,11 @@ public struct SweepRunner {
             for i in ended.reversed() { running.remove(at: i) }
             free.sort()
         }
-        for slot in placements.indices where placements.count > 1 { try? FileManager.default.removeItem(atPath: temporaryBase(slot)) }
         outcome.stopped += queue.map { points[$0] }
         let finished = chosen.count - outcome.unfinished.count
         log("sweep: \(finished) of \(chosen.count) point(s) finished"
             + (outcome.unfinished.isEmpty ? "" : "; not finished: " + outcome.unfinished.map(\.label).joined(separator: "; ")))
         return outcome
-    }
-
-    /// Runs started at once each get a TMPDIR of their own (one per slot group): mpiruns
-    /// sharing one race for Open MPI's session directory, which a finishing job removes
-    /// while another is creating it ("mkdir ... File exists"). Nothing when runs take turns.
-    private func privateTemporaryDirectory(slot: Int) throws -> [String: String] {
-        guard placements.count > 1 else { return [:] }
-        let path = temporaryBase(slot)
-        do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
-            throw CohortError.failure("\(path): cannot create (\(error.localizedDescription))")
-        }
-        return ["TMPDIR": path]
-    }
-
-    private func temporaryBase(_ slot: Int) -> String {
-        let base = ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp"
-        return "\(base)/cohort-sweep-\(getpid())-group\(slot + 1)"
     }
 
     private func prepareDirectory() throws {

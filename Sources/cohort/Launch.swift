@@ -100,21 +100,19 @@ extension Launch {
     /// its wait for a node that never connects back).
     func checkEveryNodeAnswers(_ hostfile: Hostfile) throws {
         let probe = HostProbe(iface: iface)
-        let answering = try probe.answering(hostfile)
-        let silent = hostfile.hosts.map(\.host).filter { host in !answering.hosts.contains { $0.host == host } }
+        let silent = try probe.ask(hostfile).silent
         guard silent.isEmpty else {
             throw CohortError.failure("\(silent.count) of \(hostfile.hosts.count) node(s) of \(self.hostfile ?? "the hostfile") "
-                + "do not answer: \(silent.joined(separator: ", ")) (mpirun could not start /bin/true there within "
-                + "\(Format.figure(probe.timeout)) s); no job was started")
+                + "do not answer: \(probe.describe(silent)); no job was started")
         }
     }
 
     /// Writes the hosts of `hostfile` that still answer to `path`, saying which were dropped.
     func probe(_ hostfile: Hostfile, writingTo path: String) throws {
-        let answering = try HostProbe(iface: iface).answering(hostfile)
-        let lost = hostfile.hosts.map(\.host).filter { host in !answering.hosts.contains { $0.host == host } }
+        let probe = HostProbe(iface: iface)
+        let (answering, silent) = try probe.ask(hostfile)
         sayError("cohort launch: \(answering.hosts.count) of \(hostfile.hosts.count) node(s) answer"
-            + (lost.isEmpty ? "" : "; dropping \(lost.joined(separator: ", ")), which did not"))
+            + (silent.isEmpty ? "" : "; dropping \(probe.describe(silent))"))
         guard answering.hosts.count >= minNodes else {
             throw CohortError.failure("only \(answering.hosts.count) node(s) answer, fewer than --min-nodes \(minNodes)")
         }

@@ -125,6 +125,39 @@ extension SystemTests {
             #expect(unknown.stderr.contains("do not answer: no-such-node.invalid"), "\(unknown.stderr)")
         }
 
+        /// The probes of a hostfile's nodes start at once, so each mpirun has a TMPDIR of its own
+        /// (sharing one, two of them may race for Open MPI's session directory and fail in
+        /// orte_init), removed afterwards; a probe whose mpirun fails is named with its exit
+        /// status. An `mpirun` on PATH stands in for Open MPI and records what it was given.
+        @Test func probesStartedAtOnceEachHaveATemporaryDirectoryOfTheirOwn() throws {
+            let bin = "\(scratch.path)/probe-bin", temporary = "\(scratch.path)/probe-tmp", log = "\(scratch.path)/probe.log"
+            try FileManager.default.createDirectory(atPath: bin, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(atPath: temporary, withIntermediateDirectories: true)
+            put("\(bin)/mpirun", Data("""
+                #!/bin/sh
+                # Each probe: its TMPDIR, whether it exists, its host; then, with the others running, its answer.
+                echo "$TMPDIR $(test -d "$TMPDIR" && echo exists) $*" >> \(log)
+                sleep 0.5
+                case "$*" in *node3:1*) exit 7 ;; esac
+                """.utf8))
+            chmod("\(bin)/mpirun", 0o755)
+            let hostfile = "\(scratch.path)/probe-hosts", answering = "\(scratch.path)/probe-answering"
+            put(hostfile, Data("node1\nnode2 slots=2\nnode3\n".utf8))
+            let path = "\(bin):\(ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")"
+            let result = try CohortBinary.run(["launch", "--hostfile", hostfile, "--probe-to", answering],
+                                              environment: ["PATH": path, "TMPDIR": temporary])
+            #expect(result.status == 0, "\(result.stderr)")
+            #expect(result.stderr.contains("2 of 3 node(s) answer; dropping node3 (mpirun could not start /bin/true there: exit 7)"),
+                    "\(result.stderr)")
+            #expect(try String(contentsOfFile: answering, encoding: .utf8) == "node1 slots=1\nnode2 slots=2\n")
+            let probes = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").map { $0.split(separator: " ") }
+            #expect(probes.count == 3, "\(probes)")
+            let directories = probes.map { String($0[0]) }
+            #expect(Set(directories).count == 3 && directories.allSatisfy { $0.hasPrefix("\(temporary)/") }, "\(directories)")
+            #expect(probes.allSatisfy { $0.count > 1 && $0[1] == "exists" }, "\(probes)")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: temporary).isEmpty, "the probes' directories are left")
+        }
+
         @Test func clusterScriptsParseAndDryRun() throws {
             for script in ["cluster/train", "cluster/netns-cluster", "cluster/netns-rsh", "cluster/slurm/train.sbatch",
                            "cluster/slurm/sweep.sbatch", "launch/train", "launch/quickstart"] {
