@@ -30,15 +30,15 @@ public struct HostProbe {
         }
     }
 
-    /// `host (why)` for each host of `silent`, for a message that names them.
-    public func describe(_ silent: [(host: String, answer: Answer)]) -> String {
-        silent.map { "\($0.host) (\($0.answer.why(timeout: timeout)))" }.joined(separator: ", ")
+    /// `host (why)` for each host of `unanswered`, for a message that names them.
+    public func describe(_ unanswered: [(host: String, answer: Answer)]) -> String {
+        unanswered.map { "\($0.host) (\($0.answer.why(timeout: timeout)))" }.joined(separator: ", ")
     }
 
     /// The hosts of `hostfile` that answer, in file order, and those that do not with what
     /// their probe gave. All are asked at once, so this takes the slowest host's time (at
     /// most `timeout`), not the sum.
-    public func ask(_ hostfile: Hostfile) throws -> (answering: Hostfile, silent: [(host: String, answer: Answer)]) {
+    public func ask(_ hostfile: Hostfile) throws -> (answering: Hostfile, unanswered: [(host: String, answer: Answer)]) {
         var probes: [Probe] = []
         defer { for probe in probes { probe.directory.remove() } }
         for (index, entry) in hostfile.hosts.enumerated() {

@@ -100,19 +100,19 @@ extension Launch {
     /// its wait for a node that never connects back).
     func checkEveryNodeAnswers(_ hostfile: Hostfile) throws {
         let probe = HostProbe(iface: iface)
-        let silent = try probe.ask(hostfile).silent
-        guard silent.isEmpty else {
-            throw CohortError.failure("\(silent.count) of \(hostfile.hosts.count) node(s) of \(self.hostfile ?? "the hostfile") "
-                + "do not answer: \(probe.describe(silent)); no job was started")
+        let unanswered = try probe.ask(hostfile).unanswered
+        guard unanswered.isEmpty else {
+            throw CohortError.failure("\(unanswered.count) of \(hostfile.hosts.count) node(s) of \(self.hostfile ?? "the hostfile") "
+                + "do not answer: \(probe.describe(unanswered)); no job was started")
         }
     }
 
     /// Writes the hosts of `hostfile` that still answer to `path`, saying which were dropped.
     func probe(_ hostfile: Hostfile, writingTo path: String) throws {
         let probe = HostProbe(iface: iface)
-        let (answering, silent) = try probe.ask(hostfile)
+        let (answering, unanswered) = try probe.ask(hostfile)
         sayError("cohort launch: \(answering.hosts.count) of \(hostfile.hosts.count) node(s) answer"
-            + (silent.isEmpty ? "" : "; dropping \(probe.describe(silent))"))
+            + (unanswered.isEmpty ? "" : "; dropping \(probe.describe(unanswered))"))
         guard answering.hosts.count >= minNodes else {
             throw CohortError.failure("only \(answering.hosts.count) node(s) answer, fewer than --min-nodes \(minNodes)")
         }
