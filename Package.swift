@@ -37,6 +37,8 @@ let package = Package(
                        providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
         .systemLibrary(name: "CLinux"),
+        // JPEG decoding over libjpeg-turbo (libjpeg62-turbo-dev), in C for libjpeg's longjmp errors.
+        .target(name: "CJPEG", linkerSettings: [.linkedLibrary("jpeg")]),
 
         // Small things every layer shares: the error type, atomic file writes, hashing, the
         // clock, JSON coding, number formats.
@@ -50,7 +52,7 @@ let package = Package(
         // Optimizers over flat parameter and gradient buffers.
         .target(name: "CohortOptim", dependencies: ["CohortTensor"], swiftSettings: optimize),
         // Dataset readers, synthetic data, the sharded sampler, batching.
-        .target(name: "CohortData", dependencies: ["CohortBase", "CohortTensor", "CZlib"], swiftSettings: optimize),
+        .target(name: "CohortData", dependencies: ["CohortBase", "CohortTensor", "CZlib", "CJPEG"], swiftSettings: optimize),
         // Communicators: single-process and MPI (the only code that talks to Open MPI).
         .target(name: "CohortDistributed", dependencies: ["CohortBase", "CohortTensor", "CMPI"], swiftSettings: optimize),
         // Reporting: SVG curves, PNG pictures, TensorBoard event files.

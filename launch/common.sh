@@ -1,8 +1,8 @@
 # Sourced by the launch and cluster scripts: the Debian packages they install, the cohort
 # binary they run, and the loop that restarts a failed job from its last checkpoint.
 
-# The Debian packages the build needs: Open MPI, OpenBLAS, oneDNN, zlib and pkg-config.
-build_packages=(libopenmpi-dev openmpi-bin libopenblas-dev libdnnl-dev zlib1g-dev pkg-config)
+# The Debian packages the build needs: Open MPI, OpenBLAS, oneDNN, zlib, libjpeg-turbo and pkg-config.
+build_packages=(libopenmpi-dev openmpi-bin libopenblas-dev libdnnl-dev zlib1g-dev libjpeg62-turbo-dev pkg-config)
 
 # install_packages NAME PACKAGE...: installs with apt those of the packages that are not
 # installed yet (apt-get update first; sudo when not root). Nothing happens when all are.

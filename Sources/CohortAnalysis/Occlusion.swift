@@ -32,7 +32,7 @@ public enum Occlusion {
         let rows = starts(extent: data.height, size: size, stride: stride)
         let columns = starts(extent: data.width, size: size, stride: stride)
         let sampleSize = data.sampleSize, plane = data.height * data.width
-        let original = Array(data.pixels[(index * sampleSize)..<((index + 1) * sampleSize)])
+        let original = try! data.values(index)  // decoded: reading cannot fail
         // The unoccluded image first, then one variant per position.
         var pixels = original
         pixels.reserveCapacity((1 + rows.count * columns.count) * sampleSize)
@@ -41,16 +41,18 @@ public enum Occlusion {
                 var variant = original
                 for c in 0..<data.channels {
                     for y in y0..<(y0 + size) {
-                        for x in x0..<(x0 + size) { variant[c * plane + y * data.width + x] = grey }
+                        for x in x0..<(x0 + size) { variant[c * plane + y * data.width + x] = Float(grey) }
                     }
                 }
                 pixels += variant
             }
         }
         let label = data.labels[index]
-        let variants = ImageDataset(name: data.name, channels: data.channels, height: data.height, width: data.width,
-                                    pixels: pixels, labels: [UInt8](repeating: label, count: pixels.count / sampleSize),
-                                    classes: data.classes, mean: data.mean, std: data.std)
+        let store = data.samples.element == .uint8 ? MemorySamples(bytes: pixels.map { UInt8($0) }, sampleSize: sampleSize)
+            : MemorySamples(floats: pixels, sampleSize: sampleSize)
+        let variants = ImageDataset(name: data.name, shape: data.imageShape, samples: store,
+                                    labels: [Int32](repeating: label, count: pixels.count / sampleSize),
+                                    classes: data.classes, classNames: data.classNames, normalization: data.normalization)
         // p(true class) = exp(-cross-entropy), one sample at a time.
         let classes = network.outputShape.elementCount
         let loss = SoftmaxCrossEntropy(classes: classes, maxBatch: 1)

@@ -26,6 +26,7 @@ public struct TrainedModel {
         let (directory, weights) = try Self.locate(path)
         // The run's own settings and data, as training read them.
         var config = try RunRecord.read(directory: directory).config
+        let recordedDataset = config.dataset
         if let dataset, dataset != config.dataset {
             config.dataset = dataset
             config.dataDir = nil
@@ -35,14 +36,18 @@ public struct TrainedModel {
         // The model as the run kept it (its copy of the model file).
         config.out = directory
         let model = try config.modelSpec(resumed: true)
-        let splits = try config.loadData(for: model)
+        var splits = try config.loadData(for: model)
+        if config.dataset == recordedDataset, let record = try DataRecord.read(directory: directory) {
+            splits = try record.applied(to: splits, source: directory)
+        }
         let network: Network
         do {
             network = try model.build(inputShape: splits.test.imageShape, classes: splits.test.classes, maxBatch: maxBatch)
         } catch { throw CohortError.settings(error.description) }
         network.training = false
         try SafeTensors.load(weights, into: network)
-        self.model = model; self.network = network; self.test = splits.test; self.runDirectory = directory
+        // The analyses read every test sample, often many times: decoded once, here.
+        self.model = model; self.network = network; self.test = try splits.test.decoded(); self.runDirectory = directory
         self.dataset = config.dataset; self.augmentation = config.tta
     }
 
@@ -84,7 +89,7 @@ func forEachBatch(of data: ImageDataset, network: Network,
     var start = 0
     while start < data.count {
         let n = min(batch, data.count - start)
-        data.fill(indices: start..<(start + n), x: x, y: labels)
+        data.fillDecoded(indices: start..<(start + n), x: x, y: labels)
         body(start, n, UnsafePointer(x), UnsafePointer(labels))
         start += n
     }

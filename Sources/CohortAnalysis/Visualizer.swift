@@ -171,7 +171,7 @@ public enum Visualizer {
         var projections: [[(pixels: [Float], sample: Int, box: Box)]] = []
         for map in chosen {
             projections.append(top[map].map { sample, _ in
-                data.fill(indices: [sample], x: input, y: &label)
+                data.fillDecoded(indices: [sample], x: input, y: &label)
                 let pixels = Deconvnet.project(network, input: input, featureLayer: feature, map: map).pixels
                 return (pixels, sample, Box(nonzeroOf: pixels, channels: data.channels, height: data.height, width: data.width))
             })
@@ -235,9 +235,9 @@ public enum Visualizer {
         }
     }
 
-    /// Sample `index`'s bytes as `[C, H, W]` floats, 0...255.
+    /// Sample `index`'s values as `[C, H, W]` floats (pixels 0...255).
     static func samplePlanes(_ data: ImageDataset, _ index: Int) -> [Float] {
-        data.pixels[(index * data.sampleSize)..<((index + 1) * data.sampleSize)].map(Float.init)
+        try! data.values(index)  // the analyses read decoded sets: reading cannot fail
     }
 
     static func sampleImage(_ data: ImageDataset, _ index: Int) -> RGBImage {

@@ -19,6 +19,7 @@ public enum BenchmarkRunner {
         let rank = try DataParallelRank(shape: shape, datasetSize: data.count, seed: 0, communicator: comm) { count in
             OptimizerKind.adagrad.make(count: count, learningRate: 0.01)
         }
+        rank.loaderThreads = settings.training.loaderThreads
         try rank.broadcastParameters()
         let names = BenchMeasurement.phaseNames
         var phase = [Double](repeating: 0, count: names.count)
@@ -34,9 +35,9 @@ public enum BenchmarkRunner {
                 timesBefore = rank.times
                 start = monotonicSeconds()
             }
-            if step % stepsPerEpoch == 0 { rank.startEpoch(step / stepsPerEpoch) }
+            if step % stepsPerEpoch == 0 { rank.startEpoch(step / stepsPerEpoch, data: data) }
             let t0 = monotonicSeconds()
-            let (outcome, wait) = try rank.reduceGradients(data: data, step: step % stepsPerEpoch)
+            let (outcome, wait) = try rank.reduceGradients(step: step % stepsPerEpoch)
             let t2 = monotonicSeconds()
             rank.applyGradients()
             rank.timeline?.endStep()

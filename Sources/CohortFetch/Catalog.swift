@@ -36,6 +36,8 @@ public struct Catalog: Sendable {
             ], isArchive: true)
         case .synthetic:
             throw CohortError.settings("synthetic data is generated from the seed; there is nothing to fetch")
+        case .folder, .arrays, .pack:
+            throw CohortError.settings("\(dataset.rawValue) is your own data in --data-dir; there is nothing to fetch")
         }
     }
 

@@ -14,21 +14,24 @@ public struct EpochMetrics: Codable, Equatable, Sendable {
     public var evalSeconds: Double
     /// The learning rate of the epoch's last step (nil in checkpoints of versions before schedules).
     public var learningRate: Double?
+    /// Seconds rank 0's steps waited for their batches from the loader (nil in older checkpoints).
+    public var dataWaitSeconds: Double?
 
     /// The CSV columns, in order; the same keys name the fields in JSON.
     enum CodingKeys: String, CodingKey, CaseIterable {
         case epoch, trainLoss = "train_loss", trainAccuracy = "train_acc", testLoss = "test_loss"
         case testAccuracy = "test_acc", seconds, samplesPerSecond = "samples_per_s", commSeconds = "comm_seconds"
         case worldSize = "world_size", evalSeconds = "eval_seconds", learningRate = "lr"
+        case dataWaitSeconds = "data_wait_seconds"
     }
 
     public init(epoch: Int, trainLoss: Double, trainAccuracy: Double, testLoss: Double, testAccuracy: Double,
                 seconds: Double, samplesPerSecond: Double, commSeconds: Double, worldSize: Int, evalSeconds: Double,
-                learningRate: Double?) {
+                learningRate: Double?, dataWaitSeconds: Double? = nil) {
         self.epoch = epoch; self.trainLoss = trainLoss; self.trainAccuracy = trainAccuracy
         self.testLoss = testLoss; self.testAccuracy = testAccuracy; self.seconds = seconds
         self.samplesPerSecond = samplesPerSecond; self.commSeconds = commSeconds; self.worldSize = worldSize
-        self.evalSeconds = evalSeconds; self.learningRate = learningRate
+        self.evalSeconds = evalSeconds; self.learningRate = learningRate; self.dataWaitSeconds = dataWaitSeconds
     }
 
     static let csvHeader = CodingKeys.allCases.map(\.rawValue).joined(separator: ",")
@@ -37,7 +40,7 @@ public struct EpochMetrics: Codable, Equatable, Sendable {
         [String(epoch), Self.number(trainLoss), Self.number(trainAccuracy), Self.number(testLoss),
          Self.number(testAccuracy), Self.number(seconds), Self.number(samplesPerSecond),
          Self.number(commSeconds), String(worldSize), Self.number(evalSeconds),
-         learningRate.map(Self.number) ?? ""].joined(separator: ",")
+         learningRate.map(Self.number) ?? "", dataWaitSeconds.map(Self.number) ?? ""].joined(separator: ",")
     }
 
     static func number(_ v: Double) -> String { v.isFinite ? "\(v)" : "nan" }
@@ -96,15 +99,18 @@ public struct RunSummary: Codable, Sendable {
     public var ranks: [RankTiming]
     /// With `--target-accuracy`: when the run reached it, or that it did not.
     public var target: TargetOutcome?
+    /// Image files `--skip-bad-files` left out (their names and reasons are in data.json).
+    public var skippedFiles: Int?
 
     enum CodingKeys: String, CodingKey {
         case best, final, samplesPerSecond = "samples_per_s", worldSize = "world_size", epochs
         case commSeconds = "comm_seconds", trainSeconds = "train_seconds", parameterChecksum = "parameter_checksum"
-        case skippedSteps = "skipped_steps", ranks, target
+        case skippedSteps = "skipped_steps", ranks, target, skippedFiles = "skipped_files"
     }
 
     public init(epochs history: [EpochMetrics], worldSize: Int, parameterChecksum: UInt64? = nil, skippedSteps: Int = 0,
-                ranks: [RankTiming] = [], evaluations: [EvaluationRecord] = [], target: TargetOutcome? = nil) {
+                ranks: [RankTiming] = [], evaluations: [EvaluationRecord] = [], target: TargetOutcome? = nil,
+                skippedFiles: Int? = nil) {
         func best(_ values: [Double], _ pick: ([Double]) -> Double?) -> Double { pick(values.filter(\.isFinite)) ?? .nan }
         // Test figures come from every evaluation (those inside epochs too) where the run kept them.
         let testLosses = history.map(\.testLoss) + evaluations.map(\.testLoss)
@@ -127,6 +133,7 @@ public struct RunSummary: Codable, Sendable {
         self.skippedSteps = skippedSteps
         self.ranks = ranks
         self.target = target
+        self.skippedFiles = skippedFiles
     }
 
     public static func path(directory: String) -> String { "\(directory)/summary.json" }

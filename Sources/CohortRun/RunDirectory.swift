@@ -79,6 +79,10 @@ public struct RunDirectory {
         try writeAtomically(file.text, to: TrainingConfig.modelCopy(directory: path))
     }
 
+    public func writeData(_ record: DataRecord) throws {
+        try JSONFile.write(record, to: DataRecord.path(directory: path))
+    }
+
     public func writeSummary(_ summary: RunSummary) throws {
         try JSONFile.write(summary, to: RunSummary.path(directory: path))
     }

@@ -18,8 +18,24 @@ extension TrainingConfig {
         case .width:
             return ("Multiplier of the CNN's filters, 32·W and 64·W, a larger model for scaling studies: a model "
                     + "file's parameter `width`.", nil)
-        case .dataset: return ("Dataset to train and test on.", nil)
-        case .dataDir: return ("Directory with the dataset's files.", nil)
+        case .dataset:
+            return ("Dataset to train and test on: a built-in one, or your own: folder (DIR/train/CLASS/IMAGE), arrays "
+                    + "(x_train.npy ...), pack (cohort data pack).", nil)
+        case .dataDir: return ("Directory with the dataset's files (for arrays also one .npz file).", nil)
+        case .imageSize:
+            return ("Bring every image of a folder to this size: the shorter side resized, then the centre cut, as "
+                    + "torchvision's Resize and CenterCrop (default: the one size all images have).", "HxW")
+        case .valSplit:
+            return ("Without a test split: hold out this fraction of the training samples as one, drawn from --seed.",
+                    "fraction")
+        case .normalize:
+            return ("Inputs as (value/255 - MEAN)/STD per channel, e.g. 0.5/0.5 or 0.49,0.48,0.45/0.25,0.24,0.26; none: "
+                    + "as stored (default: the built-in set's own; your own data's measured on its training split).",
+                    "MEAN/STD")
+        case .skipBadFiles: return ("Leave unreadable image files out, counted in the log and summary.json.", nil)
+        case .loaderThreads:
+            return ("Threads that read, decode, augment and normalise the next batches while a step computes (0: the "
+                    + "step fills its own batch).", nil)
         case .augment:
             return ("Random crops and flips of the training images: CIFAR-10 cropped from a 4-pixel padding and "
                     + "flipped, 28x28 sets shifted by up to 2 pixels; drawn from (seed, epoch, sample).", nil)

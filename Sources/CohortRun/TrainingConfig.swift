@@ -19,6 +19,16 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     public var width = 1
     public var dataset: DatasetKind = .synthetic
     public var dataDir: String?
+    /// Your own images brought to this size, `HxW` or `S` (`ImageTransform`); nil: the one size they have.
+    public var imageSize: String?
+    /// Without a test split: the fraction of the training samples held out as one (drawn from the seed).
+    public var valSplit: Double?
+    /// `MEAN/STD` of the inputs (`InputNormalization`); nil: the data set's own (measured on your own data).
+    public var normalize: String?
+    /// Leave unreadable image files out (counted) instead of refusing the data set.
+    public var skipBadFiles = false
+    /// Threads that prepare the next batches while a step computes (0: none, the step fills its batch).
+    public var loaderThreads = 1
     /// Random crops and flips of the training images (`Augmentation.standard`).
     public var augment = false
     /// Use only the first N training samples.
@@ -97,7 +107,9 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     public var evalOn: EvaluationRanks = .rank0
 
     public enum CodingKeys: String, CodingKey, CaseIterable, Sendable {
-        case model, modelParam = "model_param", hidden, width, dataset, dataDir = "data_dir", augment, limit, testLimit = "test_limit", optimizer, lr
+        case model, modelParam = "model_param", hidden, width, dataset, dataDir = "data_dir", imageSize = "image_size"
+        case valSplit = "val_split", normalize, skipBadFiles = "skip_bad_files", loaderThreads = "loader_threads"
+        case augment, limit, testLimit = "test_limit", optimizer, lr
         case lrSchedule = "lr_schedule", warmupEpochs = "warmup_epochs", stepEpochs = "step_epochs", gamma
         case lrScaling = "lr_scaling", baseBatch = "base_batch", momentum
         case nesterov, weightDecay = "weight_decay", epochs, batchSize = "batch_size", batchPerRank = "batch_per_rank"
@@ -112,7 +124,8 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     /// the global batch, the seed): two runs that agree on them take the same steps, and a
     /// resumed run must keep them. The rest says how the run is carried out and may change
     /// on resume (epochs only grow: a checkpoint past them is refused).
-    static let definingKeys: [CodingKeys] = [.model, .modelParam, .hidden, .width, .dataset, .augment, .limit, .testLimit,
+    static let definingKeys: [CodingKeys] = [.model, .modelParam, .hidden, .width, .dataset, .imageSize, .valSplit,
+                                             .normalize, .skipBadFiles, .augment, .limit, .testLimit,
                                              .optimizer, .lr, .lrSchedule, .warmupEpochs, .stepEpochs, .gamma,
                                              .lrScaling, .baseBatch, .momentum, .nesterov, .weightDecay, .batchSize,
                                              .seed, .initWeights, .syncBatchnorm, .onNan, .labelSmoothing, .tta]
@@ -221,6 +234,11 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         if nesterov && !(optimizer == .sgd && momentum > 0) { throw fail("--nesterov needs --optimizer sgd with --momentum > 0") }
         if let wd = weightDecay, !(wd.isFinite && wd >= 0) { throw fail("--weight-decay must be >= 0, got \(wd)") }
         if let l = limit, l <= 0 { throw fail("--limit must be positive, got \(l)") }
+        _ = try dataOptions()
+        if (imageSize != nil || valSplit != nil || skipBadFiles) && !dataset.isUserData {
+            throw fail("--image-size, --val-split and --skip-bad-files read your own data (--dataset folder or arrays)")
+        }
+        guard (0...64).contains(loaderThreads) else { throw fail("--loader-threads must be in 0...64, got \(loaderThreads)") }
         if let l = testLimit, l <= 0 { throw fail("--test-limit must be positive, got \(l)") }
         if let t = threads, t <= 0 { throw fail("--threads must be positive, got \(t)") }
         // Bytes must fit an Int: a bucket larger than any model is as good as one bucket.
@@ -270,11 +288,28 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         }
     }
 
+    /// How the data set is read: `--image-size`, `--val-split`, `--normalize`, `--skip-bad-files`, `--seed`.
+    public func dataOptions() throws -> DataOptions {
+        var size: [Int]?
+        if let text = imageSize {
+            let parts = text.lowercased().split(separator: "x", omittingEmptySubsequences: false).map { Int($0) }
+            guard (1...2).contains(parts.count), parts.allSatisfy({ ($0 ?? 0) > 0 && $0! <= 8192 }) else {
+                throw CohortError.settings("--image-size \(text): expected HxW or S, sizes in 1...8192 (32x32, 224)")
+            }
+            size = parts.count == 1 ? [parts[0]!, parts[0]!] : [parts[0]!, parts[1]!]
+        }
+        if let f = valSplit, !(f.isFinite && f > 0 && f < 1) {
+            throw CohortError.settings("--val-split is a fraction of the training samples in (0, 1), got \(f)")
+        }
+        return DataOptions(imageSize: size, valSplit: valSplit, normalize: try normalize.map(InputNormalization.init(parsing:)),
+                           skipBadFiles: skipBadFiles, seed: seed)
+    }
+
     /// Loads the data and checks that `spec` builds on it (a mistake in a model file is a
     /// settings error, exit 64), before anything is written.
     public func loadData(for spec: ModelSpec) throws -> DatasetSplits {
         var data = try DatasetSource.load(dataset, dataDirectory: dataDir, seed: seed, syntheticShape: spec.syntheticShape,
-                                          syntheticCounts: (limit ?? 10_000, testLimit ?? 2_000))
+                                          syntheticCounts: (limit ?? 10_000, testLimit ?? 2_000), options: dataOptions())
         if let l = limit { data.train = data.train.prefix(l) }
         if let l = testLimit { data.test = data.test.prefix(l) }
         try check(spec, on: data)

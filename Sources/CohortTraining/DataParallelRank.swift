@@ -62,6 +62,10 @@ public final class DataParallelRank {
     public var augmentation: Augmentation?
     /// The epoch in progress (`startEpoch`), which the augmentation's choices depend on.
     private var epoch = 0
+    /// The training batches, prepared ahead (`BatchLoader`), for the data set of `startEpoch`.
+    private var loader: BatchLoader?
+    /// The loader's threads (`--loader-threads`; 0: each batch filled when its step starts).
+    public var loaderThreads = 1
     let reducer: GradientReducer
     /// The reducer's per-layer callback, made once: a step allocates nothing.
     private let layerFinished: (Int) throws -> Void
@@ -117,12 +121,23 @@ public final class DataParallelRank {
                   bucketMb: shape.bucketMb, accumulate: shape.accumulate)
     }
 
-    /// Draws epoch `epoch`'s order of the training set (the same on every rank), and sets the
-    /// epoch its augmentation draws from.
-    public func startEpoch(_ epoch: Int) {
+    /// Draws epoch `epoch`'s order of the training set (the same on every rank), sets the
+    /// epoch its augmentation draws from, and starts preparing the batches of `data` from step
+    /// `firstStep` on.
+    public func startEpoch(_ epoch: Int, data: ImageDataset, firstStep: Int = 0) {
         sampler.startEpoch(epoch)
         self.epoch = epoch
+        if loader == nil || loader!.threads != loaderThreads || loader!.dataID != ObjectIdentifier(data.samples) {
+            loader?.stop()
+            loader = BatchLoader(data: data, localBatch: localBatch, threads: loaderThreads)
+        }
+        let sampler = self.sampler
+        loader!.start(BatchLoader.Plan(epoch: epoch, steps: firstStep..<sampler.stepsPerEpoch,
+                                       indices: { sampler.indices(step: $0) }, augmentation: augmentation))
     }
+
+    /// Stops preparing batches (the run stops before the epoch's end).
+    public func stopLoading() { loader?.stop() }
 
     /// Ranks start identical whatever they computed: rank 0's parameters win, and its buffers
     /// (running statistics).
@@ -143,14 +158,18 @@ public final class DataParallelRank {
     /// of global step `step` (in `accumulate` micro-batches, each split over the replicas),
     /// each gradient bucket's allreduce
     /// started as soon as backward has produced it, then waited for. Returns this rank's
-    /// loss sum, correct count and phase times, and the seconds spent waiting for the reduction.
-    public func reduceGradients(data: ImageDataset, step: Int) throws -> (outcome: StepOutcome, waitSeconds: Double) {
+    /// loss sum, correct count and phase times (`data`: the wait for the batch), and the seconds
+    /// spent waiting for the reduction. The step's batch comes from the epoch's loader (`startEpoch`).
+    public func reduceGradients(step: Int) throws -> (outcome: StepOutcome, waitSeconds: Double) {
         timeline?.beginStep(epoch: epoch + 1, step: step + 1)
+        let (batch, dataWait) = try loader!.next(step: step)
+        timeline?.mark("data")
+        defer { loader!.recycle(batch) }
         let start = monotonicSeconds()
         slowFault?.apply(rank: communicator.rank)
-        let outcome = try replicas.step(data: data, indices: sampler.indices(step: step), microBatches: shape.accumulate,
-                                        scale: scale, augmentation: augmentation, epoch: epoch,
-                                        gradientsReady: layerFinished)
+        var outcome = try replicas.step(batch: batch, indices: sampler.indices(step: step), microBatches: shape.accumulate,
+                                        scale: scale, epoch: epoch, gradientsReady: layerFinished)
+        outcome.data = dataWait
         let wait = try reducer.finish()
         if communicator.size > 1 { timeline?.mark("allreduce wait") }
         times.steps += 1
@@ -184,7 +203,7 @@ public final class DataParallelRank {
         }
         if ranks == .all { try broadcastBuffers() }
         let local = range.isEmpty ? (lossSum: 0, correct: 0)
-            : replicas.evaluationSums(on: data, range: range, augmentation: augmentation)
+            : try replicas.evaluationSums(on: data, range: range, augmentation: augmentation)
         let sums = try communicator.allreduceSum([local.lossSum, Double(local.correct)])
         return (sums[0] / Double(data.count), sums[1] / Double(data.count))
     }

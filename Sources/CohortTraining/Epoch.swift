@@ -7,7 +7,7 @@ import Foundation
 extension Trainer {
     /// The running sums of the epoch in progress on this rank.
     struct EpochSums {
-        var lossSum = 0.0, correct = 0, commSeconds = 0.0, skipped = 0
+        var lossSum = 0.0, correct = 0, commSeconds = 0.0, dataWaitSeconds = 0.0, skipped = 0
     }
 
     /// How an epoch's run ended.
@@ -23,8 +23,9 @@ extension Trainer {
     /// Runs `epoch` from its first step (or, resumed, from where it stopped), with the
     /// evaluations `--eval-every` asks for inside it.
     func runEpoch(_ epoch: Int) throws -> EpochEnd {
-        rank.startEpoch(epoch)
         let firstStep = epoch == startEpoch ? startStep : 0
+        rank.startEpoch(epoch, data: data.train, firstStep: firstStep)
+        defer { rank.stopLoading() }
         var sums = EpochSums()
         if firstStep > 0 {
             // A resumed epoch continues this rank's sums (or, on another world size, rank 0 carries the total).
@@ -71,8 +72,9 @@ extension Trainer {
     /// update. False when a signal asked the run to stop here (a checkpoint is written).
     func takeStep(epoch: Int, step: Int, sums: inout EpochSums) throws -> Bool {
         communicator.position = (epoch + 1, step + 1)
-        let (outcome, wait) = try rank.reduceGradients(data: data.train, step: step)
+        let (outcome, wait) = try rank.reduceGradients(step: step)
         sums.commSeconds += wait
+        sums.dataWaitSeconds += outcome.data
         stepFlags.pointer[0] = stop.isRequested ? 1 : 0
         stepFlags.pointer[1] = outcome.lossSum.isFinite && RankAgreement.allFinite(network.gradients) ? 0 : 1
         try communicator.allreduceSum(stepFlags.pointer, count: 2)
@@ -134,7 +136,8 @@ extension Trainer {
                                    samplesPerSecond: Double(timedSteps * config.batchSize) / seconds,
                                    commSeconds: sums.commSeconds, worldSize: communicator.size,
                                    evalSeconds: lastEvaluationSeconds,
-                                   learningRate: schedule.rate(atStep: (epoch + 1) * stepsPerEpoch - 1))
+                                   learningRate: schedule.rate(atStep: (epoch + 1) * stepsPerEpoch - 1),
+                                   dataWaitSeconds: sums.dataWaitSeconds)
         position.history.append(metrics)
         try tensorBoard?.add(events: RunStart.learningRateEvents(epoch: epoch, schedule: schedule))
         try tensorBoard?.add(step: metrics.epoch, scalars: metrics.tensorBoardScalars)

@@ -17,6 +17,8 @@ import Foundation
 final class ReplicaGroup: @unchecked Sendable {
     let networks: [Network]
     let replicaBatch: Int
+    /// Values per sample (`C·H·W`).
+    let sampleSize: Int
     private let losses: [SoftmaxCrossEntropy]
     private let inputs: [FloatBuffer]
     private let labels: [UnsafeMutablePointer<Int32>]
@@ -39,6 +41,7 @@ final class ReplicaGroup: @unchecked Sendable {
         precondition(replicas >= 1 && localBatch % replicas == 0, "replicas must divide the local batch")
         let batch = localBatch / replicas
         replicaBatch = batch
+        sampleSize = imageShape.elementCount
         func build(sharing: FloatBuffer?) throws -> Network {
             do {
                 return try model.build(inputShape: imageShape, classes: classes, maxBatch: batch, sharing: sharing,
@@ -72,48 +75,45 @@ final class ReplicaGroup: @unchecked Sendable {
         outcomes.deallocate()
     }
 
-    /// Replica `r`'s forward and backward on its slice of `indices`, into its own gradients
-    /// (which it zeroes first).
-    private func runReplica(_ r: Int, data: ImageDataset, indices: ArraySlice<Int>, scale: Float, augmentation: Augmentation?,
+    /// Replica `r`'s forward and backward on its slice of `indices`, whose inputs and labels
+    /// start at sample `offset` of `batch`, into its own gradients (which it zeroes first).
+    private func runReplica(_ r: Int, batch: BatchLoader.Batch, offset: Int, indices: ArraySlice<Int>, scale: Float,
                             epoch: Int, gradientsReady: ((Int) throws -> Void)?) rethrows {
-        let t0 = monotonicSeconds()
-        let start = indices.startIndex + r * replicaBatch
-        data.fill(indices: indices[start..<(start + replicaBatch)], x: inputs[r].pointer, y: labels[r],
-                  augmentation: augmentation, epoch: epoch)
+        let start = offset + r * replicaBatch
+        let x = batch.x.pointer + start * sampleSize, y = batch.y + start
         let timeline = r == 0 ? self.timeline : nil
-        timeline?.mark("data")
         let t1 = monotonicSeconds()
         let network = networks[r]
         if usesSampleKeys {
+            let first = indices.startIndex + r * replicaBatch
             network.sampleKeys.epoch = epoch
             network.sampleKeys.samples.removeAll(keepingCapacity: true)
-            network.sampleKeys.samples.append(contentsOf: indices[start..<(start + replicaBatch)])
+            network.sampleKeys.samples.append(contentsOf: indices[first..<(first + replicaBatch)])
         }
         network.zeroGradients()
-        let logits = network.forward(inputs[r].pointer, batch: replicaBatch)
-        let (result, logitGrad) = losses[r].forwardBackward(logits: logits, labels: labels[r], batch: replicaBatch,
+        let logits = network.forward(x, batch: replicaBatch)
+        let (result, logitGrad) = losses[r].forwardBackward(logits: logits, labels: y, batch: replicaBatch,
                                                              scale: scale)
         timeline?.mark("forward")
         let t2 = monotonicSeconds()
         try network.backward(logitGrad, batch: replicaBatch, gradientsReady: gradientsReady)
         timeline?.mark("backward")
-        outcomes[r] = StepOutcome(lossSum: result.lossSum, correct: result.correct, data: t1 - t0, forward: t2 - t1,
-                              backward: monotonicSeconds() - t2)
+        outcomes[r] = StepOutcome(lossSum: result.lossSum, correct: result.correct, data: 0, forward: t2 - t1,
+                                  backward: monotonicSeconds() - t2)
     }
 
     /// Forward and backward of one step over `indices` (the rank's samples), in `microBatches`
     /// consecutive micro-batches whose gradients add up (gradient accumulation): the summed
     /// gradients end in `primary.gradients`, and `gradientsReady(layer)` is called for every
     /// layer in reverse order as its summed gradients become final. Returns the summed loss
-    /// and correct count, and the first replica's timings. With `augmentation`, the images
-    /// are epoch `epoch`'s crops and flips.
+    /// and correct count, and the first replica's timings. `batch` holds the samples of
+    /// `indices`, prepared (`BatchLoader`); `epoch` and `indices` key dropout's masks.
     ///
     /// The slices' gradients are added in a pairwise tree, `(g₀ + g₁) + (g₂ + g₃)`: the replicas'
     /// here, the micro-batches' through `PartialSums`, and the ranks' by Open MPI's binomial
     /// allreduce. So a global batch cut into the same 2^k slices gives the same bits whether the
     /// slices are ranks, replicas or micro-batches (docs/training.md, "What N ranks compute").
-    func step(data: ImageDataset, indices: ArraySlice<Int>, microBatches: Int = 1, scale: Float,
-              augmentation: Augmentation? = nil, epoch: Int = 0,
+    func step(batch: BatchLoader.Batch, indices: ArraySlice<Int>, microBatches: Int = 1, scale: Float, epoch: Int = 0,
               gradientsReady: ((Int) throws -> Void)?) throws -> StepOutcome {
         var summed = StepOutcome()
         let micro = replicaBatch * count
@@ -129,17 +129,17 @@ final class ReplicaGroup: @unchecked Sendable {
                     self.partialSums.add(into: total, self.primary.layerRanges[layer])
                     try gradientsReady?(layer)
                 }
-                try runReplica(0, data: data, indices: slice, scale: scale, augmentation: augmentation, epoch: epoch,
+                try runReplica(0, batch: batch, offset: m * micro, indices: slice, scale: scale, epoch: epoch,
                                gradientsReady: ready)
             } else {
                 if batchStatistics != nil {
                     Self.runAtOnce(count) { r in
-                        self.runReplica(r, data: data, indices: slice, scale: scale, augmentation: augmentation,
-                                        epoch: epoch, gradientsReady: nil)
+                        self.runReplica(r, batch: batch, offset: m * micro, indices: slice, scale: scale, epoch: epoch,
+                                        gradientsReady: nil)
                     }
                 } else {
                     DispatchQueue.concurrentPerform(iterations: count) { r in
-                        runReplica(r, data: data, indices: slice, scale: scale, augmentation: augmentation, epoch: epoch,
+                        runReplica(r, batch: batch, offset: m * micro, indices: slice, scale: scale, epoch: epoch,
                                    gradientsReady: nil)
                     }
                 }
@@ -207,7 +207,7 @@ final class ReplicaGroup: @unchecked Sendable {
     /// order. With test-time augmentation each chunk is also seen as its other views, and the
     /// views' probabilities are averaged (`SoftmaxCrossEntropy.evaluate(views:)`).
     /// The replicas evaluate in evaluation mode with the first replica's running statistics.
-    func evaluationSums(on dataset: ImageDataset, range: Range<Int>, augmentation: TestTimeAugmentation)
+    func evaluationSums(on dataset: ImageDataset, range: Range<Int>, augmentation: TestTimeAugmentation) throws
         -> (lossSum: Double, correct: Int) {
         for network in networks {
             if network !== primary { network.copyBuffers(from: primary) }
@@ -216,13 +216,20 @@ final class ReplicaGroup: @unchecked Sendable {
         defer { networks.forEach { $0.training = true } }
         let chunks = (range.count + replicaBatch - 1) / replicaBatch
         let classes = primary.outputShape.elementCount
+        // A sample that cannot be read (an image file changed since it was checked) ends the evaluation.
+        nonisolated(unsafe) let failures = UnsafeMutableBufferPointer<Error?>.allocate(capacity: count)
+        failures.initialize(repeating: nil)
+        defer { _ = failures.deinitialize(); failures.deallocate() }
         DispatchQueue.concurrentPerform(iterations: count) { r in
             var outcome = StepOutcome()
             // The logits of the views before the last, kept while the network computes the next.
             var kept = [Float](repeating: 0, count: (augmentation.views - 1) * replicaBatch * classes)
             for chunk in stride(from: r, to: chunks, by: count) {
                 let start = range.lowerBound + chunk * replicaBatch, n = min(replicaBatch, range.upperBound - start)
-                dataset.fill(indices: start..<(start + n), x: inputs[r].pointer, y: labels[r])
+                do { try dataset.fill(indices: start..<(start + n), x: inputs[r].pointer, y: labels[r]) } catch {
+                    failures[r] = error
+                    return
+                }
                 let result: SoftmaxCrossEntropy.Result
                 if augmentation.views == 1 {
                     result = losses[r].evaluate(logits: networks[r].forward(inputs[r].pointer, batch: n),
@@ -247,6 +254,7 @@ final class ReplicaGroup: @unchecked Sendable {
             }
             outcomes[r] = outcome
         }
+        if let failure = failures.compactMap({ $0 }).first { throw failure }
         return (outcomes.reduce(0) { $0 + $1.lossSum }, outcomes.reduce(0) { $0 + $1.correct })
     }
 }

@@ -1,4 +1,5 @@
 import CohortBase
+import CohortData
 import CohortDistributed
 import CohortNN
 import CohortOptim
@@ -17,7 +18,7 @@ struct RunStart {
     var resumedFrom: String?
 
     /// Collective.
-    init(config: TrainingConfig, resume: Bool, rank: DataParallelRank, progress: ProgressReporter) throws {
+    init(config: TrainingConfig, resume: Bool, rank: DataParallelRank, data: DatasetSplits, progress: ProgressReporter) throws {
         let communicator = rank.communicator, network = rank.network, optimizer = rank.optimizer
         let steps = rank.sampler.stepsPerEpoch
         var loaded: Checkpoint.Loaded?
@@ -36,6 +37,7 @@ struct RunStart {
             try directory?.writeRecord(RunRecord(config: config, worldSize: communicator.size,
                                                  threadsPerRank: rank.threads, replicasPerRank: rank.replicaCount))
             try directory?.writeModelFile(rank.shape.model.file)
+            if !resume { try directory?.writeData(DataRecord(dataset: config.dataset, data: data)) }
         }
         try rank.broadcastParameters()
         position = try Self.sharePosition(loaded, resume: resume, communicator: communicator)

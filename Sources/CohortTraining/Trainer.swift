@@ -78,7 +78,15 @@ public final class Trainer {
             try config.check(self.model, on: data)
             self.data = data
         } else {
-            self.data = try config.loadData(for: self.model)
+            var loaded = try config.loadData(for: self.model)
+            // A resumed run's inputs are normalised as its start recorded, whatever the data measures now.
+            if resume, let record = try DataRecord.read(directory: config.out) {
+                loaded = try record.applied(to: loaded, source: "--resume \(config.out)")
+            }
+            self.data = loaded
+        }
+        if let first = self.data.skippedFiles.first, communicator.rank == 0 {
+            sayError("cohort: --skip-bad-files left out \(self.data.skippedFiles.count) unreadable file(s), the first: \(first)")
         }
         let (model, data) = (self.model, self.data)
         let shape = DataParallelRank.Shape(config: config, model: model, imageShape: data.train.imageShape,
@@ -89,13 +97,14 @@ public final class Trainer {
                                   nesterov: config.nesterov, weightDecay: config.weightDecay.map(Float.init))
         }
         if config.augment { rank.augmentation = .standard(channels: data.train.channels, seed: config.seed) }
+        rank.loaderThreads = config.loaderThreads
         if let path = config.initWeights, !resume {
             // Every rank reads it, as it reads the data; a resumed run has its checkpoint instead.
             try SafeTensors.load(path, into: rank.network)
         }
         schedule = config.schedule(stepsPerEpoch: rank.sampler.stepsPerEpoch)
         progress = ProgressReporter(epochs: config.epochs, display: display, isRoot: communicator.rank == 0)
-        let start = try RunStart(config: config, resume: resume, rank: rank, progress: progress)
+        let start = try RunStart(config: config, resume: resume, rank: rank, data: data, progress: progress)
         runDirectory = start.directory
         tensorBoard = start.tensorBoard
         position = start.position
@@ -194,7 +203,8 @@ public final class Trainer {
         let summary = RunSummary(epochs: position.history, worldSize: communicator.size, parameterChecksum: checksum,
                                  skippedSteps: position.skippedSteps,
                                  ranks: ranks.enumerated().map { $0.element.timing(rank: $0.offset) },
-                                 evaluations: evaluations, target: target)
+                                 evaluations: evaluations, target: target,
+                                 skippedFiles: data.skippedFiles.isEmpty ? nil : data.skippedFiles.count)
         if let runDirectory {
             try runDirectory.writeModel(network, metadata: modelMetadata)
             try runDirectory.writeSummary(summary)

@@ -2,12 +2,14 @@ import ArgumentParser
 import CohortBase
 import CohortData
 import CohortFetch
+import CohortRun
 import Foundation
 
 /// `cohort data`: getting the data sets.
 struct DataCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "data", abstract: "Get the data sets.",
-                                                    subcommands: [Fetch.self])
+    static let configuration = CommandConfiguration(commandName: "data",
+                                                    abstract: "Get the data sets, or pack your own.",
+                                                    subcommands: [Fetch.self, PackCommand.self])
 
     struct Fetch: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -55,6 +57,65 @@ struct DataCommand: ParsableCommand {
                 fetcher.report = { say("cohort data fetch: \($0)") }
                 try fetcher.run()
                 say("cohort data fetch: \(dataset.rawValue) is in \(fetcher.directory) (--data-dir \(fetcher.directory))")
+            }
+        }
+    }
+}
+
+extension DataCommand {
+    /// `cohort data pack`: the user's own data as shards that training maps (`Pack`).
+    struct PackCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "pack",
+            abstract: "Pack an image folder or arrays into shards of decoded samples that the ranks of a node share.",
+            discussion: """
+            SOURCE is read as training reads it (--dataset folder or arrays, with --image-size, --val-split, \
+            --normalize, --skip-bad-files and --seed); its samples are written decoded, in the order the \
+            source lists them, into DIR/train-NNNNN.shard and DIR/test-NNNNN.shard, with DIR/pack.json \
+            (shape, classes and their names, the normalisation, each shard's count and CRC-32) written \
+            last. Train on it with --dataset pack --data-dir DIR (docs/training.md#packs).
+            """)
+
+        @Argument(help: "An image folder (DIR/train/CLASS/IMAGE) or arrays (a directory of .npy files, or an .npz).")
+        var source: String
+        @Option(help: "The pack's directory (created; it must not hold a pack).")
+        var out: String
+        @Option(help: "folder or arrays (default: arrays if SOURCE holds x_train.npy or is an .npz, else folder).")
+        var from: DatasetKind?
+        @Option(help: ArgumentHelp("Bytes of samples per shard, in MiB.", valueName: "MiB"))
+        var shardMb = 256.0
+        @Option(help: settingHelp(.imageSize))
+        var imageSize: String?
+        @Option(help: settingHelp(.valSplit))
+        var valSplit: Double?
+        @Option(help: settingHelp(.normalize))
+        var normalize: String?
+        @Flag(help: settingHelp(.skipBadFiles))
+        var skipBadFiles = false
+        @Option(help: "Seed of --val-split's draw.")
+        var seed: UInt64 = 0
+
+        func validate() throws {
+            guard shardMb.isFinite, shardMb > 0, shardMb <= 1_048_576 else {
+                throw ValidationError("--shard-mb must be in (0, 2^20], got \(shardMb)")
+            }
+            if let from, from != .folder && from != .arrays { throw ValidationError("--from is folder or arrays, got \(from.rawValue)") }
+        }
+
+        func run() throws {
+            try reportingErrors {
+                var config = TrainingConfig()
+                config.imageSize = imageSize; config.valSplit = valSplit; config.normalize = normalize
+                config.skipBadFiles = skipBadFiles; config.seed = seed
+                let kind = from ?? (source.hasSuffix(".npz") || FileManager.default.fileExists(atPath: "\(source)/x_train.npy")
+                    || ((try? FileManager.default.contentsOfDirectory(atPath: source)) ?? []).contains { $0.hasSuffix(".npz") }
+                    ? .arrays : .folder)
+                let data = try DatasetSource.loadUserData(kind, path: source, options: config.dataOptions())
+                for skipped in data.skippedFiles { say("cohort data pack: skipped \(skipped)") }
+                let index = try Pack.write(data, to: out, shardBytes: Int(shardMb * 1_048_576)) { say("cohort data pack: \($0)") }
+                say("cohort data pack: \(index.train.count) training and \(index.test.count) test samples of \(index.shape) "
+                    + "(\(index.classes) classes, \(index.train.shards.count + index.test.shards.count) shards) in \(out); "
+                    + "train with --dataset pack --data-dir \(out)")
             }
         }
     }

@@ -35,7 +35,7 @@ struct Evaluate: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let trained = try TrainedModel(path: path, dataset: dataset, dataDirectory: dataDir, testLimit: limit)
-            let names = (0..<trained.test.classes).map(trained.dataset.className)
+            let names = trained.test.classNames
             let evaluation = Evaluation(network: trained.network, data: trained.test, classNames: names,
                                         augmentation: tta ?? trained.augmentation)
             let directory = out ?? "\(trained.runDirectory)/evaluate"

@@ -70,6 +70,16 @@ struct TrainOptions: ParsableArguments {
     var dataset: DatasetKind?
     @Option(help: settingHelp(.dataDir))
     var dataDir: String?
+    @Option(help: settingHelp(.imageSize))
+    var imageSize: String?
+    @Option(help: settingHelp(.valSplit))
+    var valSplit: Double?
+    @Option(help: settingHelp(.normalize))
+    var normalize: String?
+    @Flag(help: settingHelp(.skipBadFiles))
+    var skipBadFiles = false
+    @Option(help: settingHelp(.loaderThreads))
+    var loaderThreads: Int?
     @Option(help: settingHelp(.optimizer))
     var optimizer: OptimizerKind?
     @Option(help: settingHelp(.lr))

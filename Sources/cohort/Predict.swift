@@ -8,12 +8,12 @@ import Foundation
 /// `cohort predict`: a trained model's top classes for images.
 struct Predict: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "The top classes, with probabilities, that a trained model gives PNG images or test images.",
+        abstract: "The top classes, with probabilities, that a trained model gives image files or test images.",
         discussion: """
-        Each PNG (8-bit grey, grey + alpha, RGB, RGBA or palette) becomes the model's input as \
-        the data set's own images are: colour to grey as BT.601 luma or grey to colour by \
-        copying, resized to the model's size by bilinear interpolation, alpha dropped, then \
-        normalised as in training. --index takes images from the run's test set instead.
+        Each JPEG or PNG becomes the model's input as an image folder's images do \
+        (docs/training.md#image-folders): converted to grey or colour as PIL's convert, its \
+        shorter side resized and its centre cut to the model's size, then normalised as in \
+        training (the run's data.json). --index takes images from the run's test set instead.
         """)
 
     @Option(name: .customLong("run"), help: "Run directory, one of its checkpoints, or a .safetensors file in either.")
@@ -24,11 +24,11 @@ struct Predict: ParsableCommand {
     var dataDir: String?
     @Option(help: "Classes shown per image.")
     var top = 3
-    @Argument(help: "PNG files.")
+    @Argument(help: "JPEG or PNG files.")
     var files: [String] = []
 
     func validate() throws {
-        guard !files.isEmpty || index != nil else { throw ValidationError("give PNG files or --index N,...") }
+        guard !files.isEmpty || index != nil else { throw ValidationError("give image files or --index N,...") }
         guard top > 0 else { throw ValidationError("--top must be positive, got \(top)") }
         if let index, indices(index) == nil { throw ValidationError("--index takes indices >= 0 separated by commas, got '\(index)'") }
     }
@@ -43,21 +43,25 @@ struct Predict: ParsableCommand {
         try reportingErrors {
             let trained = try TrainedModel(path: path, dataDirectory: dataDir, maxBatch: 1)
             let test = trained.test
-            let names = (0..<test.classes).map(trained.dataset.className)
-            var inputs: [(name: String, pixels: [UInt8])] = []
+            let names = test.classNames
+            guard files.isEmpty || test.samples.element == .uint8 else {
+                throw CohortError.settings("the run trained on float arrays, not images; use --index")
+            }
+            let transform = ImageTransform(channels: test.channels, height: test.height, width: test.width)
+            var inputs: [(name: String, values: [Float])] = []
             for file in files {
-                let image = try PNGReader.read(file)
-                inputs.append((file, image.converted(channels: test.channels, height: test.height, width: test.width)))
+                var pixels = [UInt8](repeating: 0, count: test.sampleSize)
+                transform.apply(try ImageFile.read(file), into: &pixels)
+                inputs.append((file, pixels.map(Float.init)))
             }
             for i in index.flatMap(indices) ?? [] {
                 guard i < test.count else {
                     throw CohortError.settings("--index \(i): the test set has \(test.count) images (0...\(test.count - 1))")
                 }
-                let size = test.sampleSize
-                inputs.append(("test image \(i) (\(names[Int(test.labels[i])]))", Array(test.pixels[(i * size)..<((i + 1) * size)])))
+                inputs.append(("test image \(i) (\(names[Int(test.labels[i])]))", try test.values(i)))
             }
             for input in inputs {
-                let probabilities = classProbabilities(of: input.pixels, like: test, network: trained.network)
+                let probabilities = classProbabilities(of: input.values, like: test, network: trained.network)
                 let best = probabilities.indices.sorted { probabilities[$0] > probabilities[$1] }.prefix(top)
                 say("\(input.name): " + best.map { String(format: "%@ %.1f%%", names[$0], 100 * probabilities[$0]) }
                     .joined(separator: ", "))
@@ -65,13 +69,15 @@ struct Predict: ParsableCommand {
         }
     }
 
-    /// Softmax of the model's output for one image of `like`'s shape, normalised as `like` is.
-    func classProbabilities(of pixels: [UInt8], like data: ImageDataset, network: Network) -> [Double] {
-        let single = ImageDataset(name: data.name, channels: data.channels, height: data.height, width: data.width,
-                                  pixels: pixels, labels: [0], classes: data.classes, mean: data.mean, std: data.std)
+    /// Softmax of the model's output for one sample of `like`'s shape (values as stored), normalised as `like` is.
+    func classProbabilities(of values: [Float], like data: ImageDataset, network: Network) -> [Double] {
+        let store = data.samples.element == .uint8 ? MemorySamples(bytes: values.map { UInt8($0) }, sampleSize: data.sampleSize)
+            : MemorySamples(floats: values, sampleSize: data.sampleSize)
+        let single = ImageDataset(name: data.name, shape: data.imageShape, samples: store, labels: [0], classes: data.classes,
+                                  classNames: data.classNames, normalization: data.normalization)
         let x = UnsafeMutablePointer<Float>.allocate(capacity: data.sampleSize), y = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
         defer { x.deallocate(); y.deallocate() }
-        single.fill(indices: [0], x: x, y: y)
+        single.fillDecoded(indices: [0], x: x, y: y)
         let logits = network.forward(x, batch: 1)
         let scores = (0..<data.classes).map { Double(logits[$0]) }
         let largest = scores.max() ?? 0

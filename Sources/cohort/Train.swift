@@ -52,10 +52,12 @@ struct Train: ParsableCommand {
             let config = try trainingConfig()
             try config.validate()
             let model = try config.modelSpec(resumed: resume != nil)
+            // The user's own data gives its shape and classes when it is read (`TrainingConfig.check`).
+            guard !config.dataset.isUserData else { return }
             let network: Network
             do {
-                network = try model.build(inputShape: config.dataset.imageShape ?? model.syntheticShape, classes: 10,
-                                          maxBatch: 1)
+                network = try model.build(inputShape: config.dataset.imageShape ?? model.syntheticShape,
+                                          classes: config.dataset.classes ?? 10, maxBatch: 1)
             } catch {
                 throw CohortError.settings(error.description)
             }

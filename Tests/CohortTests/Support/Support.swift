@@ -1,5 +1,6 @@
 import CZlib
 import CohortBase
+import CohortData
 import CohortBase
 @testable import CohortBench
 @testable import CohortLaunch
@@ -228,4 +229,9 @@ func expectError(_ kind: CohortError.Kind, _ comment: Comment? = nil, sourceLoca
 /// A JSON file as Foundation reads it, for checks of the files' keys as other tools see them.
 func jsonObject(_ path: String) throws -> [String: Any] {
     try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as! [String: Any]
+}
+
+extension ImageDataset {
+    /// Every sample's bytes, `[count, C, H, W]` (a set of pixels in memory or mapped).
+    var pixels: [UInt8] { (0..<count).flatMap { try! values($0).map { UInt8($0) } } }
 }

@@ -116,7 +116,7 @@ import Testing
         // Pixel 0 of record 1 (label 9) is 9; normalised (9/255 - 0.5)/0.5.
         let x = FloatBuffer(count: 3072)
         var y: Int32 = 0
-        splits.train.fill(indices: [1], x: x.pointer, y: &y)
+        try splits.train.fill(indices: [1], x: x.pointer, y: &y)
         #expect(y == 9)
         #expect(abs(x[0] - (9 / 255 - 0.5) / 0.5) < 1e-6)
     }
@@ -196,12 +196,12 @@ import Testing
         #expect(same?.y == 2 && same?.x == 1)
     }
 
-    @Test func fillAppliesTheChoiceOfEachSampleAndEpoch() {
+    @Test func fillAppliesTheChoiceOfEachSampleAndEpoch() throws {
         let augmentation = Augmentation(seed: 9, pad: 1, flip: true)
         let x = UnsafeMutablePointer<Float>.allocate(capacity: 24), y = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
         defer { x.deallocate(); y.deallocate() }
         for epoch in 0..<20 {
-            image.fill(indices: [0], x: x, y: y, augmentation: augmentation, epoch: epoch)
+            try image.fill(indices: [0], x: x, y: y, augmentation: augmentation, epoch: epoch)
             let choice = augmentation.choice(epoch: epoch, sample: 0)
             for c in 0..<2 {
                 for r in 0..<3 {

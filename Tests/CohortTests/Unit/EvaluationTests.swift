@@ -79,7 +79,7 @@ import Testing
         let group = try ReplicaGroup(model: ModelSpec(file: .builtin(.cnn)), imageShape: shape, classes: 10, localBatch: 4,
                                      replicas: 2)
         group.primary.initializeParameters(seed: 9)
-        let sums = group.evaluationSums(on: data, range: 1..<count, augmentation: .flip)
+        let sums = try group.evaluationSums(on: data, range: 1..<count, augmentation: .flip)
 
         let network = Models.make(.cnn, imageShape: shape, hidden: 8, classes: 10, maxBatch: 1, sharing: group.primary.parameters)
         let loss = SoftmaxCrossEntropy(classes: 10, maxBatch: 1)
@@ -87,7 +87,7 @@ import Testing
         let x = FloatBuffer(count: 3 * 64)
         var label: Int32 = 0
         for i in 1..<count {
-            data.fill(indices: [i], x: x.pointer, y: &label)
+            try data.fill(indices: [i], x: x.pointer, y: &label)
             let plain = Array(UnsafeBufferPointer(start: network.forward(x.pointer, batch: 1), count: 10))
             TestTimeAugmentation.flip.makeView(1, of: x.pointer, count: 1, channels: 3, height: 8, width: 8)
             let mirrored = Array(UnsafeBufferPointer(start: network.forward(x.pointer, batch: 1), count: 10))

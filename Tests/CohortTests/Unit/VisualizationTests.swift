@@ -109,7 +109,7 @@ func decodePNG(_ data: Data) throws -> RGBImage {
         var label: Int32 = 0
         for map in 0..<6 {
             #expect(top[map].map(\.activation) == top[map].map(\.activation).sorted(by: >))
-            data.fill(indices: [top[map][0].sample], x: input.pointer, y: &label)
+            try data.fill(indices: [top[map][0].sample], x: input.pointer, y: &label)
             let projection = Deconvnet.project(network, input: input.pointer, featureLayer: feature, map: map)
             #expect(projection.pixels.count == 3 * 16 * 16)
             #expect(abs(projection.activation - top[map][0].activation) <= 1e-5)
@@ -155,7 +155,7 @@ func decodePNG(_ data: Data) throws -> RGBImage {
         }
     }
 
-    @Test func reluStatisticsMatchADirectComputation() {
+    @Test func reluStatisticsMatchADirectComputation() throws {
         let network = TestModels.cnn(channels: 1, size: 8, filters: (3, 4), maxBatch: 4)
         network.initializeParameters(seed: 6)
         let data = Synthetic.make(shape: [1, 8, 8], count: 10, seed: 3, split: 1)
@@ -166,7 +166,7 @@ func decodePNG(_ data: Data) throws -> RGBImage {
         big.parameters.pointer.update(from: network.parameters.pointer, count: network.parameterCount)
         let x = FloatBuffer(count: 10 * 64)
         var labels = [Int32](repeating: 0, count: 10)
-        data.fill(indices: 0..<10, x: x.pointer, y: &labels)
+        try data.fill(indices: 0..<10, x: x.pointer, y: &labels)
         let relu1 = array(big.layers[1].forward(big.layers[0].forward(x.pointer, batch: 10), batch: 10), 10 * 3 * 64).map(Double.init)
         let mean = relu1.reduce(0, +) / Double(relu1.count)
         let std = (relu1.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(relu1.count)).squareRoot()
