@@ -16,7 +16,8 @@ public struct BenchSettings: Codable, Equatable, Sendable {
     /// The training settings a benchmark takes (`cohort bench`'s model and parallel flags).
     public static let trainingKeys: [TrainingConfig.Key] = [.model, .modelParam, .hidden, .width, .batchSize, .threads,
                                                             .replicas, .bucketMb, .noOverlap, .allreduceDtype, .precision,
-                                                            .trace]
+                                                            .trace, .dataset, .dataDir, .imageSize, .valSplit, .normalize,
+                                                            .skipBadFiles, .loaderThreads, .augment]
 
     enum CodingKeys: String, CodingKey { case steps, warmup }
 

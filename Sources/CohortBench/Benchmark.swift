@@ -1,6 +1,7 @@
 import CohortBase
 import CohortData
 import CohortDistributed
+import CohortNN
 import CohortOptim
 import CohortTensor
 import CohortTraining
@@ -8,18 +9,38 @@ import Foundation
 
 /// Runs the timed steps of one configuration on every rank of `communicator`.
 public enum BenchmarkRunner {
+    /// The training split the steps read: `--dataset`'s, or synthetic images of the model's
+    /// input shape (4 global batches of them).
+    static func trainingData(settings: BenchSettings, model: ModelSpec) throws -> ImageDataset {
+        guard settings.training.dataset != .synthetic else {
+            return Synthetic.make(shape: model.syntheticShape, count: settings.training.batchSize * 4, seed: 0, split: 0)
+        }
+        return try settings.training.loadData(for: model).train
+    }
+
+    /// `--data-only`: samples/s of the loader alone over the timed steps of global batches,
+    /// after the warm-up steps, with the settings' loader threads and augmentation.
+    public static func loaderRate(settings: BenchSettings) throws -> Double {
+        let data = try trainingData(settings: settings, model: try settings.modelSpec())
+        let augmentation = settings.training.augment ? Augmentation.standard(channels: data.channels, seed: 0) : nil
+        return try BatchLoader.samplesPerSecond(data: data, batch: settings.training.batchSize,
+                                                threads: settings.training.loaderThreads, warmup: settings.warmup,
+                                                steps: settings.steps, augmentation: augmentation)
+    }
+
     /// Collective: every rank runs the same steps; the result is meaningful on rank 0.
     public static func run(settings: BenchSettings, communicator comm: Communicator) throws -> BenchMeasurement {
         let world = comm.size
         try settings.validate(worldSize: world)
         let model = try settings.modelSpec()
-        let data = Synthetic.make(shape: model.syntheticShape, count: settings.training.batchSize * 4, seed: 0, split: 0)
-        let shape = DataParallelRank.Shape(config: settings.training, model: model, imageShape: model.syntheticShape,
-                                           classes: 10)
+        let data = try trainingData(settings: settings, model: model)
+        let shape = DataParallelRank.Shape(config: settings.training, model: model, imageShape: data.imageShape,
+                                           classes: data.classes)
         let rank = try DataParallelRank(shape: shape, datasetSize: data.count, seed: 0, communicator: comm) { count in
             OptimizerKind.adagrad.make(count: count, learningRate: 0.01)
         }
         rank.loaderThreads = settings.training.loaderThreads
+        if settings.training.augment { rank.augmentation = .standard(channels: data.channels, seed: 0) }
         try rank.broadcastParameters()
         let names = BenchMeasurement.phaseNames
         var phase = [Double](repeating: 0, count: names.count)

@@ -98,7 +98,7 @@ public enum DatasetSource {
     /// read as `options` say (a built-in set takes only their `normalize`).
     public static func load(_ kind: DatasetKind, dataDirectory: String?, seed: UInt64,
                             syntheticShape: Shape = [3, 32, 32],
-                            syntheticCounts: (train: Int, test: Int) = (10_000, 2_000),
+                            syntheticCounts: (train: Int, test: Int) = Synthetic.defaultCounts,
                             options: DataOptions = DataOptions()) throws -> DatasetSplits {
         var splits: DatasetSplits
         switch kind {

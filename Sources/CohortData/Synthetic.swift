@@ -11,6 +11,9 @@ import Foundation
 /// them at class-specific steps. Any shape `[C, H, W]`: `[3, 32, 32]` like CIFAR-10
 /// (normalised the same way), `[1, 28, 28]` like MNIST.
 public enum Synthetic {
+    /// Training and test samples of `--dataset synthetic` without `--limit` and `--test-limit`.
+    public static let defaultCounts = (train: 10_000, test: 2_000)
+
     public static func make(shape: Shape, count: Int, seed: UInt64, split: UInt64, classes: Int = 10) -> ImageDataset {
         let (c, h, w) = (shape[0], shape[1], shape[2])
         let prototypes = makePrototypes(shape: shape, seed: seed, classes: classes)

@@ -309,7 +309,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     /// settings error, exit 64), before anything is written.
     public func loadData(for spec: ModelSpec) throws -> DatasetSplits {
         var data = try DatasetSource.load(dataset, dataDirectory: dataDir, seed: seed, syntheticShape: spec.syntheticShape,
-                                          syntheticCounts: (limit ?? 10_000, testLimit ?? 2_000), options: dataOptions())
+                                          syntheticCounts: (limit ?? Synthetic.defaultCounts.train, testLimit ?? Synthetic.defaultCounts.test), options: dataOptions())
         if let l = limit { data.train = data.train.prefix(l) }
         if let l = testLimit { data.test = data.test.prefix(l) }
         try check(spec, on: data)

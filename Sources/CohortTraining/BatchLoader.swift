@@ -11,7 +11,7 @@ import Foundation
 ///
 /// What a batch holds depends only on (data, epoch, the sampler's indices, augmentation), never
 /// on the threads or on timing, so the loader changes no bit of training.
-final class BatchLoader: @unchecked Sendable {
+public final class BatchLoader: @unchecked Sendable {
     /// One local batch: inputs `x[localBatch, C, H, W]` and labels `y[localBatch]`.
     final class Batch: @unchecked Sendable {
         let x: FloatBuffer
@@ -167,5 +167,29 @@ final class BatchLoader: @unchecked Sendable {
             } catch { errors[part] = error }
         }
         if let error = errors.compactMap({ $0 }).first { throw error }
+    }
+}
+
+extension BatchLoader {
+    /// Samples/s of the loader alone: `steps` batches of `batch` samples (after `warmup`
+    /// untimed ones) in the order of epoch 0's permutation, each taken as soon as it is ready.
+    public static func samplesPerSecond(data: ImageDataset, batch: Int, threads: Int, warmup: Int, steps: Int,
+                                        augmentation: Augmentation?) throws -> Double {
+        guard data.count >= batch else {
+            throw CohortError.settings("--batch-size \(batch) is larger than the \(data.count) training samples")
+        }
+        var sampler = EpochSampler(datasetSize: data.count, globalBatch: batch, rank: 0, worldSize: 1, seed: 0)
+        sampler.startEpoch(0)
+        let loader = BatchLoader(data: data, localBatch: batch, threads: threads)
+        let frozen = sampler, perEpoch = sampler.stepsPerEpoch
+        loader.start(Plan(epoch: 0, steps: 0..<(warmup + steps), indices: { frozen.indices(step: $0 % perEpoch) },
+                          augmentation: augmentation))
+        defer { loader.stop() }
+        var start = monotonicSeconds()
+        for step in 0..<(warmup + steps) {
+            if step == warmup { start = monotonicSeconds() }
+            loader.recycle(try loader.next(step: step).batch)
+        }
+        return Double(steps * batch) / (monotonicSeconds() - start)
     }
 }

@@ -22,7 +22,11 @@ struct Bench: ParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var parallel: ParallelOptions
+    @OptionGroup var data: DataFlags
     @OptionGroup var timing: TimingOptions
+    @Flag(help: ArgumentHelp("Time the loader alone (reading, decoding, augmenting and normalising batches of --dataset "
+                             + "with --loader-threads), in samples/s, in this process."))
+    var dataOnly = false
     @Option(help: "Rank counts to measure, comma-separated.")
     var ranks: String = "1"
     @Option(help: "Seconds spent measuring the machine's sgemm rate.")
@@ -51,7 +55,7 @@ struct Bench: ParsableCommand {
             return try JSONFile.decode(BenchSettings.self, from: Data(workerSettings.utf8), source: "--worker-settings")
         }
         return try BenchSettings.from(given: modelOptions.givenSettings.merging(parallel.givenSettings) { $1 }
-            .merging(timing.givenSettings) { $1 })
+            .merging(data.givenSettings) { $1 }.merging(timing.givenSettings) { $1 })
     }
 
     var rankCounts: [Int] { commaSeparated(ranks) ?? [] }
@@ -59,7 +63,7 @@ struct Bench: ParsableCommand {
     /// With --to-accuracy: every run's `cohort train` flags, the model and parallel flags given
     /// to the bench first.
     var trainArguments: [String] {
-        let given = modelOptions.givenSettings.merging(parallel.givenSettings) { $1 }
+        let given = modelOptions.givenSettings.merging(parallel.givenSettings) { $1 }.merging(data.givenSettings) { $1 }
         return given.keys.sorted().flatMap { key -> [String] in
             let flag = "--" + TrainingConfig.flagName(key)
             switch given[key]! {
@@ -112,6 +116,13 @@ struct Bench: ParsableCommand {
             try runOnEveryRank { communicator in
                 let measurement = try BenchmarkRunner.run(settings: settings, communicator: communicator)
                 if communicator.rank == 0 { try JSONFile.write(measurement, to: result) }
+            }
+        } else if dataOnly {
+            try reportingErrors {
+                let settings = try settings()
+                let rate = try BenchmarkRunner.loaderRate(settings: settings)
+                say(String(format: "cohort bench --data-only: %.0f samples/s (%d loader thread(s), batch %d, %d steps)", rate,
+                           settings.training.loaderThreads, settings.training.batchSize, settings.steps))
             }
         } else if let toAccuracy {
             try reportingErrors {

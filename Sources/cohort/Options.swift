@@ -64,8 +64,8 @@ struct ParallelOptions: ParsableArguments {
     var trace: String?
 }
 
-/// The rest of `cohort train`'s settings (`TrainingConfig`).
-struct TrainOptions: ParsableArguments {
+/// The data and how it is read (`cohort train`'s and `cohort bench`'s).
+struct DataFlags: ParsableArguments {
     @Option(help: settingHelp(.dataset))
     var dataset: DatasetKind?
     @Option(help: settingHelp(.dataDir))
@@ -80,6 +80,12 @@ struct TrainOptions: ParsableArguments {
     var skipBadFiles = false
     @Option(help: settingHelp(.loaderThreads))
     var loaderThreads: Int?
+    @Flag(help: settingHelp(.augment))
+    var augment = false
+}
+
+/// The rest of `cohort train`'s settings (`TrainingConfig`).
+struct TrainOptions: ParsableArguments {
     @Option(help: settingHelp(.optimizer))
     var optimizer: OptimizerKind?
     @Option(help: settingHelp(.lr))
@@ -110,8 +116,6 @@ struct TrainOptions: ParsableArguments {
     var epochs: Int?
     @Option(help: settingHelp(.seed))
     var seed: UInt64?
-    @Flag(help: settingHelp(.augment))
-    var augment = false
     @Option(help: settingHelp(.limit))
     var limit: Int?
     @Option(help: settingHelp(.testLimit))

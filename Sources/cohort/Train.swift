@@ -17,6 +17,7 @@ struct Train: ParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var parallel: ParallelOptions
+    @OptionGroup var data: DataFlags
     @OptionGroup var options: TrainOptions
     @Option(help: "Continue the run in this directory from its newest good checkpoint.")
     var resume: String?
@@ -29,7 +30,8 @@ struct Train: ParsableCommand {
 
     /// The settings given as flags, by key.
     var given: [String: JSONValue] {
-        modelOptions.givenSettings.merging(parallel.givenSettings) { $1 }.merging(options.givenSettings) { $1 }
+        modelOptions.givenSettings.merging(parallel.givenSettings) { $1 }.merging(data.givenSettings) { $1 }
+            .merging(options.givenSettings) { $1 }
     }
 
     /// The run's settings: the flags over the defaults, or with --resume the run's

@@ -63,6 +63,7 @@ import Testing
         (config.modelParam, config.weightDecay, config.batchPerRank, config.initWeights) = (["n": 1], 0, 1, "w")
         (config.dataDir, config.trace, config.checkpointSteps, config.targetAccuracy) = ("d", "t", 1, 0.5)
         config.evalEvery = try EvaluationInterval(parsing: "2")
+        (config.imageSize, config.valSplit, config.normalize) = ("8x8", 0.1, "0.5/0.5")
         let recorded = Set((JSONValue(config).objectValue ?? [:]).keys)
         #expect(recorded == Set(TrainingConfig.Key.allCases.map(\.rawValue)))
     }
@@ -75,7 +76,7 @@ import Testing
         #expect(bench.training.batchSize == 32 && bench.training.bucketMb == 0.5 && bench.steps == 3 && bench.warmup == 5)
         let json = JSONValue(bench).objectValue ?? [:]
         #expect(Set(json.keys) == Set(BenchSettings.trainingKeys.map(\.rawValue) + ["steps", "warmup"]).subtracting(
-            ["model_param", "threads", "replicas", "trace"]))
+            ["model_param", "threads", "replicas", "trace", "data_dir", "image_size", "val_split", "normalize"]))
         #expect(try JSONFile.decode(BenchSettings.self, from: Data(JSONFile.line(bench).utf8), source: "test") == bench)
         expectError(.settings) { _ = try BenchSettings.from(given: ["lr": .double(0.1)]) }
         var tooBig = bench
