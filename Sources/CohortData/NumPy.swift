@@ -9,7 +9,7 @@ public struct NumPyArray: Sendable {
         case uint8 = "u1", int8 = "i1", int16 = "i2", uint16 = "u2", int32 = "i4", uint32 = "u4"
         case int64 = "i8", uint64 = "u8", float32 = "f4"
 
-        var byteCount: Int { Int(rawValue.dropFirst())! }
+        public var byteCount: Int { Int(rawValue.dropFirst())! }
     }
 
     public let name: String

@@ -2,45 +2,11 @@ import CZlib
 import CohortBase
 import Foundation
 
-/// An image read from a PNG file: 8 bits per sample, `channels` planes (`[C, H, W]`, 1 for
+/// An image read from a JPEG or PNG file (`ImageFile`): 8 bits per sample, `channels` planes (`[C, H, W]`, 1 for
 /// grey, 3 for colour; alpha is dropped, palettes are looked up).
 public struct DecodedImage: Equatable, Sendable {
     public let width: Int, height: Int, channels: Int
     public let pixels: [UInt8]
-
-    /// The image with `channels` planes of `height` x `width`, for a model's input: colour to
-    /// grey as ITU-R BT.601 luma (0.299 R + 0.587 G + 0.114 B), grey to colour by copying,
-    /// and the size changed by bilinear interpolation (pixel centres aligned, as PIL's and
-    /// torchvision's resize without antialiasing).
-    public func converted(channels target: Int, height newHeight: Int, width newWidth: Int) -> [UInt8] {
-        let plane = width * height
-        var planes: [[Float]] = (0..<channels).map { c in pixels[(c * plane)..<((c + 1) * plane)].map(Float.init) }
-        if channels == 3 && target == 1 {
-            planes = [(0..<plane).map { 0.299 * planes[0][$0] + 0.587 * planes[1][$0] + 0.114 * planes[2][$0] }]
-        } else if channels == 1 && target == 3 {
-            planes = [planes[0], planes[0], planes[0]]
-        }
-        return planes.flatMap { resized($0, toHeight: newHeight, width: newWidth) }
-            .map { UInt8(max(0, min(255, $0.rounded()))) }
-    }
-
-    private func resized(_ plane: [Float], toHeight h: Int, width w: Int) -> [Float] {
-        guard h != height || w != width else { return plane }
-        var out = [Float](repeating: 0, count: h * w)
-        let sy = Float(height) / Float(h), sx = Float(width) / Float(w)
-        for y in 0..<h {
-            let fy = max(0, (Float(y) + 0.5) * sy - 0.5), y0 = min(Int(fy), height - 1), y1 = min(y0 + 1, height - 1)
-            let dy = fy - Float(y0)
-            for x in 0..<w {
-                let fx = max(0, (Float(x) + 0.5) * sx - 0.5), x0 = min(Int(fx), width - 1), x1 = min(x0 + 1, width - 1)
-                let dx = fx - Float(x0)
-                let top = plane[y0 * width + x0] * (1 - dx) + plane[y0 * width + x1] * dx
-                let bottom = plane[y1 * width + x0] * (1 - dx) + plane[y1 * width + x1] * dx
-                out[y * w + x] = top * (1 - dy) + bottom * dy
-            }
-        }
-        return out
-    }
 }
 
 /// Reads PNG files (ISO/IEC 15948): bit depth 8, grey, grey + alpha, truecolour, truecolour +

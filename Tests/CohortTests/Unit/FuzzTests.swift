@@ -174,6 +174,77 @@ import Testing
         }
     }
 
+    /// A 5x6 colour JPEG (PIL, quality 80).
+    static let jpeg = [UInt8](Data(base64Encoded:
+            "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAYEBQYFBAYGBQYHBwYIChAKCgkJChQODwwQFxQYGBcUFhYaHSUfGhsjHBYWICwgIyYn"
+            + "KSopGR8tMC0oMCUoKSj/2wBDAQcHBwoIChMKChMoGhYaKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgo"
+            + "KCgoKCgoKCj/wAARCAAGAAUDASIAAhEBAxEB/8QAHwAAAQUBAQEBAQEAAAAAAAAAAAECAwQFBgcICQoL/8QAtRAAAgEDAwIEAwUF"
+            + "BAQAAAF9AQIDAAQRBRIhMUEGE1FhByJxFDKBkaEII0KxwRVS0fAkM2JyggkKFhcYGRolJicoKSo0NTY3ODk6Q0RFRkdISUpTVFVW"
+            + "V1hZWmNkZWZnaGlqc3R1dnd4eXqDhIWGh4iJipKTlJWWl5iZmqKjpKWmp6ipqrKztLW2t7i5usLDxMXGx8jJytLT1NXW19jZ2uHi"
+            + "4+Tl5ufo6erx8vP09fb3+Pn6/8QAHwEAAwEBAQEBAQEBAQAAAAAAAAECAwQFBgcICQoL/8QAtREAAgECBAQDBAcFBAQAAQJ3AAEC"
+            + "AxEEBSExBhJBUQdhcRMiMoEIFEKRobHBCSMzUvAVYnLRChYkNOEl8RcYGRomJygpKjU2Nzg5OkNERUZHSElKU1RVVldYWVpjZGVm"
+            + "Z2hpanN0dXZ3eHl6goOEhYaHiImKkpOUlZaXmJmaoqOkpaanqKmqsrO0tba3uLm6wsPExcbHyMnK0tPU1dbX2Nna4uPk5ebn6Onq"
+            + "8vP09fb3+Pn6/9oADAMBAAIRAxEAPwDOjsLrUJ5Ht769kDAS7bm5DYDMwDZKNljtwcAcKg+YgsSiivIzDFVqGIlTpzaSt1b6LubY"
+            + "TC08TQhVq3cmlf3pL8nY/9k=")!)
+
+    @Test func imageFileReader() {
+        fuzz("jpeg", seed: Self.jpeg) { bytes in
+            let image = try ImageFile.decode(bytes)
+            #expect(image.pixels.count == image.width * image.height * image.channels)
+            var sample = [UInt8](repeating: 0, count: 3 * 7 * 9)
+            ImageTransform(channels: 3, height: 7, width: 9).apply(image, into: &sample)
+        }
+        fuzz("png image", seed: PNGReaderTests.filteredRGB(filter: 4)) { bytes in _ = try ImageFile.decode(bytes) }
+    }
+
+    /// A `.npy` of `descr` and `shape` holding `payload`.
+    static func npy(descr: String, shape: String, payload: [UInt8]) -> [UInt8] {
+        var header = "{'descr': '\(descr)', 'fortran_order': False, 'shape': \(shape), }"
+        header += String(repeating: " ", count: (64 - (10 + header.count + 1) % 64) % 64) + "\n"
+        return [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(header.count), 0] + Array(header.utf8) + payload
+    }
+
+    @Test func numPyReaders() throws {
+        let x = Self.npy(descr: "|u1", shape: "(4, 1, 2, 3)", payload: (0..<24).map { UInt8($0) })
+        let y = Self.npy(descr: "<i8", shape: "(4,)", payload: [0, 1, 2, 1].flatMap { (v: Int64) in withUnsafeBytes(of: v) { Array($0) } })
+        fuzz("npy", seed: x) { bytes in
+            let array = try NumPyArray(npy: file(bytes, "x.npy"))
+            #expect(array.offset + array.count * array.dtype.byteCount <= array.file.size, "the data lies inside the file")
+        }
+        fuzz("npy labels", seed: y) { bytes in _ = try NumPyArray(npy: file(bytes, "y.npy")).integers() }
+        // An archive as np.savez writes it: stored members, each a whole .npy.
+        let directory = "\(scratch.path)/arrays"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        for (name, bytes) in [("x_train", x), ("y_train", y), ("x_test", x), ("y_test", y)] {
+            _ = try file(bytes, "arrays/\(name).npy")
+        }
+        let zip = try runProcess("/usr/bin/python3", ["-c", "import numpy as np, sys; d = sys.argv[1]; "
+            + "np.savez(d + '.npz', **{k: np.load(f'{d}/{k}.npy') for k in ['x_train', 'y_train', 'x_test', 'y_test']})",
+            directory])
+        try #require(zip.status == 0, "numpy writes the archive: \(zip.stderr)")
+        let archive = [UInt8](try Data(contentsOf: URL(fileURLWithPath: directory + ".npz")))
+        fuzz("npz", seed: archive) { bytes in
+            _ = try ArrayDataset.load(file(bytes, "fuzz.npz"), options: DataOptions(normalize: .identity))
+        }
+    }
+
+    @Test func packReaders() throws {
+        let data = Synthetic.splits(shape: [1, 3, 3], trainCount: 6, testCount: 2, seed: 1)
+        let pack = "\(scratch.path)/pack"
+        try Pack.write(data, to: pack)
+        let shard = [UInt8](try Data(contentsOf: URL(fileURLWithPath: "\(pack)/train-00000.shard")))
+        let index = [UInt8](try Data(contentsOf: URL(fileURLWithPath: "\(pack)/pack.json")))
+        fuzz("pack shard", seed: shard) { bytes in
+            _ = try file(bytes, "pack/train-00000.shard")
+            _ = try Pack.load(pack)
+        }
+        _ = try file(shard, "pack/train-00000.shard")
+        fuzz("pack index", seed: index) { bytes in
+            _ = try file(bytes, "pack/pack.json")
+            _ = try Pack.load(pack)
+        }
+    }
+
     @Test func jsonReadsWhatItWritesExactly() throws {
         var rng = SplitMix64(seed: 5)
         let numbers = (0..<500).map { _ in Double(bitPattern: rng.next()) }.filter(\.isFinite)
