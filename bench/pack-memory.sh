@@ -4,28 +4,30 @@
 # shards' mappings hold in it (Rss, and Pss: each shared page counted once over the ranks that
 # map it), for a pack larger than any one rank would want to copy.
 #
-#   bench/pack-memory.sh WORK [--gib 4] [--pack DIR]
+#   bench/pack-memory.sh WORK [--gib 4] [--pack DIR] [--source "FLAGS"]
 #
 # Writes WORK/random-arrays (x_train.npy of random uint8 images [N, 3, 32, 32] totalling
 # --gib GiB, 1,000 test images; needs Debian's python3-numpy) and packs it into WORK/random-pack,
-# or takes --pack DIR; then trains the report's CNN on 2 ranks for 200 steps of 64 (--limit
+# or takes --pack DIR, or trains on another source (--source "--dataset cifar10 --data-dir D",
+# for comparison); then trains the report's CNN on 2 ranks for 200 steps of 64 (--limit
 # 12800: the whole pack is mapped and checked, the steps read their samples) and prints the
 # figures of each rank.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 work="$1"; shift
-gib=4 pack=""
+gib=4 pack="" source=""
 while (($#)); do
   case "$1" in
     --gib) gib="$2"; shift 2 ;;
     --pack) pack="$2"; shift 2 ;;
+    --source) source="$2"; shift 2 ;;
     *) echo "bench/pack-memory.sh: unknown flag $1" >&2; exit 2 ;;
   esac
 done
 cohort="$here/.build/release/cohort"
 [ -x "$cohort" ] || { echo "bench/pack-memory.sh: build the release binary first" >&2; exit 2; }
 mkdir -p "$work"
-if [ -z "$pack" ]; then
+if [ -z "$pack" ] && [ -z "$source" ]; then
   pack="$work/random-pack"
   if [ ! -f "$pack/pack.json" ]; then
     /usr/bin/python3 - "$work/random-arrays" "$gib" <<'EOF'
@@ -48,11 +50,11 @@ EOF
     "$cohort" data pack "$work/random-arrays" --out "$pack" --normalize 0.5/0.5 | tail -1
   fi
 fi
-du -sh "$pack"
+[ -n "$source" ] || { du -sh "$pack"; source="--dataset pack --data-dir $pack"; }
 out="$work/memory-run"
 rm -rf "$out"
-OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "$here/launch/train" -n 2 --model cnn --dataset pack \
-  --data-dir "$pack" --limit 12800 --test-limit 1000 --epochs 1 --batch-size 64 --optimizer sgd --lr 0.01 --quiet \
+# shellcheck disable=SC2086
+OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "$here/launch/train" -n 2 --model cnn $source --limit 12800 --test-limit 1000 --epochs 1 --batch-size 64 --optimizer sgd --lr 0.01 --quiet \
   --out "$out" &
 job=$!
 /usr/bin/python3 - "$job" <<'EOF'

@@ -93,7 +93,7 @@ extension SystemTests {
             #expect(answer(lines[0]) == answer(lines[2]), "\(result.stdout)")
             #expect(lines.allSatisfy { $0.components(separatedBy: "%").count == 5 }, "four classes each")
             let bad = try CohortBinary.run(["predict", "--run", run, "\(run)/config.json"])
-            #expect(bad.status == 1 && bad.stderr.contains("no PNG signature"), "\(bad.stderr)")
+            #expect(bad.status == 1 && bad.stderr.contains("config.json: neither a JPEG nor a PNG image"), "\(bad.stderr)")
             let outside = try CohortBinary.run(["predict", "--run", run, "--index", "200"])
             #expect(outside.status == 64 && outside.stderr.contains("the test set has 200 images"), "\(outside.stderr)")
         }

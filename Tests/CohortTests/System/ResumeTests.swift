@@ -74,8 +74,10 @@ extension SystemTests {
             #expect(try figures(run) == figures(reference))
             // metrics.csv gives each epoch's last rate: the peak, then half of it.
             for directory in [run, reference] {
-                let rates = try String(contentsOfFile: "\(directory)/metrics.csv", encoding: .utf8).split(separator: "\n")
-                    .dropFirst().map { $0.split(separator: ",").last.map(String.init) }
+                let rows = try String(contentsOfFile: "\(directory)/metrics.csv", encoding: .utf8).split(separator: "\n")
+                    .map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+                let column = try #require(rows.first?.firstIndex(of: "lr"))
+                let rates = rows.dropFirst().map { $0.indices.contains(column) ? $0[column] : nil }
                 #expect(rates == ["0.05", "0.025"], "\(directory): \(rates)")
             }
         }
