@@ -235,8 +235,12 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         if let wd = weightDecay, !(wd.isFinite && wd >= 0) { throw fail("--weight-decay must be >= 0, got \(wd)") }
         if let l = limit, l <= 0 { throw fail("--limit must be positive, got \(l)") }
         _ = try dataOptions()
-        if (imageSize != nil || valSplit != nil || skipBadFiles) && !dataset.isUserData {
-            throw fail("--image-size, --val-split and --skip-bad-files read your own data (--dataset folder or arrays)")
+        if (imageSize != nil || skipBadFiles) && dataset != .folder {
+            throw fail("--image-size and --skip-bad-files read image files (--dataset folder); a pack's samples were made "
+                       + "when it was packed")
+        }
+        if valSplit != nil && dataset != .folder && dataset != .arrays {
+            throw fail("--val-split holds out a part of a folder's or arrays' training samples (--dataset folder or arrays)")
         }
         guard (0...64).contains(loaderThreads) else { throw fail("--loader-threads must be in 0...64, got \(loaderThreads)") }
         if let l = testLimit, l <= 0 { throw fail("--test-limit must be positive, got \(l)") }

@@ -84,14 +84,7 @@ extension DataCommand {
         var from: DatasetKind?
         @Option(help: ArgumentHelp("Bytes of samples per shard, in MiB.", valueName: "MiB"))
         var shardMb = 256.0
-        @Option(help: settingHelp(.imageSize))
-        var imageSize: String?
-        @Option(help: settingHelp(.valSplit))
-        var valSplit: Double?
-        @Option(help: settingHelp(.normalize))
-        var normalize: String?
-        @Flag(help: settingHelp(.skipBadFiles))
-        var skipBadFiles = false
+        @OptionGroup var reading: DataReadingOptions
         @Option(help: "Seed of --val-split's draw.")
         var seed: UInt64 = 0
 
@@ -104,9 +97,8 @@ extension DataCommand {
 
         func run() throws {
             try reportingErrors {
-                var config = TrainingConfig()
-                config.imageSize = imageSize; config.valSplit = valSplit; config.normalize = normalize
-                config.skipBadFiles = skipBadFiles; config.seed = seed
+                var config = try TrainingConfig.from(given: reading.givenSettings)
+                config.seed = seed
                 let kind = from ?? (source.hasSuffix(".npz") || FileManager.default.fileExists(atPath: "\(source)/x_train.npy")
                     || ((try? FileManager.default.contentsOfDirectory(atPath: source)) ?? []).contains { $0.hasSuffix(".npz") }
                     ? .arrays : .folder)

@@ -64,12 +64,8 @@ struct ParallelOptions: ParsableArguments {
     var trace: String?
 }
 
-/// The data and how it is read (`cohort train`'s and `cohort bench`'s).
-struct DataFlags: ParsableArguments {
-    @Option(help: settingHelp(.dataset))
-    var dataset: DatasetKind?
-    @Option(help: settingHelp(.dataDir))
-    var dataDir: String?
+/// How your own data is read (`cohort train`'s, `cohort bench`'s and `cohort data pack`'s).
+struct DataReadingOptions: ParsableArguments {
     @Option(help: settingHelp(.imageSize))
     var imageSize: String?
     @Option(help: settingHelp(.valSplit))
@@ -78,6 +74,15 @@ struct DataFlags: ParsableArguments {
     var normalize: String?
     @Flag(help: settingHelp(.skipBadFiles))
     var skipBadFiles = false
+}
+
+/// The data and how it is read (`cohort train`'s and `cohort bench`'s).
+struct DataFlags: ParsableArguments {
+    @Option(help: settingHelp(.dataset))
+    var dataset: DatasetKind?
+    @Option(help: settingHelp(.dataDir))
+    var dataDir: String?
+    @OptionGroup var reading: DataReadingOptions
     @Option(help: settingHelp(.loaderThreads))
     var loaderThreads: Int?
     @Flag(help: settingHelp(.augment))

@@ -39,6 +39,13 @@ enum Fixtures {
     static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fixtures")
 
+    /// Writes the small user data of `make_user_data.py` (an image folder, arrays, archives) into `directory`.
+    static func makeUserData(in directory: String) throws {
+        let script = Self.directory.appendingPathComponent("make_user_data.py").path
+        let made = try runProcess("/usr/bin/python3", [script, directory], timeout: 120)
+        try #require(made.status == 0, "make_user_data.py failed (apt-get install python3-pil python3-numpy): \(made.stderr)")
+    }
+
     nonisolated(unsafe) static let torch: [String: Any] = {
         let data = try! Data(contentsOf: directory.appendingPathComponent("torch_fixtures.json"))
         return try! JSONSerialization.jsonObject(with: data) as! [String: Any]

@@ -14,11 +14,7 @@ extension SystemTests {
         let scratch = ScratchDirectory("cohort-usertrain")
         var root: String { scratch.path }
 
-        init() throws {
-            let script = Fixtures.directory.appendingPathComponent("make_user_data.py").path
-            let made = try runProcess("/usr/bin/python3", [script, scratch.path], timeout: 120)
-            try #require(made.status == 0, "make_user_data.py failed: \(made.stderr)")
-        }
+        init() throws { try Fixtures.makeUserData(in: scratch.path) }
 
         /// `cohort ARGS` on `ranks` ranks of one thread.
         func cohort(_ arguments: [String], ranks: Int = 1) throws -> ProcessOutcome {

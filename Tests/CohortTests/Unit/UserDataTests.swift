@@ -11,11 +11,7 @@ import Testing
     let scratch = ScratchDirectory("cohort-userdata")
     var root: String { scratch.path }
 
-    init() throws {
-        let script = Fixtures.directory.appendingPathComponent("make_user_data.py").path
-        let made = try runProcess("/usr/bin/python3", [script, scratch.path], timeout: 120)
-        try #require(made.status == 0, "make_user_data.py failed (apt-get install python3-pil python3-numpy): \(made.stderr)")
-    }
+    init() throws { try Fixtures.makeUserData(in: scratch.path) }
 
     /// The arrays of an `.npz` the fixture wrote.
     func expected(_ name: String) throws -> [String: NumPyArray] { try NumPyArchive.arrays("\(root)/\(name)") }
