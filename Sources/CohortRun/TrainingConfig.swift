@@ -234,15 +234,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         if nesterov && !(optimizer == .sgd && momentum > 0) { throw fail("--nesterov needs --optimizer sgd with --momentum > 0") }
         if let wd = weightDecay, !(wd.isFinite && wd >= 0) { throw fail("--weight-decay must be >= 0, got \(wd)") }
         if let l = limit, l <= 0 { throw fail("--limit must be positive, got \(l)") }
-        _ = try dataOptions()
-        if (imageSize != nil || skipBadFiles) && dataset != .folder {
-            throw fail("--image-size and --skip-bad-files read image files (--dataset folder); a pack's samples were made "
-                       + "when it was packed")
-        }
-        if valSplit != nil && dataset != .folder && dataset != .arrays {
-            throw fail("--val-split holds out a part of a folder's or arrays' training samples (--dataset folder or arrays)")
-        }
-        guard (0...64).contains(loaderThreads) else { throw fail("--loader-threads must be in 0...64, got \(loaderThreads)") }
+        try validateDataSettings()
         if let l = testLimit, l <= 0 { throw fail("--test-limit must be positive, got \(l)") }
         if let t = threads, t <= 0 { throw fail("--threads must be positive, got \(t)") }
         // Bytes must fit an Int: a bucket larger than any model is as good as one bucket.
@@ -289,47 +281,6 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
             return ModelSpec(file: file, hidden: hidden, width: width, parameters: modelParam ?? [:])
         } catch {
             throw CohortError.settings(error.description)
-        }
-    }
-
-    /// How the data set is read: `--image-size`, `--val-split`, `--normalize`, `--skip-bad-files`, `--seed`.
-    public func dataOptions() throws -> DataOptions {
-        var size: [Int]?
-        if let text = imageSize {
-            let parts = text.lowercased().split(separator: "x", omittingEmptySubsequences: false).map { Int($0) }
-            guard (1...2).contains(parts.count), parts.allSatisfy({ ($0 ?? 0) > 0 && $0! <= 8192 }) else {
-                throw CohortError.settings("--image-size \(text): expected HxW or S, sizes in 1...8192 (32x32, 224)")
-            }
-            size = parts.count == 1 ? [parts[0]!, parts[0]!] : [parts[0]!, parts[1]!]
-        }
-        if let f = valSplit, !(f.isFinite && f > 0 && f < 1) {
-            throw CohortError.settings("--val-split is a fraction of the training samples in (0, 1), got \(f)")
-        }
-        return DataOptions(imageSize: size, valSplit: valSplit, normalize: try normalize.map(InputNormalization.init(parsing:)),
-                           skipBadFiles: skipBadFiles, seed: seed)
-    }
-
-    /// Loads the data and checks that `spec` builds on it (a mistake in a model file is a
-    /// settings error, exit 64), before anything is written.
-    public func loadData(for spec: ModelSpec) throws -> DatasetSplits {
-        var data = try DatasetSource.load(dataset, dataDirectory: dataDir, seed: seed, syntheticShape: spec.syntheticShape,
-                                          syntheticCounts: (limit ?? Synthetic.defaultCounts.train, testLimit ?? Synthetic.defaultCounts.test), options: dataOptions())
-        if let l = limit { data.train = data.train.prefix(l) }
-        if let l = testLimit { data.test = data.test.prefix(l) }
-        try check(spec, on: data)
-        return data
-    }
-
-    /// Checks that `spec` builds on `data`'s images and that a batch fits in its training set.
-    public func check(_ spec: ModelSpec, on data: DatasetSplits) throws {
-        let train = data.train
-        do {
-            _ = try spec.build(inputShape: train.imageShape, classes: train.classes, maxBatch: 1)
-        } catch {
-            throw CohortError.settings("\(error.description) (\(train.name) images are \(train.imageShape))")
-        }
-        guard train.count >= batchSize else {
-            throw CohortError.failure("--batch-size \(batchSize) is larger than the \(train.count) training samples")
         }
     }
 }
