@@ -48,8 +48,7 @@ public enum Occlusion {
             }
         }
         let label = data.labels[index]
-        let store = data.samples.element == .uint8 ? MemorySamples(bytes: pixels.map { UInt8($0) }, sampleSize: sampleSize)
-            : MemorySamples(floats: pixels, sampleSize: sampleSize)
+        let store = MemorySamples(values: pixels, sampleSize: sampleSize, element: data.samples.element)
         let variants = ImageDataset(name: data.name, shape: data.imageShape, samples: store,
                                     labels: [Int32](repeating: label, count: pixels.count / sampleSize),
                                     classes: data.classes, classNames: data.classNames, normalization: data.normalization)

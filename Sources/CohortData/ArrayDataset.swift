@@ -33,9 +33,8 @@ public struct DataOptions: Sendable {
         guard testCount >= 1, testCount < all.count else {
             throw CohortError.settings("--val-split \(fraction) of \(all.count) samples leaves no \(testCount < 1 ? "test" : "training") sample")
         }
-        var order = Array(0..<all.count)
         var rng = SplitMix64(seed: seed, stream: 6)
-        for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, rng.nextIndex(below: i + 1)) }
+        let order = rng.permutation(of: all.count)
         let test = order[0..<testCount].sorted(), train = order[testCount...].sorted()
         return DatasetSplits(train: all.selecting(train), test: all.selecting(test))
     }

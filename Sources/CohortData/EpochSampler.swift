@@ -20,11 +20,8 @@ public struct EpochSampler: Sendable {
 
     /// Draws epoch `epoch`'s permutation (Fisher–Yates from the (seed, epoch) stream).
     public mutating func startEpoch(_ epoch: Int) {
-        permutation = Array(0..<datasetSize)
         var rng = SplitMix64(seed: seed, stream: 2, index: UInt64(epoch))
-        for i in stride(from: datasetSize - 1, to: 0, by: -1) {
-            permutation.swapAt(i, rng.nextIndex(below: i + 1))
-        }
+        permutation = rng.permutation(of: datasetSize)
     }
 
     /// This rank's sample indices for step `step` of the current epoch.

@@ -59,6 +59,14 @@ public final class MemorySamples: SampleStore, @unchecked Sendable {
         self.init(bytes: floats.withUnsafeBytes { Array($0) }, sampleSize: sampleSize, element: .float32)
     }
 
+    /// Samples of `element` made from values as stored (pixels 0...255 for `uint8`).
+    public convenience init(values: [Float], sampleSize: Int, element: SampleElement) {
+        switch element {
+        case .uint8: self.init(bytes: values.map { UInt8($0) }, sampleSize: sampleSize)
+        case .float32: self.init(floats: values, sampleSize: sampleSize)
+        }
+    }
+
     public func sample(_ index: Int, scratch: UnsafeMutableRawPointer) throws -> UnsafeRawPointer {
         bytes.withUnsafeBytes { UnsafeRawPointer($0.baseAddress! + index * sampleSize * element.byteCount) }
     }

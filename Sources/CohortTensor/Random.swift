@@ -41,4 +41,11 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
         return Int(m.high)
     }
 
+    /// A permutation of `0..<count` by Fisher–Yates from this stream: position i (from the
+    /// last down) swapped with one of `0...i`.
+    public mutating func permutation(of count: Int) -> [Int] {
+        var order = Array(0..<count)
+        for i in stride(from: count - 1, to: 0, by: -1) { order.swapAt(i, nextIndex(below: i + 1)) }
+        return order
+    }
 }

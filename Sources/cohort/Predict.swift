@@ -71,8 +71,7 @@ struct Predict: ParsableCommand {
 
     /// Softmax of the model's output for one sample of `like`'s shape (values as stored), normalised as `like` is.
     func classProbabilities(of values: [Float], like data: ImageDataset, network: Network) -> [Double] {
-        let store = data.samples.element == .uint8 ? MemorySamples(bytes: values.map { UInt8($0) }, sampleSize: data.sampleSize)
-            : MemorySamples(floats: values, sampleSize: data.sampleSize)
+        let store = MemorySamples(values: values, sampleSize: data.sampleSize, element: data.samples.element)
         let single = ImageDataset(name: data.name, shape: data.imageShape, samples: store, labels: [0], classes: data.classes,
                                   classNames: data.classNames, normalization: data.normalization)
         let x = UnsafeMutablePointer<Float>.allocate(capacity: data.sampleSize), y = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
