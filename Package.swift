@@ -47,7 +47,7 @@ let package = Package(
         .target(name: "CohortTensor", dependencies: ["CBLAS", "CDNNL"], swiftSettings: optimize),
         // Neural network: layers with forward/backward, model files and the networks they build, loss.
         .target(name: "CohortNN", dependencies: ["CohortTensor", .product(name: "TOMLKit", package: "TOMLKit")],
-                resources: ["cnn", "rnn", "lstm", "gru", "resnet20"].map { .embedInCode("ModelFile/Builtin/\($0).toml") },
+                resources: ["cnn", "rnn", "lstm", "gru", "resnet20", "transformer-rows", "gpt-char"].map { .embedInCode("ModelFile/Builtin/\($0).toml") },
                 swiftSettings: optimize),
         // Optimizers over flat parameter and gradient buffers.
         .target(name: "CohortOptim", dependencies: ["CohortTensor"], swiftSettings: optimize),

@@ -42,7 +42,7 @@ public struct TrainedModel {
         }
         let network: Network
         do {
-            network = try model.build(inputShape: splits.test.imageShape, classes: splits.test.classes, maxBatch: maxBatch)
+            network = try model.build(on: splits.test.sampleFormat, maxBatch: maxBatch)
         } catch { throw CohortError.settings(error.description) }
         network.training = false
         try SafeTensors.load(weights, into: network)
@@ -84,7 +84,7 @@ func forEachBatch(of data: ImageDataset, network: Network,
                   _ body: (_ start: Int, _ count: Int, _ x: UnsafePointer<Float>, _ labels: UnsafePointer<Int32>) -> Void) {
     let batch = network.maxBatch
     let x = UnsafeMutablePointer<Float>.allocate(capacity: batch * data.sampleSize)
-    let labels = UnsafeMutablePointer<Int32>.allocate(capacity: batch)
+    let labels = UnsafeMutablePointer<Int32>.allocate(capacity: batch * data.targetsPerSample)
     defer { x.deallocate(); labels.deallocate() }
     var start = 0
     while start < data.count {

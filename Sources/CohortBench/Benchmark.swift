@@ -34,12 +34,13 @@ public enum BenchmarkRunner {
         try settings.validate(worldSize: world)
         let model = try settings.modelSpec()
         let data = try trainingData(settings: settings, model: model)
-        let shape = DataParallelRank.Shape(config: settings.training, model: model, imageShape: data.imageShape,
-                                           classes: data.classes)
-        let rank = try DataParallelRank(shape: shape, datasetSize: data.count, seed: 0, communicator: comm) { count in
-            OptimizerKind.adagrad.make(count: count, learningRate: 0.01)
+        let shape = DataParallelRank.Shape(config: settings.training, model: model, sample: data.sampleFormat)
+        let rank = try DataParallelRank(shape: shape, datasetSize: data.count, drawsSamples: data.windows != nil, seed: 0,
+                                        communicator: comm) { network in
+            OptimizerKind.adagrad.make(count: network.parameterCount, learningRate: 0.01)
         }
         rank.loaderThreads = settings.training.loaderThreads
+        rank.clipGradNorm = settings.training.clipGradNorm.map(Float.init)
         if settings.training.augment { rank.augmentation = .standard(channels: data.channels, seed: 0) }
         try rank.broadcastParameters()
         let names = BenchMeasurement.phaseNames

@@ -15,6 +15,8 @@ public struct DataOptions: Sendable {
     public var skipBadFiles = false
     /// Draws the held-out samples of `valSplit`.
     public var seed: UInt64 = 0
+    /// A text's windows: T tokens of context, and the validation windows (`TextCorpus`).
+    public var blockSize = 64, evalWindows = 500
 
     public init(imageSize: [Int]? = nil, valSplit: Double? = nil, normalize: InputNormalization? = nil,
                 skipBadFiles: Bool = false, seed: UInt64 = 0) {

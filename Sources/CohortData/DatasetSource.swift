@@ -6,7 +6,7 @@ import Foundation
 /// The built-in sets have a fixed shape, classes and folder name; the user's own (`folder`,
 /// `arrays`, `pack`) take theirs from the files `--data-dir` names.
 public enum DatasetKind: String, CaseIterable, Codable, Sendable {
-    case cifar10, mnist, fashionMNIST = "fashion-mnist", synthetic, folder, arrays, pack
+    case cifar10, mnist, fashionMNIST = "fashion-mnist", synthetic, folder, arrays, pack, text
 
     /// The user's own data, read from `--data-dir`.
     public var isUserData: Bool { self == .folder || self == .arrays || self == .pack }
@@ -17,12 +17,12 @@ public enum DatasetKind: String, CaseIterable, Codable, Sendable {
         switch self {
         case .cifar10: return [3, 32, 32]
         case .mnist, .fashionMNIST: return [1, 28, 28]
-        case .synthetic, .folder, .arrays, .pack: return nil
+        case .synthetic, .folder, .arrays, .pack, .text: return nil
         }
     }
 
-    /// The number of classes where the kind fixes it.
-    public var classes: Int? { isUserData ? nil : 10 }
+    /// The number of classes where the kind fixes it (a text's are its byte values).
+    public var classes: Int? { isUserData || self == .text ? nil : 10 }
 
     /// The names of the classes of a built-in set, by label (CIFAR-10's batches.meta.txt,
     /// Fashion-MNIST's paper); the user's own sets name theirs.
@@ -33,12 +33,12 @@ public enum DatasetKind: String, CaseIterable, Codable, Sendable {
             return ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
         case .mnist: return (0..<10).map(String.init)
         case .synthetic: return (0..<10).map { "class \($0)" }
-        case .folder, .arrays, .pack: return nil
+        case .folder, .arrays, .pack, .text: return nil
         }
     }
 
     /// The folder name a built-in set is looked for under (`data/NAME`); nil for the user's own.
-    public var folderName: String? { isUserData || self == .synthetic ? nil : rawValue }
+    public var folderName: String? { isUserData || self == .synthetic || self == .text ? nil : rawValue }
 }
 
 /// Where a dataset's files are looked for, in order:
@@ -111,6 +111,13 @@ public enum DatasetSource {
             splits = try IDX.loadSplits(directory: directory(for: kind, dataDirectory: dataDirectory), name: kind.rawValue)
         case .folder, .arrays, .pack:
             return try loadUserData(kind, path: directory(for: kind, dataDirectory: dataDirectory), options: options)
+        case .text:
+            guard let file = dataDirectory else {
+                throw CohortError.settings("--dataset text reads the bytes of --data-file FILE")
+            }
+            return try TextCorpus(path: file, blockSize: options.blockSize)
+                .splits(name: (file as NSString).lastPathComponent, blockSize: options.blockSize,
+                        validationWindows: options.evalWindows)
         }
         if let given = options.normalize { try given.check(channels: splits.train.channels, source: kind.rawValue) }
         splits.train = splits.train.with(classNames: kind.classNames, normalization: options.normalize)

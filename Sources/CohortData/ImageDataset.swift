@@ -14,10 +14,19 @@ public struct ImageDataset: Sendable {
     /// The name of each class, by label.
     public let classNames: [String]
     public let normalization: InputNormalization
+    /// Windows of a text (`TextCorpus`), where the samples are tokens with a target at every
+    /// position instead of images with a label.
+    public let windows: TokenWindows?
 
-    public var count: Int { labels.count }
+    public var count: Int { windows?.count ?? labels.count }
     public var imageShape: Shape { [channels, height, width] }
     public var sampleSize: Int { channels * height * width }
+    /// What a model reads per sample: the image `[C, H, W]`, or a window's T tokens `[T]`.
+    public var inputShape: Shape { windows.map { [$0.length] } ?? imageShape }
+    /// Targets per sample: 1 label, or one at each of a window's T positions.
+    public var targetsPerSample: Int { windows?.length ?? 1 }
+    /// The values tokens take (`0..<vocabulary`), where samples are tokens.
+    public var vocabulary: Int? { windows.map { $0.vocabulary.count } }
 
     public init(name: String, shape: Shape, samples: SampleStore, labels: [Int32], classes: Int,
                 classNames: [String]? = nil, normalization: InputNormalization) {
@@ -27,6 +36,13 @@ public struct ImageDataset: Sendable {
         self.samples = samples; self.labels = labels; self.classes = classes
         self.classNames = classNames ?? (0..<classes).map { "class \($0)" }
         self.normalization = normalization
+        windows = samples as? TokenWindows
+    }
+
+    /// Windows of a text: `[1, 1, T]` tokens each, one class per token value.
+    public init(name: String, windows: TokenWindows, classNames: [String]) {
+        self.init(name: name, shape: [1, 1, windows.length], samples: windows, labels: [], classes: windows.vocabulary.count,
+                  classNames: classNames, normalization: InputNormalization(mean: 0, std: 1))
     }
 
     /// Bytes in memory (`[count, C, H, W]`, 0...255), one mean and std for every channel.
@@ -41,7 +57,7 @@ public struct ImageDataset: Sendable {
 
     /// The first `n` samples (`--limit`).
     public func prefix(_ n: Int) -> ImageDataset {
-        guard n < count else { return self }
+        guard n < count, windows == nil else { return self }
         return with(labels: Array(labels[0..<n]))
     }
 
@@ -55,11 +71,18 @@ public struct ImageDataset: Sendable {
     /// Sample `index`'s values as stored (pixels 0...255), for pictures and predictions.
     public func values(_ index: Int) throws -> [Float] { try samples.values(index) }
 
-    /// Copies samples `indices` into `x[n, C, H, W]` (normalised) and `y[n]`; with
+    /// Copies samples `indices` into `x[n, C, H, W]` (normalised) and `y[n]` (windows of a text:
+    /// `x[n, T]` tokens and `y[n, T]` targets); with
     /// `augmentation`, each image as epoch `epoch`'s crop and flip of it (the padding is value 0,
     /// before normalisation).
     public func fill<C: Collection>(indices: C, x: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Int32>,
                                     augmentation: Augmentation? = nil, epoch: Int = 0) throws where C.Element == Int {
+        if let windows {
+            for (row, index) in indices.enumerated() {
+                windows.fill(index, x: x + row * windows.length, y: y + row * windows.length)
+            }
+            return
+        }
         let scratch = UnsafeMutableRawPointer.allocate(byteCount: max(1, samples.sampleBytes), alignment: 64)
         defer { scratch.deallocate() }
         let affine = (0..<channels).map { normalization.affine(channel: $0, element: samples.element) }

@@ -38,6 +38,8 @@ public struct Catalog: Sendable {
             throw CohortError.settings("synthetic data is generated from the seed; there is nothing to fetch")
         case .folder, .arrays, .pack:
             throw CohortError.settings("\(dataset.rawValue) is your own data in --data-dir; there is nothing to fetch")
+        case .text:
+            throw CohortError.settings("text is your own file, --data-file; there is nothing to fetch")
         }
     }
 

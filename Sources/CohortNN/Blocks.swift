@@ -2,7 +2,8 @@ import CohortTensor
 
 /// Layers applied one after the other, their parameters (and buffers) at consecutive offsets of
 /// the flat buffers they are bound to. Parameter names are `name.tensor`, where an unnamed layer
-/// with parameters is called by its position in the chain (as in PyTorch's `nn.Sequential`).
+/// with parameters is called by its position in the chain (as in PyTorch's `nn.Sequential`) and
+/// a layer named "" (a model file's `residual` stage) adds no part of its own.
 public struct LayerChain {
     public let layers: [Layer]
     public let names: [String]
@@ -30,7 +31,15 @@ public struct LayerChain {
     public var forwardFLOPsPerSample: Int { layers.reduce(0) { $0 + $1.forwardFLOPsPerSample } }
 
     private func prefixed(_ specs: (Layer) -> [ParameterSpec]) -> [ParameterSpec] {
-        zip(names, layers).flatMap { name, layer in specs(layer).map { ParameterSpec("\(name).\($0.name)", $0.shape, isCount: $0.isCount) } }
+        zip(names, layers).flatMap { name, layer in
+            specs(layer).map { ParameterSpec(Self.join(name, $0.name), $0.shape, isCount: $0.isCount) }
+        }
+    }
+
+    /// `name.tensor`; an empty part drops out: a layer whose one tensor takes the layer's own
+    /// name (`Positions`), and a residual stage whose layers are named as the chain's own.
+    static func join(_ name: String, _ tensor: String) -> String {
+        name.isEmpty ? tensor : tensor.isEmpty ? name : "\(name).\(tensor)"
     }
 
     public func bind(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>) {

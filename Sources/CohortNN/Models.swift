@@ -1,15 +1,17 @@
 import CohortTensor
 
 /// The built-in models, by their command-line names: the report's CNN, one recurrent layer over
-/// the image rows followed by a linear layer, and ResNet-20. Each is a file of `models/`.
+/// the image rows followed by a linear layer, ResNet-20, a transformer over the image rows, and a
+/// character-level GPT. Each is a file of `models/`.
 public enum ModelKind: String, CaseIterable, Codable, Sendable {
     case cnn, rnn, lstm, gru, resnet20
+    case transformerRows = "transformer-rows", gptChar = "gpt-char"
 
     public var isRecurrent: Bool { self == .rnn || self == .lstm || self == .gru }
 
     /// The input shape of the report's data for this model: CIFAR-10's for the CNN, MNIST's
-    /// for recurrent models (synthetic data and benchmarks take it).
-    public var standardImageShape: [Int] { isRecurrent ? [1, 28, 28] : [3, 32, 32] }
+    /// for the models that read image rows (synthetic data and benchmarks take it).
+    public var standardImageShape: [Int] { isRecurrent || self == .transformerRows ? [1, 28, 28] : [3, 32, 32] }
 }
 
 public enum Models {

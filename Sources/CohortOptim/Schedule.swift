@@ -23,12 +23,15 @@ public enum LearningRateScaling: String, CaseIterable, Codable, Sendable {
 }
 
 /// The learning rate of every optimizer step, a function of the step alone (so a resumed run
-/// continues it exactly). Step t = 0, 1, ... of T = epochs·S steps, S steps per epoch:
+/// continues it exactly). Step t = 0, 1, ... of T = epochs·S steps (or `fixedTotalSteps`), S
+/// steps per epoch, with w = W·S warmup steps (or `fixedWarmupSteps`):
 ///
-///     warmup (t < W·S):  peak · (t + 1) / (W·S)        linear from 0, reaching peak at t = W·S - 1
-///     constant:          peak
-///     step:              peak · gamma^floor(t / (E·S))  E = stepEpochs, counted from the run's start
-///     cosine:            peak · (1 + cos(pi · (t - W·S) / (T - W·S))) / 2
+///     warmup (t < w):  peak · (t + 1) / w                 linear from 0, reaching peak at t = w - 1
+///     constant:        peak
+///     step:            peak · gamma^floor(t / (E·S))      E = stepEpochs, counted from the run's start
+///     cosine:          floor + (peak - floor) · (1 + cos(pi · min(1, (t - w) / (T - w)))) / 2
+///
+/// (the peer `torch_lm.py`'s `rate`, and PyTorch's CosineAnnealingLR with `eta_min` = floor).
 public struct LearningRateSchedule: Equatable, Sendable {
     public var peak: Double
     public var decay: LearningRateDecay
@@ -37,6 +40,11 @@ public struct LearningRateSchedule: Equatable, Sendable {
     public var gamma: Double
     public var epochs: Int
     public var stepsPerEpoch: Int
+    /// Where cosine ends (`eta_min`).
+    public var floor = 0.0
+    /// Warmup and run lengths in steps, where they are given so (`--warmup-steps`, `--steps`).
+    public var fixedWarmupSteps: Int?
+    public var fixedTotalSteps: Int?
 
     public init(peak: Double, decay: LearningRateDecay, warmupEpochs: Double = 0, stepEpochs: Double = 1,
                 gamma: Double = 0.1, epochs: Int, stepsPerEpoch: Int) {
@@ -45,7 +53,10 @@ public struct LearningRateSchedule: Equatable, Sendable {
     }
 
     /// Warmup steps (whole steps: a fraction of an epoch rounds to the nearest step).
-    public var warmupSteps: Int { Int((warmupEpochs * Double(stepsPerEpoch)).rounded()) }
+    public var warmupSteps: Int { fixedWarmupSteps ?? Int((warmupEpochs * Double(stepsPerEpoch)).rounded()) }
+
+    /// The run's steps.
+    public var totalSteps: Int { fixedTotalSteps ?? epochs * stepsPerEpoch }
 
     /// The rate of global step `step` (0-based).
     public func rate(atStep step: Int) -> Double {
@@ -58,8 +69,9 @@ public struct LearningRateSchedule: Equatable, Sendable {
             let period = max(1, Int((stepEpochs * Double(stepsPerEpoch)).rounded()))
             return peak * pow(gamma, Double(step / period))
         case .cosine:
-            let span = max(1, epochs * stepsPerEpoch - warmup)
-            return peak * (1 + cos(Double.pi * Double(step - warmup) / Double(span))) / 2
+            let span = max(1, totalSteps - warmup)
+            let progress = min(1, Double(step - warmup) / Double(span))
+            return floor + (peak - floor) * (1 + cos(Double.pi * progress)) / 2
         }
     }
 }
@@ -68,11 +80,15 @@ extension LearningRateSchedule: CustomStringConvertible {
     /// `0.05`, or `0.05 after 1.0 warmup epoch(s), cosine to 0` and the like.
     public var description: String {
         var parts: [String] = []
-        if warmupSteps > 0 { parts.append("after \(warmupEpochs) warmup epoch(s)") }
+        if let steps = fixedWarmupSteps, steps > 0 {
+            parts.append("after \(steps) warmup step(s)")
+        } else if warmupSteps > 0 {
+            parts.append("after \(warmupEpochs) warmup epoch(s)")
+        }
         switch decay {
         case .constant: break
         case .step: parts.append("x\(gamma) every \(stepEpochs) epoch(s)")
-        case .cosine: parts.append("cosine to 0")
+        case .cosine: parts.append("cosine to \(floor == 0 ? "0" : "\(floor)")")
         }
         return parts.isEmpty ? "\(peak)" : "\(peak) " + parts.joined(separator: ", ")
     }

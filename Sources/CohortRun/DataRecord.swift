@@ -15,10 +15,12 @@ public struct DataRecord: Codable, Equatable, Sendable {
     public var trainSamples: Int, testSamples: Int
     /// The image files `--skip-bad-files` left out, each with its reason.
     public var skippedFiles: [String]
+    /// A text's vocabulary: the byte value of each token, ascending (nil for images).
+    public var vocabulary: [UInt8]?
 
     enum CodingKeys: String, CodingKey {
         case dataset, shape, classes, classNames = "class_names", normalization, trainSamples = "train_samples"
-        case testSamples = "test_samples", skippedFiles = "skipped_files"
+        case testSamples = "test_samples", skippedFiles = "skipped_files", vocabulary
     }
 
     public init(dataset: DatasetKind, data: DatasetSplits) {
@@ -27,6 +29,7 @@ public struct DataRecord: Codable, Equatable, Sendable {
         normalization = data.train.normalization
         trainSamples = data.train.count; testSamples = data.test.count
         skippedFiles = data.skippedFiles
+        vocabulary = data.train.windows?.vocabulary
     }
 
     public static func path(directory: String) -> String { "\(directory)/data.json" }

@@ -97,18 +97,21 @@ public struct EvaluationRecord: Codable, Equatable, Sendable {
 /// `--target-accuracy`: when the run first reached it, as `summary.json` records it (the
 /// time to accuracy that MLPerf Training and DAWNBench measure).
 public struct TargetOutcome: Codable, Equatable, Sendable {
-    public var accuracy: Double
-    /// The first evaluation at or above the target; nil when the run never reached it.
+    /// The target: a test accuracy to reach (`--target-accuracy`), or a test loss to get to or below (`--target-loss`).
+    public var accuracy: Double?
+    public var loss: Double?
+    /// The first evaluation that met the target; nil when the run never did.
     public var reached: EvaluationRecord?
     /// Samples trained until then: steps times the global batch.
     public var samples: Int?
 
-    enum CodingKeys: String, CodingKey { case accuracy, reached, samples }
+    enum CodingKeys: String, CodingKey { case accuracy, loss, reached, samples }
 
     // `reached` and `samples` written as null when the target was not reached, not left out.
     public func encode(to encoder: Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(accuracy, forKey: .accuracy)
+        try container.encodeIfPresent(accuracy, forKey: .accuracy)
+        try container.encodeIfPresent(loss, forKey: .loss)
         try container.encode(reached, forKey: .reached)
         try container.encode(samples, forKey: .samples)
     }
@@ -116,6 +119,22 @@ public struct TargetOutcome: Codable, Equatable, Sendable {
     public init(accuracy: Double, reached: EvaluationRecord?, globalBatch: Int) {
         self.accuracy = accuracy; self.reached = reached
         samples = reached.map { $0.step * globalBatch }
+    }
+
+    public init(loss: Double, reached: EvaluationRecord?, globalBatch: Int) {
+        self.loss = loss; self.reached = reached
+        samples = reached.map { $0.step * globalBatch }
+    }
+
+    /// The target that `accuracy` or `loss` gives, with the first of `evaluations` that met it.
+    public static func of(accuracy: Double?, loss: Double?, in evaluations: [EvaluationRecord], globalBatch: Int)
+        -> TargetOutcome? {
+        if let accuracy {
+            return TargetOutcome(accuracy: accuracy, reached: first(in: evaluations, reaching: accuracy), globalBatch: globalBatch)
+        }
+        return loss.map { loss in
+            TargetOutcome(loss: loss, reached: evaluations.first { $0.testLoss <= loss }, globalBatch: globalBatch)
+        }
     }
 
     /// The first of `evaluations` at or above `accuracy`.
@@ -126,10 +145,13 @@ public struct TargetOutcome: Codable, Equatable, Sendable {
     /// One line for people: when and how the target was reached, or that it was not.
     public var sentence: String {
         guard let r = reached else {
-            return String(format: "the target test accuracy %.2f%% was not reached", 100 * accuracy)
+            return accuracy.map { String(format: "the target test accuracy %.2f%% was not reached", 100 * $0) }
+                ?? String(format: "the target test loss %.4f was not reached", loss ?? 0)
         }
-        return String(format: "reached the target %.2f%% at epoch %.2f (step %d, %d samples): %.2f%% after %@ "
-                      + "(%@ without evaluation)", 100 * accuracy, r.epoch, r.step, samples ?? 0, 100 * r.testAccuracy,
-                      Format.duration(r.seconds), Format.duration(r.seconds - r.evalSeconds))
+        let target = accuracy.map { String(format: "the target %.2f%%", 100 * $0) }
+            ?? String(format: "the target test loss %.4f", loss ?? 0)
+        let value = accuracy == nil ? String(format: "%.4f", r.testLoss) : String(format: "%.2f%%", 100 * r.testAccuracy)
+        return String(format: "reached %@ at epoch %.2f (step %d, %d samples): %@ after %@ (%@ without evaluation)", target,
+                      r.epoch, r.step, samples ?? 0, value, Format.duration(r.seconds), Format.duration(r.seconds - r.evalSeconds))
     }
 }

@@ -20,8 +20,14 @@ extension TrainingConfig {
                     + "file's parameter `width`.", nil)
         case .dataset:
             return ("Dataset to train and test on: a built-in one, or your own: folder (DIR/train/CLASS/IMAGE), arrays "
-                    + "(x_train.npy ...), pack (cohort data pack).", nil)
+                    + "(x_train.npy ...), pack (cohort data pack), text (the bytes of --data-file).", nil)
         case .dataDir: return ("Directory with the dataset's files (for arrays also one .npz file).", nil)
+        case .dataFile:
+            return ("The text file of --dataset text: its bytes are the tokens; the first 90% train, the last 10% "
+                    + "validate.", "file")
+        case .blockSize: return ("Tokens of context in each window of a text (--dataset text).", nil)
+        case .evalWindows:
+            return ("Fixed windows of the validation text, evenly spaced, whose mean loss is the test loss.", nil)
         case .imageSize:
             return ("Bring every image of a folder to this size: the shorter side resized, then the centre cut, as "
                     + "torchvision's Resize and CenterCrop (default: the one size all images have).", "HxW")
@@ -53,7 +59,19 @@ extension TrainingConfig {
         case .momentum: return ("Momentum (sgd, rmsprop).", nil)
         case .nesterov: return ("Nesterov momentum (sgd).", nil)
         case .weightDecay: return ("Weight decay (default: 0; 0.01 for adamw).", nil)
+        case .decayOn:
+            return ("Which tensors weight decay applies to: all, or matrices (two or more dimensions: weights, embeddings, "
+                    + "positions; not biases or norms), as nanoGPT's AdamW (adam, adamw).", nil)
+        case .betas: return ("Adam's and AdamW's β1,β2 (default: 0.9,0.999).", "b1,b2")
+        case .clipGradNorm:
+            return ("Scale the gradients so that their one L2 norm over every tensor is at most this, after the reduction "
+                    + "(torch.nn.utils.clip_grad_norm_).", "norm")
+        case .minLr: return ("The floor --lr-schedule cosine ends at (eta_min).", nil)
+        case .warmupSteps: return ("Global steps of linear warmup from 0 to the peak, instead of --warmup-epochs.", nil)
         case .epochs: return ("Epochs.", nil)
+        case .steps:
+            return ("Train this many global steps instead of --epochs: the epochs they need, the last stopping part way; "
+                    + "cosine reaches --min-lr at the last.", nil)
         case .batchSize: return ("Global batch size, split evenly over the ranks.", nil)
         case .batchPerRank:
             return ("Samples per rank per step instead of --batch-size: the global batch is this times the ranks (a "
@@ -99,6 +117,9 @@ extension TrainingConfig {
         case .targetAccuracy:
             return ("Stop at the first evaluation whose test accuracy reaches this fraction, and record the time, steps "
                     + "and epochs to it in summary.json (time to accuracy).", "fraction")
+        case .targetLoss:
+            return ("Stop at the first evaluation whose test loss is at or below this, and record the time, steps and "
+                    + "epochs to it in summary.json.", "loss")
         case .evalEvery:
             return ("Evaluate also every N steps (a whole number) or every fraction of an epoch (in (0, 1)), besides "
                     + "every epoch's end.", "steps|fraction")

@@ -19,6 +19,12 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     public var width = 1
     public var dataset: DatasetKind = .synthetic
     public var dataDir: String?
+    /// The text file of `--dataset text` (`TextCorpus`).
+    public var dataFile: String?
+    /// T, the tokens a text's window gives the model (its context).
+    public var blockSize = 64
+    /// The fixed validation windows of a text, evenly spaced through its last 10%.
+    public var evalWindows = 500
     /// Your own images brought to this size, `HxW` or `S` (`ImageTransform`); nil: the one size they have.
     public var imageSize: String?
     /// Without a test split: the fraction of the training samples held out as one (drawn from the seed).
@@ -52,7 +58,19 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     public var nesterov = false
     /// nil: the optimizer's own default (0; 0.01 for AdamW).
     public var weightDecay: Double?
+    /// Which tensors weight decay applies to: all, or those of two or more dimensions (`WeightDecayScope`).
+    public var decayOn: WeightDecayScope = .all
+    /// Adam's and AdamW's `β₁,β₂` (nil: PyTorch's 0.9,0.999).
+    public var betas: String?
+    /// Scale the reduced gradients so that their one L2 norm is at most this (`GradientClipping`).
+    public var clipGradNorm: Double?
+    /// The floor the cosine schedule ends at (PyTorch's `eta_min`).
+    public var minLr = 0.0
+    /// Linear warmup over this many global steps instead of `warmupEpochs`.
+    public var warmupSteps: Int?
     public var epochs = 1
+    /// Train this many global steps: the epochs they need, the last one stopping part way (nil: `epochs`).
+    public var steps: Int?
     /// Global batch B, cut into equal slices over the ranks.
     public var batchSize = 64
     /// Samples per rank instead of `batchSize`: a new run's global batch is this times its
@@ -101,22 +119,28 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     public var tta: TestTimeAugmentation = .none
     /// Stop at the first evaluation whose test accuracy reaches this (a fraction in (0, 1]).
     public var targetAccuracy: Double?
+    /// Stop at the first evaluation whose test loss is at or below this.
+    public var targetLoss: Double?
     /// Evaluate also every K steps or every fraction of an epoch (nil: at epochs' ends only).
     public var evalEvery: EvaluationInterval?
     /// Which ranks evaluate.
     public var evalOn: EvaluationRanks = .rank0
 
     public enum CodingKeys: String, CodingKey, CaseIterable, Sendable {
-        case model, modelParam = "model_param", hidden, width, dataset, dataDir = "data_dir", imageSize = "image_size"
+        case model, modelParam = "model_param", hidden, width, dataset, dataDir = "data_dir", dataFile = "data_file"
+        case blockSize = "block_size", evalWindows = "eval_windows", imageSize = "image_size"
         case valSplit = "val_split", normalize, skipBadFiles = "skip_bad_files", loaderThreads = "loader_threads"
         case augment, limit, testLimit = "test_limit", optimizer, lr
         case lrSchedule = "lr_schedule", warmupEpochs = "warmup_epochs", stepEpochs = "step_epochs", gamma
         case lrScaling = "lr_scaling", baseBatch = "base_batch", momentum
-        case nesterov, weightDecay = "weight_decay", epochs, batchSize = "batch_size", batchPerRank = "batch_per_rank"
+        case nesterov, weightDecay = "weight_decay", decayOn = "decay_on", betas, clipGradNorm = "clip_grad_norm"
+        case minLr = "min_lr", warmupSteps = "warmup_steps", epochs, steps
+        case batchSize = "batch_size", batchPerRank = "batch_per_rank"
         case seed, initWeights = "init", syncBatchnorm = "sync_batchnorm", onNan = "on_nan"
         case accumulate, threads, replicas, bucketMb = "bucket_mb", noOverlap = "no_overlap", allreduceDtype = "allreduce_dtype", precision, trace, out
         case checkpointSteps = "checkpoint_steps", checkEvery = "check_every", saveInitial = "save_initial", timeout
-        case labelSmoothing = "label_smoothing", tta, targetAccuracy = "target_accuracy", evalEvery = "eval_every"
+        case labelSmoothing = "label_smoothing", tta, targetAccuracy = "target_accuracy", targetLoss = "target_loss"
+        case evalEvery = "eval_every"
         case evalOn = "eval_on"
     }
 
@@ -124,10 +148,12 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     /// the global batch, the seed): two runs that agree on them take the same steps, and a
     /// resumed run must keep them. The rest says how the run is carried out and may change
     /// on resume (epochs only grow: a checkpoint past them is refused).
-    static let definingKeys: [CodingKeys] = [.model, .modelParam, .hidden, .width, .dataset, .imageSize, .valSplit,
+    static let definingKeys: [CodingKeys] = [.model, .modelParam, .hidden, .width, .dataset, .blockSize, .evalWindows,
+                                             .imageSize, .valSplit,
                                              .normalize, .skipBadFiles, .augment, .limit, .testLimit,
                                              .optimizer, .lr, .lrSchedule, .warmupEpochs, .stepEpochs, .gamma,
-                                             .lrScaling, .baseBatch, .momentum, .nesterov, .weightDecay, .batchSize,
+                                             .lrScaling, .baseBatch, .momentum, .nesterov, .weightDecay, .decayOn, .betas,
+                                             .clipGradNorm, .minLr, .warmupSteps, .batchSize,
                                              .seed, .initWeights, .syncBatchnorm, .onNan, .labelSmoothing, .tta]
 
     public init() {}
@@ -156,6 +182,9 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         if given[CodingKeys.batchSize.rawValue] != nil && given[CodingKeys.batchPerRank.rawValue] != nil {
             throw CohortError.settings("give --batch-size (the global batch) or --batch-per-rank, not both")
         }
+        if given[CodingKeys.steps.rawValue] != nil && given[CodingKeys.epochs.rawValue] != nil {
+            throw CohortError.settings("give --epochs or --steps (which sets the epochs it needs), not both")
+        }
         return try JSONValue.merging(given, over: TrainingConfig())
     }
 
@@ -166,9 +195,39 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
 
     /// The learning rate of every step of this run (`stepsPerEpoch` steps per epoch).
     public func schedule(stepsPerEpoch: Int) -> LearningRateSchedule {
-        LearningRateSchedule(peak: lr * lrScaling.factor(globalBatch: batchSize, baseBatch: baseBatch), decay: lrSchedule,
-                             warmupEpochs: warmupEpochs, stepEpochs: stepEpochs ?? 1, gamma: gamma, epochs: epochs,
-                             stepsPerEpoch: stepsPerEpoch)
+        var schedule = LearningRateSchedule(peak: lr * lrScaling.factor(globalBatch: batchSize, baseBatch: baseBatch),
+                                            decay: lrSchedule, warmupEpochs: warmupEpochs, stepEpochs: stepEpochs ?? 1,
+                                            gamma: gamma, epochs: epochs, stepsPerEpoch: stepsPerEpoch)
+        schedule.floor = minLr
+        schedule.fixedWarmupSteps = warmupSteps
+        schedule.fixedTotalSteps = steps
+        return schedule
+    }
+
+    /// The epochs a run of `stepsPerEpoch` steps an epoch takes: `epochs`, or with `steps` as
+    /// many as those steps begin.
+    public func epochCount(stepsPerEpoch: Int) -> Int {
+        guard let steps else { return epochs }
+        return (steps + stepsPerEpoch - 1) / max(1, stepsPerEpoch)
+    }
+
+    /// The global steps of the run: `steps`, or every step of `epochs` epochs.
+    public func totalSteps(stepsPerEpoch: Int) -> Int { steps ?? epochs * stepsPerEpoch }
+
+    /// `--betas B1,B2` as numbers (nil: the optimizer's defaults).
+    public var betaValues: (Double, Double)? {
+        guard let betas else { return nil }
+        let parts = betas.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
+        guard parts.count == 2, let b1 = parts[0], let b2 = parts[1] else { return nil }
+        return (b1, b2)
+    }
+
+    /// The optimizer these settings describe, for the `count` parameters of `network`'s tensors.
+    public func makeOptimizer(for tensors: [NamedTensor], count: Int) -> Optimizer {
+        let betas = betaValues.map { (Float($0.0), Float($0.1)) }
+        return optimizer.make(count: count, learningRate: Float(lr), momentum: Float(momentum), nesterov: nesterov,
+                              weightDecay: weightDecay.map(Float.init), betas: betas,
+                              decayed: decayOn.ranges(of: tensors.map { ($0.offset..<($0.offset + $0.count), $0.shape) }))
     }
 
     /// The run recorded in `directory`/config.json, continued with `given` on top: a defining
@@ -233,6 +292,25 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         guard momentum.isFinite, momentum >= 0, momentum < 1 else { throw fail("--momentum must be in [0, 1), got \(momentum)") }
         if nesterov && !(optimizer == .sgd && momentum > 0) { throw fail("--nesterov needs --optimizer sgd with --momentum > 0") }
         if let wd = weightDecay, !(wd.isFinite && wd >= 0) { throw fail("--weight-decay must be >= 0, got \(wd)") }
+        if decayOn != .all && ![.adam, .adamw].contains(optimizer) {
+            throw fail("--decay-on \(decayOn.rawValue) goes with --optimizer adam or adamw")
+        }
+        if let betas {
+            guard [.adam, .adamw].contains(optimizer) else { throw fail("--betas goes with --optimizer adam or adamw") }
+            guard let (b1, b2) = betaValues, (0..<1).contains(b1), (0..<1).contains(b2) else {
+                throw fail("--betas must be two numbers in [0, 1) as B1,B2 (such as 0.9,0.99), got \(betas)")
+            }
+        }
+        if let c = clipGradNorm, !(c.isFinite && c > 0) { throw fail("--clip-grad-norm must be positive, got \(c)") }
+        guard minLr.isFinite, minLr >= 0, minLr <= lr else { throw fail("--min-lr must be in 0...--lr (\(lr)), got \(minLr)") }
+        if minLr > 0 && lrSchedule != .cosine { throw fail("--min-lr is the floor of --lr-schedule cosine") }
+        if let s = steps, !(1...(1 << 40)).contains(s) { throw fail("--steps must be positive, got \(s)") }
+        if let w = warmupSteps {
+            guard warmupEpochs == 0 else { throw fail("give --warmup-steps or --warmup-epochs, not both") }
+            guard w >= 0, w <= (steps ?? Int.max) else {
+                throw fail("--warmup-steps must be in 0...--steps\(steps.map { " (\($0))" } ?? ""), got \(w)")
+            }
+        }
         if let l = limit, l <= 0 { throw fail("--limit must be positive, got \(l)") }
         try validateDataSettings()
         if let l = testLimit, l <= 0 { throw fail("--test-limit must be positive, got \(l)") }
@@ -249,6 +327,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         guard labelSmoothing.isFinite, labelSmoothing >= 0, labelSmoothing < 1 else {
             throw fail("--label-smoothing must be in [0, 1), got \(labelSmoothing)")
         }
+        if let l = targetLoss, !(l.isFinite && l > 0) { throw fail("--target-loss must be a positive number, got \(l)") }
         if let a = targetAccuracy, !(a.isFinite && a > 0 && a <= 1) {
             throw fail("--target-accuracy is a fraction of the test set in (0, 1] (0.717 for 71.7%), got \(a)")
         }

@@ -20,6 +20,22 @@ extension TrainingConfig {
         guard (0...64).contains(loaderThreads) else {
             throw CohortError.settings("--loader-threads must be in 0...64, got \(loaderThreads)")
         }
+        if dataset == .text {
+            guard dataFile != nil else { throw CohortError.settings("--dataset text reads the bytes of --data-file FILE") }
+            guard dataDir == nil, limit == nil, testLimit == nil, !augment, normalize == nil else {
+                throw CohortError.settings("--dataset text takes --data-file, --block-size and --eval-windows (not --data-dir, "
+                                           + "--limit, --test-limit, --augment or --normalize)")
+            }
+        } else if dataFile != nil {
+            throw CohortError.settings("--data-file is the text of --dataset text (other data sets read --data-dir)")
+        }
+        guard (1...(1 << 16)).contains(blockSize) else { throw CohortError.settings("--block-size must be in 1...65536, got \(blockSize)") }
+        guard (1...(1 << 20)).contains(evalWindows) else {
+            throw CohortError.settings("--eval-windows must be in 1...2^20, got \(evalWindows)")
+        }
+        if targetLoss != nil && targetAccuracy != nil {
+            throw CohortError.settings("give --target-accuracy or --target-loss, not both")
+        }
     }
 
     /// How the data set is read: `--image-size`, `--val-split`, `--normalize`, `--skip-bad-files`, `--seed`.
@@ -35,14 +51,18 @@ extension TrainingConfig {
         if let f = valSplit, !(f.isFinite && f > 0 && f < 1) {
             throw CohortError.settings("--val-split is a fraction of the training samples in (0, 1), got \(f)")
         }
-        return DataOptions(imageSize: size, valSplit: valSplit, normalize: try normalize.map(InputNormalization.init(parsing:)),
-                           skipBadFiles: skipBadFiles, seed: seed)
+        var options = DataOptions(imageSize: size, valSplit: valSplit,
+                                  normalize: try normalize.map(InputNormalization.init(parsing:)),
+                                  skipBadFiles: skipBadFiles, seed: seed)
+        (options.blockSize, options.evalWindows) = (blockSize, evalWindows)
+        return options
     }
 
     /// Loads the data and checks that `spec` builds on it (a mistake in a model file is a
     /// settings error, exit 64), before anything is written.
     public func loadData(for spec: ModelSpec) throws -> DatasetSplits {
-        var data = try DatasetSource.load(dataset, dataDirectory: dataDir, seed: seed, syntheticShape: spec.syntheticShape,
+        var data = try DatasetSource.load(dataset, dataDirectory: dataset == .text ? dataFile : dataDir, seed: seed,
+                                          syntheticShape: spec.syntheticShape,
                                           syntheticCounts: (limit ?? Synthetic.defaultCounts.train,
                                                             testLimit ?? Synthetic.defaultCounts.test),
                                           options: dataOptions())
@@ -56,12 +76,21 @@ extension TrainingConfig {
     public func check(_ spec: ModelSpec, on data: DatasetSplits) throws {
         let train = data.train
         do {
-            _ = try spec.build(inputShape: train.imageShape, classes: train.classes, maxBatch: 1)
+            _ = try spec.build(on: train.sampleFormat, maxBatch: 1)
         } catch {
-            throw CohortError.settings("\(error.description) (\(train.name) images are \(train.imageShape))")
+            let samples = train.windows.map { "windows of \($0.length) tokens of \(train.classes) values" }
+                ?? "images \(train.imageShape)"
+            throw CohortError.settings("\(error.description) (\(train.name) has \(samples))")
         }
         guard train.count >= batchSize else {
             throw CohortError.failure("--batch-size \(batchSize) is larger than the \(train.count) training samples")
         }
+    }
+}
+
+extension ImageDataset {
+    /// What a model reads and predicts per sample of this set.
+    public var sampleFormat: SampleFormat {
+        SampleFormat(inputShape: inputShape, classes: classes, vocabulary: vocabulary, targetsPerSample: targetsPerSample)
     }
 }

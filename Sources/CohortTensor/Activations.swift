@@ -62,18 +62,7 @@ public func tanh8(_ x: SIMD8<Float>) -> SIMD8<Float> {
 /// same function in a zero-padded vector, so every element gets the same formula.
 @inline(__always)
 func apply8(_ p: UnsafeMutablePointer<Float>, count: Int, _ f: (SIMD8<Float>) -> SIMD8<Float>) {
-    var i = 0
-    let raw = UnsafeMutableRawPointer(p)
-    while i + 8 <= count {
-        let v = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
-        raw.storeBytes(of: f(v), toByteOffset: i * 4, as: SIMD8<Float>.self)
-        i += 8
-    }
-    guard i < count else { return }
-    var tail = SIMD8<Float>(repeating: 0)
-    for j in 0..<(count - i) { tail[j] = p[i + j] }
-    let out = f(tail)
-    for j in 0..<(count - i) { p[i + j] = out[j] }
+    map8(UnsafePointer(p), p, count: count, f)
 }
 
 /// `p[i] ← σ(p[i])` for `count` elements.
@@ -81,3 +70,91 @@ public func sigmoidInPlace(_ p: UnsafeMutablePointer<Float>, count: Int) { apply
 
 /// `p[i] ← tanh(p[i])` for `count` elements.
 public func tanhInPlace(_ p: UnsafeMutablePointer<Float>, count: Int) { apply8(p, count: count, tanh8) }
+
+/// The standard normal distribution's `Φ(x)` and density `φ(x) = e^(-x²/2)/√(2π)` for 8 lanes.
+/// `Φ` comes from the complementary error function of `|x|/√2` by Abramowitz and Stegun's
+/// 7.1.26 (`erfc z ≈ t·(a₁ + a₂t + … + a₅t⁴)·e^(-z²)`, `t = 1/(1 + p·z)`, absolute error below
+/// 1.5e-7 for every z ≥ 0), taken as `1 - erfc/2` or `erfc/2` by the sign of x, so that neither
+/// tail loses digits to cancellation.
+@inline(__always)
+public func normalCDF8(_ x: SIMD8<Float>) -> (cdf: SIMD8<Float>, density: SIMD8<Float>) {
+    var z = x * 0.707_106_78
+    z.replace(with: -z, where: z .< 0)
+    let t = 1 / (1 + 0.327_591_1 * z)
+    var p = SIMD8<Float>(repeating: 1.061_405_429)
+    p = p * t - 1.453_152_027
+    p = p * t + 1.421_413_741
+    p = p * t - 0.284_496_736
+    p = p * t + 0.254_829_592
+    let gauss = exp8(-0.5 * x * x)  // e^(-z²) = e^(-x²/2)
+    let halfTail = 0.5 * p * t * gauss
+    var cdf = 1 - halfTail
+    cdf.replace(with: halfTail, where: x .< 0)
+    return (cdf, gauss * 0.398_942_28)
+}
+
+/// `y = GELU(x)` for `count` elements: exactly `x·Φ(x)` (PyTorch's default), or with `tanh` the
+/// approximation `x/2·(1 + tanh(√(2/π)·(x + 0.044715·x³)))` (`approximate="tanh"`).
+public func geluForward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int, tanh: Bool) {
+    map8(x, y, count: count) { v in
+        if tanh {
+            let cube: SIMD8<Float> = v * v * v
+            return 0.5 * v * (1 + tanh8(0.797_884_56 * (v + 0.044_715 * cube)))
+        }
+        return v * normalCDF8(v).cdf
+    }
+}
+
+/// `dx = dy·GELU'(x)`: `Φ(x) + x·φ(x)`, or the tanh form's derivative
+/// `(1 + τ)/2 + x/2·(1 - τ²)·√(2/π)·(1 + 3·0.044715·x²)` with `τ` its tanh.
+public func geluBackward(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
+                         count: Int, tanh: Bool) {
+    map8(x, dy, dx, count: count) { v, g in
+        if tanh {
+            let cube: SIMD8<Float> = v * v * v
+            let tau = tanh8(0.797_884_56 * (v + 0.044_715 * cube))
+            let slope: SIMD8<Float> = 0.797_884_56 * (1 + 0.134_145 * v * v)
+            let half: SIMD8<Float> = 0.5 * (1 + tau)
+            return g * (half + 0.5 * v * (1 - tau * tau) * slope)
+        }
+        let (cdf, density) = normalCDF8(v)
+        return g * (cdf + v * density)
+    }
+}
+
+/// `y[i] = f(x[i])` eight lanes at a time; the tail through the same function, zero-padded.
+@inline(__always)
+func map8(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int,
+          _ f: (SIMD8<Float>) -> SIMD8<Float>) {
+    let input = UnsafeRawPointer(x), output = UnsafeMutableRawPointer(y)
+    var i = 0
+    while i + 8 <= count {
+        output.storeBytes(of: f(input.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)), toByteOffset: i * 4,
+                          as: SIMD8<Float>.self)
+        i += 8
+    }
+    guard i < count else { return }
+    var tail = SIMD8<Float>(repeating: 0)
+    for j in 0..<(count - i) { tail[j] = x[i + j] }
+    let out = f(tail)
+    for j in 0..<(count - i) { y[i + j] = out[j] }
+}
+
+/// `z[i] = f(x[i], y[i])` eight lanes at a time; the tail through the same function, zero-padded.
+@inline(__always)
+func map8(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ z: UnsafeMutablePointer<Float>, count: Int,
+          _ f: (SIMD8<Float>, SIMD8<Float>) -> SIMD8<Float>) {
+    let a = UnsafeRawPointer(x), b = UnsafeRawPointer(y), output = UnsafeMutableRawPointer(z)
+    var i = 0
+    while i + 8 <= count {
+        let value = f(a.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self),
+                      b.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self))
+        output.storeBytes(of: value, toByteOffset: i * 4, as: SIMD8<Float>.self)
+        i += 8
+    }
+    guard i < count else { return }
+    var (tailX, tailY) = (SIMD8<Float>(repeating: 0), SIMD8<Float>(repeating: 0))
+    for j in 0..<(count - i) { tailX[j] = x[i + j]; tailY[j] = y[i + j] }
+    let out = f(tailX, tailY)
+    for j in 0..<(count - i) { z[i + j] = out[j] }
+}

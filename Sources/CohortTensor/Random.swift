@@ -1,3 +1,5 @@
+import Foundation
+
 /// A small, fast, seedable generator (SplitMix64) whose streams are identical on
 /// every platform and every rank: the same seed gives the same initial weights,
 /// permutations and synthetic data everywhere.
@@ -28,6 +30,13 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
 
     /// Uniform in [low, high).
     public mutating func uniform(_ low: Float, _ high: Float) -> Float { low + (high - low) * nextUnitFloat() }
+
+    /// Normal with mean 0 and deviation `std`, by Box–Muller from two uniforms (the second
+    /// value is dropped, so every draw takes two steps of the stream).
+    public mutating func normal(std: Float) -> Float {
+        let u1 = 1 - Double(next() >> 11) * 0x1p-53, u2 = Double(next() >> 11) * 0x1p-53  // u1 in (0, 1]
+        return std * Float((-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2))
+    }
 
     /// Uniform integer in 0..<bound without modulo bias (Lemire's method).
     public mutating func nextIndex(below bound: Int) -> Int {

@@ -12,15 +12,16 @@ import Foundation
 /// What a batch holds depends only on (data, epoch, the sampler's indices, augmentation), never
 /// on the threads or on timing, so the loader changes no bit of training.
 public final class BatchLoader: @unchecked Sendable {
-    /// One local batch: inputs `x[localBatch, C, H, W]` and labels `y[localBatch]`.
+    /// One local batch: inputs `x[localBatch, C, H, W]` and labels `y[localBatch]` (windows of
+    /// a text: `x[localBatch, T]`, `y[localBatch, T]`).
     final class Batch: @unchecked Sendable {
         let x: FloatBuffer
         let y: UnsafeMutablePointer<Int32>
         fileprivate(set) var step = -1
 
-        init(samples: Int, sampleSize: Int) {
+        init(samples: Int, sampleSize: Int, targetsPerSample: Int) {
             x = FloatBuffer(count: samples * sampleSize)
-            y = .allocate(capacity: max(1, samples))
+            y = .allocate(capacity: max(1, samples * targetsPerSample))
         }
 
         deinit { y.deallocate() }
@@ -43,7 +44,8 @@ public final class BatchLoader: @unchecked Sendable {
     init(data: ImageDataset, localBatch: Int, threads: Int, depth: Int = 2) {
         self.data = data
         self.threads = threads
-        batches = (0..<max(1, threads == 0 ? 1 : depth)).map { _ in Batch(samples: localBatch, sampleSize: data.sampleSize) }
+        batches = (0..<max(1, threads == 0 ? 1 : depth)).map { _ in Batch(samples: localBatch, sampleSize: data.sampleSize,
+                                                                                   targetsPerSample: data.targetsPerSample) }
         free = batches
     }
 
@@ -162,7 +164,7 @@ public final class BatchLoader: @unchecked Sendable {
             let range = (part * n / parts)..<((part + 1) * n / parts)
             let slice = indices[(indices.startIndex + range.lowerBound)..<(indices.startIndex + range.upperBound)]
             do {
-                try data.fill(indices: slice, x: xs + range.lowerBound * size, y: ys + range.lowerBound,
+                try data.fill(indices: slice, x: xs + range.lowerBound * size, y: ys + range.lowerBound * data.targetsPerSample,
                               augmentation: plan.augmentation, epoch: plan.epoch)
             } catch { errors[part] = error }
         }

@@ -13,7 +13,8 @@ public final class DataParallelRank {
     /// The model, the batch and how it is split over ranks, threads and gradient buckets.
     public struct Shape: Sendable {
         public var model: ModelSpec
-        public var imageShape: [Int], classes: Int
+        /// What the data gives the model per sample and asks of it.
+        public var sample: SampleFormat
         public var globalBatch: Int
         public var threads: Int?, replicas: Int?
         public var bucketMb: Double, overlap: Bool
@@ -28,21 +29,21 @@ public final class DataParallelRank {
         /// Batch norm with the statistics of the whole global batch (`BatchStatisticsSync`).
         public var syncBatchNorm: Bool
 
-        public init(model: ModelSpec, imageShape: [Int], classes: Int, globalBatch: Int,
+        public init(model: ModelSpec, sample: SampleFormat, globalBatch: Int,
                     threads: Int?, replicas: Int?, bucketMb: Double, overlap: Bool, allreduceFormat: FloatFormat = .fp32,
                     precision: FloatFormat = .fp32, accumulate: Int = 1, labelSmoothing: Float = 0,
                     syncBatchNorm: Bool = false) {
-            self.model = model; self.imageShape = imageShape
-            self.classes = classes; self.globalBatch = globalBatch; self.threads = threads; self.replicas = replicas
+            self.model = model; self.sample = sample
+            self.globalBatch = globalBatch; self.threads = threads; self.replicas = replicas
             self.bucketMb = bucketMb; self.overlap = overlap; self.allreduceFormat = allreduceFormat
             self.precision = precision; self.accumulate = accumulate; self.labelSmoothing = labelSmoothing
             self.syncBatchNorm = syncBatchNorm
         }
 
-        /// The shape `config`'s settings give `model` on images of `imageShape`: what a training
+        /// The shape `config`'s settings give `model` on samples of `sample`: what a training
         /// run and a benchmark of the same flags both build.
-        public init(config: TrainingConfig, model: ModelSpec, imageShape: [Int], classes: Int) {
-            self.init(model: model, imageShape: imageShape, classes: classes, globalBatch: config.batchSize,
+        public init(config: TrainingConfig, model: ModelSpec, sample: SampleFormat) {
+            self.init(model: model, sample: sample, globalBatch: config.batchSize,
                       threads: config.threads, replicas: config.replicas, bucketMb: config.bucketMb,
                       overlap: !config.noOverlap, allreduceFormat: config.allreduceDtype, precision: config.precision,
                       accumulate: config.accumulate, labelSmoothing: Float(config.labelSmoothing),
@@ -69,7 +70,8 @@ public final class DataParallelRank {
     let reducer: GradientReducer
     /// The reducer's per-layer callback, made once: a step allocates nothing.
     private let layerFinished: (Int) throws -> Void
-    /// The loss of each sample is divided by the global batch, so the summed gradients are the mean's.
+    /// The loss at each target is divided by the global batch's targets (samples, or windows x
+    /// positions), so the summed gradients are the mean's.
     private let scale: Float
     /// This rank's compute and wait since it started.
     public private(set) var times = StepTimes()
@@ -80,9 +82,11 @@ public final class DataParallelRank {
     }
 
     /// Builds the replicas with `seed`'s initial parameters, which every rank then takes from rank 0
-    /// (and `seed`'s dropout masks). The model must build on `shape.imageShape` (checked before).
-    public init(shape: Shape, datasetSize: Int, seed: UInt64, communicator: Communicator,
-                makeOptimizer: (Int) -> Optimizer) throws {
+    /// (and `seed`'s dropout masks). The model must build on `shape.sample` (checked before).
+    /// `drawsSamples`: each step draws its samples (a text's windows) instead of taking the
+    /// epoch's permutation (`EpochSampler`).
+    public init(shape: Shape, datasetSize: Int, drawsSamples: Bool = false, seed: UInt64, communicator: Communicator,
+                makeOptimizer: (Network) -> Optimizer) throws {
         self.communicator = communicator
         self.shape = shape
         globalBatch = shape.globalBatch
@@ -96,20 +100,20 @@ public final class DataParallelRank {
                      + "\(cpus) CPU(s) this process may run on: they will take turns (see --threads)")
         }
         KernelThreads.set(plan.threadsPerReplica)
-        replicas = try ReplicaGroup(model: shape.model, imageShape: shape.imageShape, classes: shape.classes,
+        replicas = try ReplicaGroup(model: shape.model, sample: shape.sample,
                                     localBatch: microBatch, replicas: plan.replicas, precision: shape.precision,
                                     seed: seed, labelSmoothing: shape.labelSmoothing)
         if shape.syncBatchNorm { replicas.synchronizeBatchNorm(communicator: communicator) }
         network = replicas.primary
         network.initializeParameters(seed: seed)
-        optimizer = makeOptimizer(network.parameterCount)
+        optimizer = makeOptimizer(network)
         sampler = EpochSampler(datasetSize: datasetSize, globalBatch: shape.globalBatch, rank: communicator.rank,
-                               worldSize: communicator.size, seed: seed)
+                               worldSize: communicator.size, seed: seed, draws: drawsSamples)
         reducer = GradientReducer(network: network, communicator: communicator,
                                   bucketBytes: Int(shape.bucketMb * 1_048_576), overlap: shape.overlap,
                                   format: shape.allreduceFormat)
         layerFinished = reducer.layerFinished
-        scale = 1 / Float(shape.globalBatch)
+        scale = 1 / Float(shape.globalBatch * shape.sample.targetsPerSample)
     }
 
     public var threads: Int { plan.threads }
@@ -122,9 +126,9 @@ public final class DataParallelRank {
     }
 
     /// Draws epoch `epoch`'s order of the training set (the same on every rank), sets the
-    /// epoch its augmentation draws from, and starts preparing the batches of `data` from step
-    /// `firstStep` on.
-    public func startEpoch(_ epoch: Int, data: ImageDataset, firstStep: Int = 0) {
+    /// epoch its augmentation draws from, and starts preparing the batches of `data` for
+    /// `steps` (nil: from step `firstStep` to the epoch's end).
+    public func startEpoch(_ epoch: Int, data: ImageDataset, firstStep: Int = 0, steps: Range<Int>? = nil) {
         sampler.startEpoch(epoch)
         self.epoch = epoch
         if loader == nil || loader!.threads != loaderThreads || loader!.dataID != ObjectIdentifier(data.samples) {
@@ -132,7 +136,7 @@ public final class DataParallelRank {
             loader = BatchLoader(data: data, localBatch: localBatch, threads: loaderThreads)
         }
         let sampler = self.sampler
-        loader!.start(BatchLoader.Plan(epoch: epoch, steps: firstStep..<sampler.stepsPerEpoch,
+        loader!.start(BatchLoader.Plan(epoch: epoch, steps: steps ?? firstStep..<sampler.stepsPerEpoch,
                                        indices: { sampler.indices(step: $0) }, augmentation: augmentation))
     }
 
@@ -178,9 +182,16 @@ public final class DataParallelRank {
         return (outcome, wait)
     }
 
-    /// The optimizer's update of the parameters with the reduced gradients.
+    /// `--clip-grad-norm`: the largest L2 norm the reduced gradients may have (`GradientClipping`).
+    public var clipGradNorm: Float?
+
+    /// The optimizer's update of the parameters with the reduced gradients, clipped first where
+    /// `clipGradNorm` says.
     public func applyGradients() {
         let start = monotonicSeconds()
+        if let clipGradNorm {
+            GradientClipping.clip(network.gradients.pointer, count: network.parameterCount, maxNorm: clipGradNorm)
+        }
         optimizer.step(parameters: network.parameters.pointer, gradients: network.gradients.pointer)
         times.compute += monotonicSeconds() - start
         timeline?.mark("optimizer")
@@ -205,6 +216,7 @@ public final class DataParallelRank {
         let local = range.isEmpty ? (lossSum: 0, correct: 0)
             : try replicas.evaluationSums(on: data, range: range, augmentation: augmentation)
         let sums = try communicator.allreduceSum([local.lossSum, Double(local.correct)])
-        return (sums[0] / Double(data.count), sums[1] / Double(data.count))
+        let targets = Double(data.count * data.targetsPerSample)
+        return (sums[0] / targets, sums[1] / targets)
     }
 }

@@ -24,7 +24,8 @@ extension Trainer {
     /// evaluations `--eval-every` asks for inside it.
     func runEpoch(_ epoch: Int) throws -> EpochEnd {
         let firstStep = epoch == startEpoch ? startStep : 0
-        rank.startEpoch(epoch, data: data.train, firstStep: firstStep)
+        let epochSteps = steps(inEpoch: epoch)
+        rank.startEpoch(epoch, data: data.train, steps: firstStep..<epochSteps)
         defer { rank.stopLoading() }
         var sums = EpochSums()
         if firstStep > 0 {
@@ -34,10 +35,11 @@ extension Trainer {
             sums.skipped = position.skippedInEpoch
         }
         var start = monotonicSeconds(), seconds = 0.0
-        for step in firstStep..<stepsPerEpoch {
+        for step in firstStep..<epochSteps {
             guard try takeStep(epoch: epoch, step: step, sums: &sums) else { return .stopped }
             showProgress(epoch: epoch, step: step, firstStep: firstStep, sums: sums, since: start, excluding: seconds)
-            guard config.evalEvery?.evaluates(afterStep: step, epoch: epoch, stepsPerEpoch: stepsPerEpoch) == true else {
+            guard step + 1 < epochSteps,
+                  config.evalEvery?.evaluates(afterStep: step, epoch: epoch, stepsPerEpoch: stepsPerEpoch) == true else {
                 continue
             }
             // The epoch's training time leaves its evaluations out.
@@ -53,10 +55,10 @@ extension Trainer {
         seconds += monotonicSeconds() - start
         try rank.timeline?.flush()
         let totals = try communicator.allreduceSum([sums.lossSum, Double(sums.correct)])
-        let evaluation = try evaluateOnTestSet(afterStep: stepsPerEpoch - 1, of: epoch)
+        let evaluation = try evaluateOnTestSet(afterStep: epochSteps - 1, of: epoch)
         if let runDirectory {
             try record(epoch: epoch, totals: totals, sums: sums, evaluation: evaluation.record, seconds: seconds,
-                       timedSteps: stepsPerEpoch - firstStep, in: runDirectory)
+                       steps: epochSteps, timedSteps: epochSteps - firstStep, in: runDirectory)
         }
         let path = try checkpoint(epoch: epoch + 1, step: 0, sums: EpochSums())
         if evaluation.reachedTarget { return .reachedTarget }
@@ -100,7 +102,7 @@ extension Trainer {
         if stepFlags.pointer[0] > 0 {
             // At an epoch's last step the epoch ends first (its metrics, its checkpoint): a
             // checkpoint has no place between an epoch's last step and its record.
-            guard step + 1 < stepsPerEpoch else {
+            guard step + 1 < steps(inEpoch: epoch) else {
                 stopAtEpochEnd = true
                 return true
             }
@@ -109,7 +111,7 @@ extension Trainer {
                             + "\(path ?? "written by rank 0"); continue with --resume \(config.out)")
             return false
         }
-        if let k = config.checkpointSteps, globalStep % k == 0, step + 1 < stepsPerEpoch {
+        if let k = config.checkpointSteps, globalStep % k == 0, step + 1 < steps(inEpoch: epoch) {
             _ = try checkpoint(epoch: epoch, step: step + 1, sums: sums)
         }
         return true
@@ -126,17 +128,18 @@ extension Trainer {
                         + "the run stops here, \(lastGood) (--on-nan skip would skip such steps)")
     }
 
-    /// Rank 0's files at the end of an epoch, with the evaluation that ended it.
+    /// Rank 0's files at the end of an epoch of `steps` steps, with the evaluation that ended it.
     func record(epoch: Int, totals: [Double], sums: EpochSums, evaluation: EvaluationRecord, seconds: Double,
-                timedSteps: Int, in runDirectory: RunDirectory) throws {
-        let samples = Double((stepsPerEpoch - sums.skipped) * config.batchSize)
+                steps: Int, timedSteps: Int, in runDirectory: RunDirectory) throws {
+        // Loss and accuracy per target: per sample, or per position of a text's windows.
+        let targets = Double((steps - sums.skipped) * config.batchSize * data.train.targetsPerSample)
         let (testLoss, testAccuracy) = (evaluation.testLoss, evaluation.testAccuracy)
-        let metrics = EpochMetrics(epoch: epoch + 1, trainLoss: totals[0] / samples, trainAccuracy: totals[1] / samples,
+        let metrics = EpochMetrics(epoch: epoch + 1, trainLoss: totals[0] / targets, trainAccuracy: totals[1] / targets,
                                    testLoss: testLoss, testAccuracy: testAccuracy, seconds: seconds,
                                    samplesPerSecond: Double(timedSteps * config.batchSize) / seconds,
                                    commSeconds: sums.commSeconds, worldSize: communicator.size,
                                    evalSeconds: lastEvaluationSeconds,
-                                   learningRate: schedule.rate(atStep: (epoch + 1) * stepsPerEpoch - 1),
+                                   learningRate: schedule.rate(atStep: epoch * stepsPerEpoch + steps - 1),
                                    dataWaitSeconds: sums.dataWaitSeconds)
         position.history.append(metrics)
         try tensorBoard?.add(events: RunStart.learningRateEvents(epoch: epoch, schedule: schedule))
@@ -170,12 +173,13 @@ extension Trainer {
         guard isRoot else { return }
         let elapsed = excluded + monotonicSeconds() - start, done = step + 1 - firstStep
         let startGlobalStep = startEpoch * stepsPerEpoch + startStep, globalStep = epoch * stepsPerEpoch + step + 1
-        let runDone = globalStep - startGlobalStep, runTotal = stepsPerEpoch * config.epochs - startGlobalStep
+        let runDone = globalStep - startGlobalStep, runTotal = totalSteps - startGlobalStep
         let runElapsed = monotonicSeconds() - runStart
-        progress.step(epoch: epoch + 1, step: step + 1, of: stepsPerEpoch,
+        progress.step(epoch: epoch + 1, step: step + 1, of: steps(inEpoch: epoch),
                       samplesPerSecond: Double(done * config.batchSize) / max(elapsed, 1e-9),
-                      loss: sums.lossSum / Double(max(1, step + 1 - sums.skipped) * rank.localBatch),
-                      epochLeft: elapsed / Double(done) * Double(stepsPerEpoch - step - 1),
+                      loss: sums.lossSum / Double(max(1, step + 1 - sums.skipped) * rank.localBatch
+                                                  * data.train.targetsPerSample),
+                      epochLeft: elapsed / Double(done) * Double(steps(inEpoch: epoch) - step - 1),
                       runLeft: runElapsed / Double(runDone) * Double(runTotal - runDone))
     }
 }

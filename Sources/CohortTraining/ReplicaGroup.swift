@@ -17,8 +17,10 @@ import Foundation
 final class ReplicaGroup: @unchecked Sendable {
     let networks: [Network]
     let replicaBatch: Int
-    /// Values per sample (`C·H·W`).
+    /// Values per sample (`C·H·W`, or a window's T tokens).
     let sampleSize: Int
+    /// Targets per sample: 1 label, or one at each of a window's positions (the loss's rows).
+    let targetsPerSample: Int
     private let losses: [SoftmaxCrossEntropy]
     private let inputs: [FloatBuffer]
     private let labels: [UnsafeMutablePointer<Int32>]
@@ -36,25 +38,26 @@ final class ReplicaGroup: @unchecked Sendable {
     private let usesSampleKeys: Bool
     var count: Int { networks.count }
 
-    init(model: ModelSpec, imageShape: Shape, classes: Int, localBatch: Int, replicas: Int,
+    init(model: ModelSpec, sample: SampleFormat, localBatch: Int, replicas: Int,
          precision: FloatFormat = .fp32, seed: UInt64 = 0, labelSmoothing: Float = 0) throws {
         precondition(replicas >= 1 && localBatch % replicas == 0, "replicas must divide the local batch")
         let batch = localBatch / replicas
         replicaBatch = batch
-        sampleSize = imageShape.elementCount
+        sampleSize = sample.inputShape.elementCount
+        targetsPerSample = sample.targetsPerSample
+        let (classes, targets, sampleSize) = (sample.classes, batch * sample.targetsPerSample, sampleSize)
         func build(sharing: FloatBuffer?) throws -> Network {
             do {
-                return try model.build(inputShape: imageShape, classes: classes, maxBatch: batch, sharing: sharing,
-                                       precision: precision, seed: seed)
+                return try model.build(on: sample, maxBatch: batch, sharing: sharing, precision: precision, seed: seed)
             } catch { throw CohortError.settings(error.description) }
         }
         let first = try build(sharing: nil)
         networks = try [first] + (1..<replicas).map { _ in try build(sharing: first.parameters) }
         usesSampleKeys = first.allLayers.contains { $0 is Dropout }
-        losses = (0..<replicas).map { _ in SoftmaxCrossEntropy(classes: classes, maxBatch: batch,
+        losses = (0..<replicas).map { _ in SoftmaxCrossEntropy(classes: classes, maxBatch: targets,
                                                                       labelSmoothing: labelSmoothing) }
-        inputs = (0..<replicas).map { _ in FloatBuffer(count: batch * imageShape.elementCount) }
-        labels = (0..<replicas).map { _ in UnsafeMutablePointer<Int32>.allocate(capacity: batch) }
+        inputs = (0..<replicas).map { _ in FloatBuffer(count: batch * sampleSize) }
+        labels = (0..<replicas).map { _ in UnsafeMutablePointer<Int32>.allocate(capacity: targets) }
         outcomes = .allocate(capacity: replicas)
         partialSums = PartialSums(count: first.parameterCount)
         outcomes.initialize(repeating: StepOutcome())
@@ -80,7 +83,7 @@ final class ReplicaGroup: @unchecked Sendable {
     private func runReplica(_ r: Int, batch: BatchLoader.Batch, offset: Int, indices: ArraySlice<Int>, scale: Float,
                             epoch: Int, gradientsReady: ((Int) throws -> Void)?) rethrows {
         let start = offset + r * replicaBatch
-        let x = batch.x.pointer + start * sampleSize, y = batch.y + start
+        let x = batch.x.pointer + start * sampleSize, y = batch.y + start * targetsPerSample
         let timeline = r == 0 ? self.timeline : nil
         let t1 = monotonicSeconds()
         let network = networks[r]
@@ -92,8 +95,8 @@ final class ReplicaGroup: @unchecked Sendable {
         }
         network.zeroGradients()
         let logits = network.forward(x, batch: replicaBatch)
-        let (result, logitGrad) = losses[r].forwardBackward(logits: logits, labels: y, batch: replicaBatch,
-                                                             scale: scale)
+        let (result, logitGrad) = losses[r].forwardBackward(logits: logits, labels: y,
+                                                             batch: replicaBatch * targetsPerSample, scale: scale)
         timeline?.mark("forward")
         let t2 = monotonicSeconds()
         try network.backward(logitGrad, batch: replicaBatch, gradientsReady: gradientsReady)
@@ -233,7 +236,7 @@ final class ReplicaGroup: @unchecked Sendable {
                 let result: SoftmaxCrossEntropy.Result
                 if augmentation.views == 1 {
                     result = losses[r].evaluate(logits: networks[r].forward(inputs[r].pointer, batch: n),
-                                                labels: labels[r], batch: n)
+                                                labels: labels[r], batch: n * targetsPerSample)
                 } else {
                     result = kept.withUnsafeMutableBufferPointer { kept in
                         for view in 0..<(augmentation.views - 1) {

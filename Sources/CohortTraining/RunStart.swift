@@ -84,7 +84,7 @@ struct RunStart {
     /// TensorBoard's `lr/step` for every step of `epoch` (0-based), at global steps counted from 1.
     static func learningRateEvents(epoch: Int, schedule: LearningRateSchedule) -> [(step: Int, scalars: [(String, Double)])] {
         let first = epoch * schedule.stepsPerEpoch
-        return (first..<first + schedule.stepsPerEpoch).map { (step: $0 + 1, scalars: [("lr/step", schedule.rate(atStep: $0))]) }
+        return (first..<min(first + schedule.stepsPerEpoch, schedule.totalSteps)).map { (step: $0 + 1, scalars: [("lr/step", schedule.rate(atStep: $0))]) }
     }
 
     /// A checkpoint continues this run only if it was made with the same settings, and holds

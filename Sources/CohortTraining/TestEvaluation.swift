@@ -3,11 +3,11 @@ import CohortRun
 import Foundation
 
 /// `Trainer`'s evaluations on the test set: at every epoch's end and wherever `--eval-every`
-/// asks, each recorded with the run's clocks, and the `--target-accuracy` check.
+/// asks, each recorded with the run's clocks, and the `--target-accuracy` and `--target-loss` checks.
 extension Trainer {
     struct Evaluation {
         var record: EvaluationRecord
-        /// The test accuracy reached `--target-accuracy`.
+        /// The test accuracy reached `--target-accuracy`, or the test loss `--target-loss`.
         var reachedTarget: Bool
     }
 
@@ -29,11 +29,14 @@ extension Trainer {
                                       testAccuracy: accuracy, seconds: elapsedSeconds, evalSeconds: evaluationSeconds)
         evaluations.append(record)
         try runDirectory?.writeEvaluations(evaluations)
-        if step + 1 < stepsPerEpoch {
-            progress.line(String(format: "epoch %d/%d step %d/%d  test loss %.4f acc %.2f%%  (evaluated in %.1f s)",
-                                 epoch + 1, config.epochs, step + 1, stepsPerEpoch, loss, 100 * accuracy,
+        if step + 1 < steps(inEpoch: epoch) || data.test.windows != nil {
+            // A text's loss also in bits per byte: its mean cross-entropy in nats over ln 2.
+            let bits = data.test.windows == nil ? "" : String(format: " (%.4f bits per byte)", loss / log(2))
+            progress.line(String(format: "epoch %d/%d step %d/%d  test loss %.4f%@ acc %.2f%%  (evaluated in %.1f s)",
+                                 epoch + 1, config.epochs, step + 1, steps(inEpoch: epoch), loss, bits, 100 * accuracy,
                                  lastEvaluationSeconds))
         }
-        return Evaluation(record: record, reachedTarget: config.targetAccuracy.map { accuracy >= $0 } ?? false)
+        let reached = config.targetAccuracy.map { accuracy >= $0 } ?? config.targetLoss.map { loss <= $0 } ?? false
+        return Evaluation(record: record, reachedTarget: reached)
     }
 }

@@ -16,7 +16,8 @@ import Foundation
 /// `init` sets the run up (data, replicas, the run directory, a resumed checkpoint); `run`
 /// trains epoch by epoch (`runEpoch`, step by step in `takeStep`) and `finish` writes the end.
 public final class Trainer {
-    public let config: TrainingConfig
+    /// The run's settings; with `steps`, `epochs` is the epochs those steps need.
+    public private(set) var config: TrainingConfig
     let communicator: Communicator
     let rank: DataParallelRank
     let data: DatasetSplits
@@ -56,6 +57,11 @@ public final class Trainer {
 
     var isRoot: Bool { communicator.rank == 0 }
     var stepsPerEpoch: Int { rank.sampler.stepsPerEpoch }
+    /// The run's global steps (`--steps`, or every step of its epochs).
+    var totalSteps: Int { config.totalSteps(stepsPerEpoch: stepsPerEpoch) }
+
+    /// The steps epoch `epoch` takes: all of them, but for a last epoch that `--steps` stops part way.
+    func steps(inEpoch epoch: Int) -> Int { min(stepsPerEpoch, totalSteps - epoch * stepsPerEpoch) }
     var network: Network { rank.network }
 
     /// Called on rank 0 after each epoch's record is written.
@@ -89,15 +95,17 @@ public final class Trainer {
             sayError("cohort: --skip-bad-files left out \(self.data.skippedFiles.count) unreadable file(s), the first: \(first)")
         }
         let (model, data) = (self.model, self.data)
-        let shape = DataParallelRank.Shape(config: config, model: model, imageShape: data.train.imageShape,
-                                           classes: data.train.classes)
-        rank = try DataParallelRank(shape: shape, datasetSize: data.train.count, seed: config.seed,
-                                    communicator: communicator) { count in
-            config.optimizer.make(count: count, learningRate: Float(config.lr), momentum: Float(config.momentum),
-                                  nesterov: config.nesterov, weightDecay: config.weightDecay.map(Float.init))
+        self.config.epochs = config.epochCount(stepsPerEpoch: data.train.count / config.batchSize)
+        config = self.config
+        let shape = DataParallelRank.Shape(config: config, model: model, sample: data.train.sampleFormat)
+        rank = try DataParallelRank(shape: shape, datasetSize: data.train.count, drawsSamples: data.train.windows != nil,
+                                    seed: config.seed,
+                                    communicator: communicator) { network in
+            config.makeOptimizer(for: network.tensors, count: network.parameterCount)
         }
         if config.augment { rank.augmentation = .standard(channels: data.train.channels, seed: config.seed) }
         rank.loaderThreads = config.loaderThreads
+        rank.clipGradNorm = config.clipGradNorm.map(Float.init)
         if let path = config.initWeights, !resume {
             // Every rank reads it, as it reads the data; a resumed run has its checkpoint instead.
             try SafeTensors.load(path, into: rank.network)
@@ -196,10 +204,8 @@ public final class Trainer {
         let checksum = try RankAgreement.check(network, communicator: communicator, at: "the end of the run")
         let ranks = try rank.gatherTimes()
         try finishTrace()
-        let target = config.targetAccuracy.map {
-            TargetOutcome(accuracy: $0, reached: TargetOutcome.first(in: evaluations, reaching: $0),
-                          globalBatch: config.batchSize)
-        }
+        let target = TargetOutcome.of(accuracy: config.targetAccuracy, loss: config.targetLoss, in: evaluations,
+                                      globalBatch: config.batchSize)
         let summary = RunSummary(epochs: position.history, worldSize: communicator.size, parameterChecksum: checksum,
                                  skippedSteps: position.skippedSteps,
                                  ranks: ranks.enumerated().map { $0.element.timing(rank: $0.offset) },

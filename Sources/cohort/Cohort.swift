@@ -9,6 +9,6 @@ struct Cohort: ParsableCommand {
         commandName: "cohort",
         abstract: "Data-parallel neural-network training over MPI.",
         version: cohortVersion,
-        subcommands: [Train.self, Evaluate.self, Predict.self, DataCommand.self, Bench.self, Scale.self, Sweep.self, Report.self,
+        subcommands: [Train.self, Evaluate.self, Predict.self, Generate.self, DataCommand.self, Bench.self, Scale.self, Sweep.self, Report.self,
                       Visualize.self, Launch.self])
 }

@@ -9,6 +9,7 @@ import CohortTensor
 
 extension DatasetKind: ExpressibleByArgument {}
 extension OptimizerKind: ExpressibleByArgument {}
+extension WeightDecayScope: ExpressibleByArgument {}
 extension NonFinitePolicy: ExpressibleByArgument {}
 extension LearningRateDecay: ExpressibleByArgument {}
 extension LearningRateScaling: ExpressibleByArgument {}
@@ -82,6 +83,12 @@ struct DataFlags: ParsableArguments {
     var dataset: DatasetKind?
     @Option(help: settingHelp(.dataDir))
     var dataDir: String?
+    @Option(help: settingHelp(.dataFile))
+    var dataFile: String?
+    @Option(help: settingHelp(.blockSize))
+    var blockSize: Int?
+    @Option(help: settingHelp(.evalWindows))
+    var evalWindows: Int?
     @OptionGroup var reading: DataReadingOptions
     @Option(help: settingHelp(.loaderThreads))
     var loaderThreads: Int?
@@ -117,8 +124,20 @@ struct TrainOptions: ParsableArguments {
     var nesterov = false
     @Option(help: settingHelp(.weightDecay))
     var weightDecay: Double?
+    @Option(help: settingHelp(.decayOn))
+    var decayOn: WeightDecayScope?
+    @Option(help: settingHelp(.betas))
+    var betas: String?
+    @Option(help: settingHelp(.clipGradNorm))
+    var clipGradNorm: Double?
+    @Option(help: settingHelp(.minLr))
+    var minLr: Double?
+    @Option(help: settingHelp(.warmupSteps))
+    var warmupSteps: Int?
     @Option(help: settingHelp(.epochs))
     var epochs: Int?
+    @Option(help: settingHelp(.steps))
+    var steps: Int?
     @Option(help: settingHelp(.seed))
     var seed: UInt64?
     @Option(help: settingHelp(.limit))
@@ -147,6 +166,8 @@ struct TrainOptions: ParsableArguments {
     var tta: TestTimeAugmentation?
     @Option(help: settingHelp(.targetAccuracy))
     var targetAccuracy: Double?
+    @Option(help: settingHelp(.targetLoss))
+    var targetLoss: Double?
     @Option(help: settingHelp(.evalEvery), transform: { try EvaluationInterval(parsing: $0) })
     var evalEvery: EvaluationInterval?
     @Option(help: settingHelp(.evalOn))

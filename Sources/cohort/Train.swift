@@ -54,8 +54,8 @@ struct Train: ParsableCommand {
             let config = try trainingConfig()
             try config.validate()
             let model = try config.modelSpec(resumed: resume != nil)
-            // The user's own data gives its shape and classes when it is read (`TrainingConfig.check`).
-            guard !config.dataset.isUserData else { return }
+            // The user's own data (and a text) gives its shape and classes when it is read (`TrainingConfig.check`).
+            guard !config.dataset.isUserData && config.dataset != .text else { return }
             let network: Network
             do {
                 network = try model.build(inputShape: config.dataset.imageShape ?? model.syntheticShape,

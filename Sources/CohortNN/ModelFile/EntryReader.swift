@@ -2,7 +2,8 @@
 /// can name any key no layer of this type takes.
 struct EntryReader {
     static let types = ["conv", "batchnorm", "relu", "maxpool", "avgpool", "globalavgpool", "flatten", "linear", "dropout",
-                        "rnn", "lstm", "gru", "block"]
+                        "rnn", "lstm", "gru", "block", "rows", "embedding", "positions", "layernorm", "attention", "gelu",
+                        "mean", "residual"]
     let entry: LayerEntry
     private(set) var place: String
     private var used: Set<String> = ["type", "name"]
@@ -77,6 +78,25 @@ struct EntryReader {
         case .text(let v)?: return v
         case nil: throw error("missing key '\(key)'")
         case let other?: throw error("\(key): expected a string, got \(other)")
+        }
+    }
+
+    mutating func optionalText(_ key: String) throws(ModelFileError) -> String? {
+        guard entry.settings[key] != nil else { used.insert(key); return nil }
+        return try text(key)
+    }
+
+    /// A list of layer entries (a residual stage's `body`).
+    mutating func entries(_ key: String) throws(ModelFileError) -> [LayerEntry] {
+        used.insert(key)
+        switch entry.settings[key] {
+        case .list(let items)?:
+            return try items.enumerated().map { i, item throws(ModelFileError) in
+                guard case .table(let settings) = item else { throw error("\(key)[\(i)]: expected a layer { type = ... }") }
+                return LayerEntry(settings)
+            }
+        case nil: throw error("missing key '\(key)'")
+        case let other?: throw error("\(key): expected a list of layers [{ type = ... }, ...], got \(other)")
         }
     }
 

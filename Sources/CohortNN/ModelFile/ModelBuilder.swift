@@ -16,6 +16,12 @@ public struct BuildSettings {
     public var seed: UInt64
     /// Whether the network may keep its feature maps channel-blocked (`Network`'s `blocksChannels`).
     public var blocksChannels = true
+    /// Where the input is tokens (text): the values they take, `0..<vocabulary`. Only an
+    /// `embedding` reads them, and only as the first layer.
+    public var vocabulary: Int?
+    /// Targets per sample: 1 (a class), or a sequence's length T, where every position has a
+    /// target and the last layer gives `[T, classes]`.
+    public var targetsPerSample = 1
 
     public init(inputShape: Shape, classes: Int, parameters: [String: Int] = [:], maxBatch: Int,
                 sharing: FloatBuffer? = nil, precision: FloatFormat = .fp32, seed: UInt64 = 0) {
@@ -36,20 +42,34 @@ extension ModelDescription {
             throw ModelFileError("the model has no parameter '\(name)' (its parameters: \(known.isEmpty ? "none" : known))")
         }
         var scope = ["classes": settings.classes]
+        if let vocabulary = settings.vocabulary { scope["vocab"] = vocabulary }
         scope.merge(parameters) { $1 }
         scope.merge(settings.parameters) { $1 }
         var builder = ModelBuilder(description: self, settings: settings)
         let (layers, output) = try builder.chain(layers, at: "layers", input: settings.inputShape, scope: scope)
-        guard output.elementCount == settings.classes else {
-            throw ModelFileError("layers: the last layer gives \(output) per sample, the data has \(settings.classes) classes")
+        if settings.targetsPerSample == 1 {
+            guard output.elementCount == settings.classes else {
+                throw ModelFileError("layers: the last layer gives \(output) per sample, the data has \(settings.classes) classes")
+            }
+        } else {
+            guard output == [settings.targetsPerSample, settings.classes] else {
+                throw ModelFileError("layers: the last layer gives \(output) per sample; the data has a target at each of "
+                                     + "\(settings.targetsPerSample) positions, so it must give [\(settings.targetsPerSample), "
+                                     + "\(settings.classes)] (the logits of \(settings.classes) values at each)")
+            }
         }
-        return Network(layers: layers, maxBatch: settings.maxBatch, sharing: settings.sharing, sampleKeys: builder.sampleKeys,
-                       blocksChannels: settings.blocksChannels)
+        let network = Network(layers: layers, maxBatch: settings.maxBatch, sharing: settings.sharing,
+                              sampleKeys: builder.sampleKeys, blocksChannels: settings.blocksChannels)
+        var seen = Set<String>()
+        if let twice = network.tensors.first(where: { !seen.insert($0.name).inserted }) {
+            throw ModelFileError("layers: two tensors are named \(twice.name) (name the layers of residual stages apart)")
+        }
+        return network
     }
 
-    /// Whether the first layer reads an image's rows as time steps (a recurrent model).
+    /// Whether the first layer reads an image's rows as a sequence (a recurrent model, or `rows`).
     public var readsRows: Bool {
-        ["rnn", "lstm", "gru"].contains(layers.first?.type ?? "")
+        ["rnn", "lstm", "gru", "rows"].contains(layers.first?.type ?? "")
     }
 }
 
@@ -61,6 +81,8 @@ struct ModelBuilder {
     let sampleKeys = SampleKeys()
     private var dropouts = 0
     private var stack: [String] = []
+    /// No layer has been built yet: the next one reads the network's input (the data).
+    private var atNetworkInput = true
 
     init(description: ModelDescription, settings: BuildSettings) {
         self.description = description
@@ -77,8 +99,9 @@ struct ModelBuilder {
         for (i, entry) in entries.enumerated() {
             var reader = EntryReader(entry: entry, place: "\(place)[\(i)]")
             let named = try layer(&reader, input: shape, scope: scope)
+            atNetworkInput = false
             try reader.finish()
-            if let name = named.name, !names.insert(name).inserted {
+            if let name = named.name, !name.isEmpty, !names.insert(name).inserted {
                 throw ModelFileError("\(reader.place): the name \"\(name)\" is used twice in \(place)")
             }
             layers.append(named)
@@ -112,6 +135,12 @@ struct ModelBuilder {
         func image() throws(ModelFileError) -> (c: Int, h: Int, w: Int) {
             guard input.count == 3 else { throw r.error("needs an input [C, H, W], gets \(input)") }
             return (input[0], input[1], input[2])
+        }
+        func sequence() throws(ModelFileError) -> (t: Int, d: Int) {
+            guard input.count == 2 else {
+                throw r.error("needs a sequence [T, d], gets \(input) (rows turns a one-channel image into one)")
+            }
+            return (input[0], input[1])
         }
         func window(_ kernel: Int, _ stride: Int, _ padding: Int, _ size: (h: Int, w: Int)) throws(ModelFileError) {
             guard (1...(1 << 16)).contains(kernel), (1...(1 << 16)).contains(stride), (0...(1 << 16)).contains(padding) else {
@@ -157,10 +186,14 @@ struct ModelBuilder {
         case "flatten":
             return (name, Flatten(shape: input))
         case "linear":
-            let out = try r.integer("out", scope)
+            let out = try r.integer("out", scope), bias = try r.flag("bias", default: true)
             guard out > 0 else { throw r.error("out must be positive, got \(out)") }
-            try limit(output: [out], parameters: out <= Self.maxLayerParameters ? out * (input.elementCount + 1) : out)
-            return (name, Linear(inFeatures: input.elementCount, outFeatures: out, maxBatch: maxBatch, inputShape: input))
+            // A sequence [T, F] is mapped position by position; any other shape as one vector.
+            let (positions, features) = input.count == 2 ? (input[0], input[1]) : (1, input.elementCount)
+            try limit(output: positions == 1 ? [out] : [positions, out],
+                      parameters: out <= Self.maxLayerParameters ? out * (features + 1) : out)
+            return (name, Linear(inFeatures: features, outFeatures: out, maxBatch: maxBatch, inputShape: input,
+                                 positions: positions, bias: bias))
         case "dropout":
             let p = try r.number("p")
             guard p >= 0 && p < 1 else { throw r.error("p must be in [0, 1), got \(p)") }
@@ -181,6 +214,59 @@ struct ModelBuilder {
                                     maxBatch: maxBatch, inputShape: input, precision: settings.precision))
         case "block":
             return (name, try block(&r, input: input, scope: scope))
+        case "rows":
+            guard input.count == 3 && input[0] == 1 else {
+                throw r.error("reads the rows of a one-channel image [1, T, F], gets \(input)")
+            }
+            return (name, Rows(shape: input))
+        case "embedding":
+            guard let vocabulary = settings.vocabulary, atNetworkInput else {
+                throw r.error("reads tokens, so it must be the first layer, on text data (--dataset text); "
+                              + (atNetworkInput ? "this data is not tokens but \(input) values per sample"
+                                                : "here it reads a layer's output \(input)"))
+            }
+            let dimension = try r.integer("dim", scope)
+            guard dimension > 0 else { throw r.error("dim must be positive, got \(dimension)") }
+            try limit(output: [input[0], dimension], parameters: vocabulary * dimension)
+            return (name, Embedding(vocabulary: vocabulary, dimension: dimension, length: input[0], maxBatch: maxBatch))
+        case "positions":
+            let (t, d) = try sequence()
+            let length = try r.integer("length", scope, default: t)
+            guard length >= t else {
+                throw r.error("holds \(length) positions, but the sequence has \(t) (the context is longer than the "
+                              + "positions: raise length or lower --block-size)")
+            }
+            try limit(output: input, parameters: length * d)
+            return (name, Positions(length: t, dimension: d, positions: length, maxBatch: maxBatch))
+        case "layernorm":
+            let epsilon = try r.number("eps", default: 1e-5)
+            guard epsilon > 0 else { throw r.error("eps must be positive, got \(epsilon)") }
+            return (name, LayerNorm(shape: input, epsilon: Float(epsilon), maxBatch: maxBatch))
+        case "attention":
+            let (t, d) = try sequence()
+            let heads = try r.integer("heads", scope), causal = try r.flag("causal", default: false)
+            guard heads > 0, d % heads == 0 else {
+                throw r.error("heads \(heads) must divide the width \(d) (each head takes d / heads of it)")
+            }
+            try limit(output: [heads, t, t], parameters: 4 * d * (d + 1))
+            return (name, Attention(length: t, dimension: d, heads: heads, causal: causal, maxBatch: maxBatch))
+        case "gelu":
+            let approximate = try r.optionalText("approximate") ?? "none"
+            guard ["none", "tanh"].contains(approximate) else {
+                throw r.error("approximate must be \"none\" (x·Φ(x)) or \"tanh\", got \"\(approximate)\"")
+            }
+            return (name, GELU(shape: input, tanh: approximate == "tanh", maxBatch: maxBatch))
+        case "mean":
+            let (t, d) = try sequence()
+            return (name, SequenceMean(length: t, dimension: d, maxBatch: maxBatch))
+        case "residual":
+            // x + body(x): a residual block with the identity shortcut, its layers named as the chain's own.
+            let entries = try r.entries("body")
+            let (body, output) = try chain(entries, at: "\(r.place).body", input: input, scope: scope)
+            guard output == input else {
+                throw r.error("the body changes \(input) to \(output); a residual stage adds its body's output to its input")
+            }
+            return ("", Residual(body: body, shortcut: [], after: [], maxBatch: maxBatch))
         default:
             throw r.error("unknown layer type \"\(type)\" (known: \(EntryReader.types.joined(separator: ", ")))")
         }

@@ -32,6 +32,8 @@ public struct ModelFile: Equatable, Sendable {
         case .lstm: bytes = PackageResources.lstm_toml
         case .gru: bytes = PackageResources.gru_toml
         case .resnet20: bytes = PackageResources.resnet20_toml
+        case .transformerRows: bytes = PackageResources.transformer_rows_toml
+        case .gptChar: bytes = PackageResources.gpt_char_toml
         }
         do {
             return try ModelFile(text: String(decoding: bytes, as: UTF8.self), source: "built-in \(kind.rawValue)")

@@ -37,6 +37,16 @@ public struct ModelSpec: Equatable, Sendable {
                                      sharing: sharing, precision: precision, seed: seed))
     }
 
+    /// The network for samples of `format` (the data's input, classes, tokens and targets).
+    public func build(on format: SampleFormat, maxBatch: Int, sharing: FloatBuffer? = nil, precision: FloatFormat = .fp32,
+                      seed: UInt64 = 0) throws(ModelFileError) -> Network {
+        var settings = BuildSettings(inputShape: format.inputShape, classes: format.classes, parameters: parameters,
+                                     maxBatch: maxBatch, sharing: sharing, precision: precision, seed: seed)
+        settings.vocabulary = format.vocabulary
+        settings.targetsPerSample = format.targetsPerSample
+        return try file.build(settings)
+    }
+
     /// `"n=5,filters=32"` -> `["n": 5, "filters": 32]` (`--model-param`).
     public static func parseParameters(_ text: String) throws(ModelFileError) -> [String: Int] {
         var values: [String: Int] = [:]
@@ -50,5 +60,18 @@ public struct ModelSpec: Equatable, Sendable {
             }
         }
         return values
+    }
+}
+
+/// What the data gives a model per sample and asks of it: the input's shape (an image
+/// `[C, H, W]`, or a window's T tokens `[T]`), the classes, the values tokens take (where the
+/// input is tokens), and the targets per sample (1 label, or one at each of T positions, where
+/// the model gives `[T, classes]`).
+public struct SampleFormat: Equatable, Sendable {
+    public var inputShape: Shape, classes: Int, vocabulary: Int?, targetsPerSample: Int
+
+    public init(inputShape: Shape, classes: Int, vocabulary: Int? = nil, targetsPerSample: Int = 1) {
+        self.inputShape = inputShape; self.classes = classes; self.vocabulary = vocabulary
+        self.targetsPerSample = targetsPerSample
     }
 }

@@ -52,6 +52,42 @@ enum Fixtures {
     }()
 
     static func torchCase(_ name: String) -> [String: Any] { torch[name] as! [String: Any] }
+
+    /// `make_transformer_fixtures.py`'s cases: the transformers' layers, models and steps.
+    nonisolated(unsafe) static let transformer: [String: Any] = {
+        let data = try! Data(contentsOf: directory.appendingPathComponent("transformer_fixtures.json"))
+        return try! JSONSerialization.jsonObject(with: data) as! [String: Any]
+    }()
+
+    static func transformerCase(_ name: String) -> [String: Any] { transformer[name] as! [String: Any] }
+}
+
+/// Copies a fixture's tensors into `network`'s parameters by name, `torchName` mapping each of the
+/// network's names to the fixture's; every tensor must be there with its shape.
+func loadFixtureParameters(_ params: [String: Any], into network: Network, torchName: (String) -> String = { $0 },
+                           sourceLocation: SourceLocation = #_sourceLocation) {
+    #expect(network.tensors.count == params.count, "tensor count", sourceLocation: sourceLocation)
+    for t in network.tensors {
+        let key = torchName(t.name)
+        guard params[key] != nil else {
+            Issue.record("the fixture has no tensor \(key)", sourceLocation: sourceLocation)
+            continue
+        }
+        let p = FixtureTensor(params[key])
+        #expect(p.shape == t.shape, "shape of \(key)", sourceLocation: sourceLocation)
+        (network.parameters.pointer + t.offset).update(from: p.data, count: min(t.count, p.data.count))
+    }
+}
+
+/// Compares every parameter gradient of `network` with the fixture's, by name.
+func expectFixtureGradients(_ grads: [String: Any], of network: Network, torchName: (String) -> String = { $0 },
+                            atol: Float = 1e-5, rtol: Float = 1e-4, _ what: String,
+                            sourceLocation: SourceLocation = #_sourceLocation) {
+    for t in network.tensors {
+        let key = torchName(t.name)
+        expectClose(Array(network.gradients.array[t.offset..<(t.offset + t.count)]), FixtureTensor(grads[key]).data,
+                    atol: atol, rtol: rtol, "\(what) d\(key)", sourceLocation: sourceLocation)
+    }
 }
 
 /// Asserts `|a - b| <= atol + rtol·|b|` elementwise, reporting the worst element.

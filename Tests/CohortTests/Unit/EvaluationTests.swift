@@ -76,7 +76,7 @@ import Testing
         let pixels = (0..<(count * 3 * 64)).map { UInt8(truncatingIfNeeded: $0 &* 2654435761 >> 7) }
         let data = ImageDataset(name: "test", channels: 3, height: 8, width: 8, pixels: pixels,
                                 labels: (0..<count).map { UInt8($0 % 10) }, mean: 0.5, std: 0.5)
-        let group = try ReplicaGroup(model: ModelSpec(file: .builtin(.cnn)), imageShape: shape, classes: 10, localBatch: 4,
+        let group = try ReplicaGroup(model: ModelSpec(file: .builtin(.cnn)), sample: SampleFormat(inputShape: shape, classes: 10), localBatch: 4,
                                      replicas: 2)
         group.primary.initializeParameters(seed: 9)
         let sums = try group.evaluationSums(on: data, range: 1..<count, augmentation: .flip)

@@ -64,6 +64,8 @@ import Testing
         (config.dataDir, config.trace, config.checkpointSteps, config.targetAccuracy) = ("d", "t", 1, 0.5)
         config.evalEvery = try EvaluationInterval(parsing: "2")
         (config.imageSize, config.valSplit, config.normalize) = ("8x8", 0.1, "0.5/0.5")
+        (config.betas, config.clipGradNorm, config.warmupSteps, config.steps) = ("0.9,0.99", 1, 1, 1)
+        (config.dataFile, config.targetLoss) = ("f", 1)
         let recorded = Set((JSONValue(config).objectValue ?? [:]).keys)
         #expect(recorded == Set(TrainingConfig.Key.allCases.map(\.rawValue)))
     }
