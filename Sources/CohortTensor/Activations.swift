@@ -94,32 +94,36 @@ public func normalCDF8(_ x: SIMD8<Float>) -> (cdf: SIMD8<Float>, density: SIMD8<
 }
 
 /// `y = GELU(x)` for `count` elements: exactly `x·Φ(x)` (PyTorch's default), or with `tanh` the
-/// approximation `x/2·(1 + tanh(√(2/π)·(x + 0.044715·x³)))` (`approximate="tanh"`).
-public func geluForward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int, tanh: Bool) {
-    map8(x, y, count: count) { v in
-        if tanh {
-            let cube: SIMD8<Float> = v * v * v
-            return 0.5 * v * (1 + tanh8(0.797_884_56 * (v + 0.044_715 * cube)))
-        }
-        return v * normalCDF8(v).cdf
-    }
-}
-
-/// `dx = dy·GELU'(x)`: `Φ(x) + x·φ(x)`, or the tanh form's derivative
-/// `(1 + τ)/2 + x/2·(1 - τ²)·√(2/π)·(1 + 3·0.044715·x²)` with `τ` its tanh.
-public func geluBackward(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
-                         count: Int, tanh: Bool) {
-    map8(x, dy, dx, count: count) { v, g in
+/// approximation `x/2·(1 + tanh(√(2/π)·(x + 0.044715·x³)))` (`approximate="tanh"`). With `slope`,
+/// also `GELU'(x)` there, which backward then only multiplies: `Φ(x) + x·φ(x)`, or the tanh
+/// form's `(1 + τ)/2 + x/2·(1 - τ²)·√(2/π)·(1 + 3·0.044715·x²)` with `τ` its tanh.
+public func geluForward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, slope: UnsafeMutablePointer<Float>?,
+                        count: Int, tanh: Bool) {
+    func values(_ v: SIMD8<Float>) -> (y: SIMD8<Float>, slope: SIMD8<Float>) {
         if tanh {
             let cube: SIMD8<Float> = v * v * v
             let tau = tanh8(0.797_884_56 * (v + 0.044_715 * cube))
-            let slope: SIMD8<Float> = 0.797_884_56 * (1 + 0.134_145 * v * v)
             let half: SIMD8<Float> = 0.5 * (1 + tau)
-            return g * (half + 0.5 * v * (1 - tau * tau) * slope)
+            let inner: SIMD8<Float> = 0.797_884_56 * (1 + 0.134_145 * v * v)
+            return (v * half, half + 0.5 * v * (1 - tau * tau) * inner)
         }
         let (cdf, density) = normalCDF8(v)
-        return g * (cdf + v * density)
+        return (v * cdf, cdf + v * density)
     }
+    guard let slope else { return map8(x, y, count: count) { values($0).y } }
+    let input = UnsafeRawPointer(x), output = UnsafeMutableRawPointer(y), slopes = UnsafeMutableRawPointer(slope)
+    var i = 0
+    while i + 8 <= count {
+        let (value, derivative) = values(input.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self))
+        output.storeBytes(of: value, toByteOffset: i * 4, as: SIMD8<Float>.self)
+        slopes.storeBytes(of: derivative, toByteOffset: i * 4, as: SIMD8<Float>.self)
+        i += 8
+    }
+    guard i < count else { return }
+    var tail = SIMD8<Float>(repeating: 0)
+    for j in 0..<(count - i) { tail[j] = x[i + j] }
+    let (value, derivative) = values(tail)
+    for j in 0..<(count - i) { y[i + j] = value[j]; slope[i + j] = derivative[j] }
 }
 
 /// `y[i] = f(x[i])` eight lanes at a time; the tail through the same function, zero-padded.
@@ -138,23 +142,4 @@ func map8(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: In
     for j in 0..<(count - i) { tail[j] = x[i + j] }
     let out = f(tail)
     for j in 0..<(count - i) { y[i + j] = out[j] }
-}
-
-/// `z[i] = f(x[i], y[i])` eight lanes at a time; the tail through the same function, zero-padded.
-@inline(__always)
-func map8(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ z: UnsafeMutablePointer<Float>, count: Int,
-          _ f: (SIMD8<Float>, SIMD8<Float>) -> SIMD8<Float>) {
-    let a = UnsafeRawPointer(x), b = UnsafeRawPointer(y), output = UnsafeMutableRawPointer(z)
-    var i = 0
-    while i + 8 <= count {
-        let value = f(a.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self),
-                      b.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self))
-        output.storeBytes(of: value, toByteOffset: i * 4, as: SIMD8<Float>.self)
-        i += 8
-    }
-    guard i < count else { return }
-    var (tailX, tailY) = (SIMD8<Float>(repeating: 0), SIMD8<Float>(repeating: 0))
-    for j in 0..<(count - i) { tailX[j] = x[i + j]; tailY[j] = y[i + j] }
-    let out = f(tailX, tailY)
-    for j in 0..<(count - i) { z[i + j] = out[j] }
 }

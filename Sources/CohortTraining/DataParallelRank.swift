@@ -107,6 +107,7 @@ public final class DataParallelRank {
         network = replicas.primary
         network.initializeParameters(seed: seed)
         optimizer = makeOptimizer(network)
+        (optimizer as? Adam)?.threads = plan.threads
         sampler = EpochSampler(datasetSize: datasetSize, globalBatch: shape.globalBatch, rank: communicator.rank,
                                worldSize: communicator.size, seed: seed, draws: drawsSamples)
         reducer = GradientReducer(network: network, communicator: communicator,

@@ -25,6 +25,8 @@ extension Trainer {
     func runEpoch(_ epoch: Int) throws -> EpochEnd {
         let firstStep = epoch == startEpoch ? startStep : 0
         let epochSteps = steps(inEpoch: epoch)
+        // A resumed run whose steps were all taken has nothing left of this epoch.
+        guard firstStep < epochSteps else { return .finished }
         rank.startEpoch(epoch, data: data.train, steps: firstStep..<epochSteps)
         defer { rank.stopLoading() }
         var sums = EpochSums()
@@ -60,7 +62,10 @@ extension Trainer {
             try record(epoch: epoch, totals: totals, sums: sums, evaluation: evaluation.record, seconds: seconds,
                        steps: epochSteps, timedSteps: epochSteps - firstStep, in: runDirectory)
         }
-        let path = try checkpoint(epoch: epoch + 1, step: 0, sums: EpochSums())
+        // An epoch that `--steps` stopped part way is checkpointed where it stopped, so that a
+        // resume with more steps continues it (and records it again, in its place).
+        let path = epochSteps < stepsPerEpoch ? try checkpoint(epoch: epoch, step: epochSteps, sums: sums)
+            : try checkpoint(epoch: epoch + 1, step: 0, sums: EpochSums())
         if evaluation.reachedTarget { return .reachedTarget }
         if stopAtEpochEnd && epoch + 1 < config.epochs {
             progress.notice("cohort: stopped by a signal at the end of epoch \(epoch + 1); checkpoint "
@@ -141,6 +146,7 @@ extension Trainer {
                                    evalSeconds: lastEvaluationSeconds,
                                    learningRate: schedule.rate(atStep: epoch * stepsPerEpoch + steps - 1),
                                    dataWaitSeconds: sums.dataWaitSeconds)
+        position.history.removeAll { $0.epoch == metrics.epoch }
         position.history.append(metrics)
         try tensorBoard?.add(events: RunStart.learningRateEvents(epoch: epoch, schedule: schedule))
         try tensorBoard?.add(step: metrics.epoch, scalars: metrics.tensorBoardScalars)
