@@ -1,5 +1,6 @@
 import CohortBase
 import CohortData
+import Foundation
 
 /// Labelled images: the caller's own arrays, your own files (an image folder, NumPy arrays, a
 /// pack), or a data set the command line reads. Samples are kept as stored and normalised per
@@ -52,6 +53,19 @@ public struct Dataset: Sendable {
                              validationFraction: Double? = nil, seed: UInt64 = 0) throws -> (train: Dataset, test: Dataset) {
         let options = DataOptions(imageSize: imageSize, valSplit: validationFraction, seed: seed)
         let splits = try DatasetSource.loadUserData(kind.kind, path: path, options: options)
+        return (Dataset(splits.train), Dataset(splits.test))
+    }
+
+    /// The bytes of a text file as windows of `blockSize` tokens, read as `cohort train --dataset
+    /// text --data-file PATH` reads them (docs/training.md#text): the first 90% trains (windows
+    /// drawn by each step), the last 10% validates on `validationWindows` fixed windows.
+    public static func text(at path: String, blockSize: Int = 64, validationWindows: Int = 500) throws
+        -> (train: Dataset, test: Dataset) {
+        guard (1...(1 << 16)).contains(blockSize), (1...(1 << 20)).contains(validationWindows) else {
+            throw CohortError.settings("\(path): block size \(blockSize) or validation windows \(validationWindows) out of range")
+        }
+        let splits = try TextCorpus(path: path, blockSize: blockSize)
+            .splits(name: (path as NSString).lastPathComponent, blockSize: blockSize, validationWindows: validationWindows)
         return (Dataset(splits.train), Dataset(splits.test))
     }
 

@@ -11,6 +11,10 @@ public struct ModelEntry: Sendable {
         case layer(type: String, settings: [(String, String)])
         /// A `block` layer and the residual block it uses.
         case residual(name: String?, body: [ModelEntry], shortcut: [ModelEntry], after: [ModelEntry])
+        /// `{ type = "residual", body = [...] }`.
+        case stage(body: [ModelEntry])
+        /// A `block` layer (repeated, if `repeats`) and the chain of layers it uses.
+        case chain(name: String?, repeats: Int?, layers: [ModelEntry])
     }
     let kind: Kind
 
@@ -81,11 +85,69 @@ public struct Flatten: ModelLayer {
     public var modelEntry: ModelEntry { ModelEntry("flatten", name: nil) }
 }
 
-/// `nn.Linear`; `out` nil: the data's number of classes.
+/// `nn.Linear`; `out` nil: the data's number of classes. On a sequence `[T, F]` it maps every position.
 public struct Linear: ModelLayer {
-    public var out: Int?, name: String?
-    public init(out: Int? = nil, name: String? = nil) { (self.out, self.name) = (out, name) }
-    public var modelEntry: ModelEntry { ModelEntry("linear", name: name, [("out", out.map(String.init) ?? quoted("classes"))]) }
+    public var out: Int?, bias: Bool, name: String?
+    public init(out: Int? = nil, bias: Bool = true, name: String? = nil) { (self.out, self.bias, self.name) = (out, bias, name) }
+    public var modelEntry: ModelEntry {
+        ModelEntry("linear", name: name, [("out", out.map(String.init) ?? quoted("classes")), ("bias", bias ? nil : "false")])
+    }
+}
+
+/// A one-channel image's rows as a sequence: `[1, T, F] -> [T, F]`.
+public struct Rows: ModelLayer {
+    public init() {}
+    public var modelEntry: ModelEntry { ModelEntry("rows", name: nil) }
+}
+
+/// `nn.Embedding(V, dim)` over a text's tokens (V: its byte values); the first layer.
+public struct Embedding: ModelLayer {
+    public var dim: Int, name: String?
+    public init(dim: Int, name: String? = nil) { (self.dim, self.name) = (dim, name) }
+    public var modelEntry: ModelEntry { ModelEntry("embedding", name: name, [("dim", "\(dim)")]) }
+}
+
+/// Learned positions added to a sequence, `x + P[:T]`, the tensor `P [length, d]` under the
+/// layer's own name (`length` nil: T).
+public struct Positions: ModelLayer {
+    public var length: Int?, name: String?
+    public init(length: Int? = nil, name: String? = nil) { (self.length, self.name) = (length, name) }
+    public var modelEntry: ModelEntry { ModelEntry("positions", name: name, [("length", length.map(String.init))]) }
+}
+
+/// `nn.LayerNorm` over the last dimension.
+public struct LayerNorm: ModelLayer {
+    public var eps: Double, name: String?
+    public init(eps: Double = 1e-5, name: String? = nil) { (self.eps, self.name) = (eps, name) }
+    public var modelEntry: ModelEntry { ModelEntry("layernorm", name: name, [("eps", "\(eps)")]) }
+}
+
+/// Multi-head self-attention over `[T, d]`: `qkv`, `heads` heads (causal or full), `proj`.
+public struct Attention: ModelLayer {
+    public var heads: Int, causal: Bool, name: String?
+    public init(heads: Int, causal: Bool = false, name: String? = nil) { (self.heads, self.causal, self.name) = (heads, causal, name) }
+    public var modelEntry: ModelEntry { ModelEntry("attention", name: name, [("heads", "\(heads)"), ("causal", "\(causal)")]) }
+}
+
+/// `nn.GELU()`, or with `tanh` `nn.GELU(approximate="tanh")`.
+public struct GELU: ModelLayer {
+    public var tanh: Bool
+    public init(tanh: Bool = false) { self.tanh = tanh }
+    public var modelEntry: ModelEntry { ModelEntry("gelu", name: nil, [("approximate", quoted(tanh ? "tanh" : "none"))]) }
+}
+
+/// The mean over a sequence's positions, `[T, d] -> [d]`.
+public struct SequenceMean: ModelLayer {
+    public init() {}
+    public var modelEntry: ModelEntry { ModelEntry("mean", name: nil) }
+}
+
+/// `x + body(x)`, the body's layers named as the list's own: a pre-LayerNorm transformer's
+/// `x = x + attention(ln1(x))` is `ResidualStage { LayerNorm(name: "ln1"); Attention(heads: 4, name: "attn") }`.
+public struct ResidualStage: ModelLayer {
+    let body: [any ModelLayer]
+    public init(@ModelBuilder body: () -> [any ModelLayer]) { self.body = body() }
+    public var modelEntry: ModelEntry { ModelEntry(.stage(body: body.map(\.modelEntry))) }
 }
 
 /// `nn.Dropout(p)` in training; its mask a function of the seed, the epoch and the sample.
@@ -118,4 +180,15 @@ public struct Residual: ModelLayer {
         ModelEntry(.residual(name: name, body: body.map(\.modelEntry), shortcut: shortcut.map(\.modelEntry),
                              after: after.map(\.modelEntry)))
     }
+}
+
+/// Layers as one block (`nn.Sequential`, or a module's layers in order), `repeats` times if
+/// given: the copies' tensors named `NAME.0.…`, `NAME.1.…`, as `nn.ModuleList`'s.
+public struct Block: ModelLayer {
+    let layers: [any ModelLayer]
+    public var name: String?, repeats: Int?
+    public init(name: String? = nil, repeats: Int? = nil, @ModelBuilder layers: () -> [any ModelLayer]) {
+        (self.name, self.repeats, self.layers) = (name, repeats, layers())
+    }
+    public var modelEntry: ModelEntry { ModelEntry(.chain(name: name, repeats: repeats, layers: layers.map(\.modelEntry))) }
 }

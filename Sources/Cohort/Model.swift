@@ -29,7 +29,7 @@ public struct Model: Sendable, CustomStringConvertible {
         try self.init(file: ModelFile(path: path))
     }
 
-    /// A built-in model: `cnn`, `rnn`, `lstm`, `gru` or `resnet20`.
+    /// A built-in model: `cnn`, `rnn`, `lstm`, `gru`, `resnet20`, `transformer-rows` or `gpt-char`.
     public static func builtin(_ name: String) throws -> Model {
         guard let kind = ModelKind(rawValue: name) else {
             throw ModelFileError("no built-in model \(name) (\(ModelKind.allCases.map(\.rawValue).joined(separator: ", ")))")
@@ -60,7 +60,7 @@ public enum ModelBuilder {
 }
 
 /// Writes a model's layers as a model file: each layer an inline table of `layers`, each
-/// residual block a `[blocks.NAME]` table that a `block` layer uses.
+/// residual block or block of layers a `[blocks.NAME]` table that a `block` layer uses.
 struct ModelText {
     private var blocks: [String] = []
     private var layers: [String] = []
@@ -89,6 +89,15 @@ struct ModelText {
             if !after.isEmpty { text += "after = " + list(after) }
             blocks[index] = text
             return table([("type", quoted("block")), ("block", quoted(block))] + (name.map { [("name", quoted($0))] } ?? []))
+        case .chain(let name, let repeats, let layers):
+            let block = "block\(blocks.count + 1)"
+            blocks.append("")
+            let index = blocks.count - 1
+            blocks[index] = "\n[blocks.\(block)]\nlayers = " + list(layers)
+            return table([("type", quoted("block")), ("block", quoted(block))] + (name.map { [("name", quoted($0))] } ?? [])
+                         + (repeats.map { [("repeat", "\($0)")] } ?? []))
+        case .stage(let body):
+            return table([("type", quoted("residual")), ("body", "[" + body.map { self.entry($0) }.joined(separator: ", ") + "]")])
         }
     }
 

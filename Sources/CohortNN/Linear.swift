@@ -5,7 +5,8 @@ import CohortTensor
 /// last dimension): the N·T rows are one product.
 ///
 /// Initialisation: `W, b ~ U(-1/√I, 1/√I)`. `bias: false` leaves `b` out (`bias=False`).
-/// Backward: `dW += dyᵀ · x`, `db += Σ_rows dy`, `dx = dy · W`.
+/// Backward: `dW += dyᵀ · x`, `db += Σ_rows dy`, `dx = dy · W`. The three products are oneDNN's
+/// (`StridedMatrixProduct`), W read in place as Wᵀ where needed.
 public final class Linear: Layer {
     public let inFeatures: Int, outFeatures: Int
     /// Rows per sample: a sequence's positions, or 1.
@@ -16,6 +17,9 @@ public final class Linear: Layer {
     private var weightGrad: UnsafeMutablePointer<Float>!, biasGrad: UnsafeMutablePointer<Float>?
     private var input: UnsafePointer<Float>?
     private let output: FloatBuffer, inputGrad: FloatBuffer
+    /// `y = x·Wᵀ + b`, `dW += dyᵀ·x`, `dx = dy·W`.
+    private let forwardProduct: StridedMatrixProduct, weightGradProduct: StridedMatrixProduct
+    private let inputGradProduct: StridedMatrixProduct
 
     /// `inputShape` may be any per-sample shape with `inFeatures` elements (e.g. `[C, H, W]`);
     /// with `positions` T, it is `[T, inFeatures]` and each position is mapped.
@@ -28,6 +32,14 @@ public final class Linear: Layer {
         outputShape = positions == 1 ? [outFeatures] : [positions, outFeatures]
         output = FloatBuffer(count: maxBatch * positions * outFeatures)
         inputGrad = FloatBuffer(count: maxBatch * positions * inFeatures)
+        forwardProduct = StridedMatrixProduct(n: outFeatures, a: .rowMajor(leading: inFeatures),
+                                              b: .rowMajor(leading: inFeatures, transposed: true),
+                                              c: .rowMajor(leading: outFeatures), bias: bias)
+        weightGradProduct = StridedMatrixProduct(n: inFeatures, a: .rowMajor(leading: outFeatures, transposed: true),
+                                                 b: .rowMajor(leading: inFeatures), c: .rowMajor(leading: inFeatures),
+                                                 accumulate: true)
+        inputGradProduct = StridedMatrixProduct(n: inFeatures, a: .rowMajor(leading: outFeatures),
+                                                b: .rowMajor(leading: inFeatures), c: .rowMajor(leading: inFeatures))
     }
 
     public var forwardFLOPsPerSample: Int { 2 * positions * inFeatures * outFeatures }
@@ -49,21 +61,18 @@ public final class Linear: Layer {
 
     public func forward(_ x: UnsafePointer<Float>, batch: Int) -> UnsafePointer<Float> {
         input = x
-        let y = output.pointer, rows = batch * positions
-        if let bias {
-            for n in 0..<rows { (y + n * outFeatures).update(from: bias, count: outFeatures) }
-        }
-        sgemm(transB: true, m: rows, n: outFeatures, k: inFeatures, a: x, b: weight, beta: bias == nil ? 0 : 1, c: y)
-        return UnsafePointer(y)
+        forwardProduct.run(m: batch * positions, k: inFeatures, a: x, b: weight, c: output.pointer,
+                           bias: bias.map { UnsafePointer($0) })
+        return UnsafePointer(output.pointer)
     }
 
     public func backward(_ dy: UnsafePointer<Float>, batch: Int, needsInputGradient: Bool) -> UnsafePointer<Float>? {
         guard let x = input else { preconditionFailure("Linear.backward before forward") }
         let rows = batch * positions
-        sgemm(transA: true, m: outFeatures, n: inFeatures, k: rows, a: dy, b: x, beta: 1, c: weightGrad)
+        weightGradProduct.run(m: outFeatures, k: rows, a: dy, b: x, c: weightGrad)
         if let biasGrad { accumulateColumnSums(dy, rows: rows, columns: outFeatures, into: biasGrad) }
         guard needsInputGradient else { return nil }
-        sgemm(m: rows, n: inFeatures, k: outFeatures, a: dy, b: weight, c: inputGrad.pointer)
+        inputGradProduct.run(m: rows, k: outFeatures, a: dy, b: weight, c: inputGrad.pointer)
         return UnsafePointer(inputGrad.pointer)
     }
 }

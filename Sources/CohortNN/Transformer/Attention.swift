@@ -7,104 +7,106 @@ import Foundation
 /// the diagonal when causal (PyTorch's `scaled_dot_product_attention(is_causal=True)`); the heads'
 /// outputs side by side, then `proj.weight [d, d]`, `proj.bias [d]`.
 ///
-/// Every product is a matrix product over one sample's positions (queries, keys and values are
-/// read in place from the `[T, 3d]` rows, with their row stride). The softmax is one pass per row
-/// over the scores it overwrites: the max subtracted before `exp`, so no score overflows, and the
-/// masked scores never computed. Kept for backward: the input, the `[T, 3d]` projections, the
-/// heads' outputs `[T, d]` and the probabilities `[heads, T, T]`, which backward needs.
+/// The projections are `Linear` layers at every position. The heads' products are batched
+/// matrix products over (sample, head), reading queries, keys and values in place from the
+/// `[T, 3d]` rows (`StridedMatrixProduct`). The softmax is one pass per row over the scores it
+/// overwrites: scaled, the max subtracted before `exp` so that no score overflows, the masked
+/// scores never computed. Kept for backward: the projections `[T, 3d]`, the heads' outputs
+/// `[T, d]` and the probabilities `[heads, T, T]`.
 ///
 /// Backward per head, with `P` the probabilities and `dY_h` the heads' output gradient:
 /// `dV = Pᵀ·dY_h`, `dP = dY_h·Vᵀ`, `dS = P ⊙ (dP - rowsum(dP ⊙ P)) / √e`, `dQ = dS·K`,
-/// `dK = dSᵀ·Q`; then the two projections' backward as `Linear`'s.
+/// `dK = dSᵀ·Q`; then the two projections' backward.
 public final class Attention: Layer {
     public let length: Int, dimension: Int, heads: Int, causal: Bool
     public var inputShape: Shape { [length, dimension] }
     public var outputShape: Shape { [length, dimension] }
-    private var qkvWeight: UnsafeMutablePointer<Float>!, qkvBias: UnsafeMutablePointer<Float>!
-    private var projWeight: UnsafeMutablePointer<Float>!, projBias: UnsafeMutablePointer<Float>!
-    private var qkvWeightGrad: UnsafeMutablePointer<Float>!, qkvBiasGrad: UnsafeMutablePointer<Float>!
-    private var projWeightGrad: UnsafeMutablePointer<Float>!, projBiasGrad: UnsafeMutablePointer<Float>!
-    private var input: UnsafePointer<Float>?
-    /// `[N, T, 3d]`, `[N, T, d]`, `[N, heads, T, T]`, `[N, T, d]`.
-    private let projections: FloatBuffer, mixed: FloatBuffer, probabilities: FloatBuffer, output: FloatBuffer
-    /// Backward's `[N, T, d]`, `[N, T, 3d]`, one head's `[T, T]`, and `[N, T, d]`.
-    private let mixedGrad: FloatBuffer, projectionsGrad: FloatBuffer, scoresGrad: FloatBuffer, inputGrad: FloatBuffer
+    private let qkv: Linear, proj: Linear
+    /// The last forward's projections `[N, T, 3d]`.
+    private var projections: UnsafePointer<Float>?
+    /// `[N, T, d]`, `[N, heads, T, T]`; backward's `[N, T, 3d]` and `[N, heads, T, T]`.
+    private let mixed: FloatBuffer, probabilities: FloatBuffer, projectionsGrad: FloatBuffer, scoresGrad: FloatBuffer
+    /// `S = Q·Kᵀ`, `Y = P·V`, `dV = Pᵀ·dY`, `dP = dY·Vᵀ`, `dQ = dS·K`, `dK = dSᵀ·Q`, over (sample, head).
+    private let scores, mix, valuesGrad, probabilitiesGrad, queriesGrad, keysGrad: StridedMatrixProduct
 
     public init(length: Int, dimension: Int, heads: Int, causal: Bool, maxBatch: Int) {
         precondition(heads > 0 && dimension % heads == 0, "heads must divide the width")
         self.length = length; self.dimension = dimension; self.heads = heads; self.causal = causal
-        let rows = maxBatch * length
-        projections = FloatBuffer(count: rows * 3 * dimension)
-        mixed = FloatBuffer(count: rows * dimension)
-        probabilities = FloatBuffer(count: maxBatch * heads * length * length)
-        output = FloatBuffer(count: rows * dimension)
-        mixedGrad = FloatBuffer(count: rows * dimension)
-        projectionsGrad = FloatBuffer(count: rows * 3 * dimension)
-        scoresGrad = FloatBuffer(count: length * length)
-        inputGrad = FloatBuffer(count: rows * dimension)
+        let (t, d, e) = (length, dimension, dimension / heads), rows = maxBatch * length
+        qkv = Linear(inFeatures: d, outFeatures: 3 * d, maxBatch: maxBatch, positions: t)
+        proj = Linear(inFeatures: d, outFeatures: d, maxBatch: maxBatch, positions: t)
+        mixed = FloatBuffer(count: rows * d)
+        probabilities = FloatBuffer(count: maxBatch * heads * t * t)
+        projectionsGrad = FloatBuffer(count: rows * 3 * d)
+        scoresGrad = FloatBuffer(count: maxBatch * heads * t * t)
+        // Views over (sample, head): in the projections' rows, head h's columns start at h·e.
+        let rowsOf3d = [t * 3 * d, e], rowsOfD = [t * d, e], square = [heads * t * t, t * t]
+        func view(_ leading: Int, _ batch: [Int], transposed: Bool = false) -> StridedMatrixProduct.Layout {
+            .rowMajor(leading: leading, transposed: transposed, batchStrides: batch)
+        }
+        let batch = [maxBatch, heads]
+        scores = StridedMatrixProduct(batch: batch, n: t, a: view(3 * d, rowsOf3d), b: view(3 * d, rowsOf3d, transposed: true),
+                                      c: view(t, square))
+        mix = StridedMatrixProduct(batch: batch, n: e, a: view(t, square), b: view(3 * d, rowsOf3d), c: view(d, rowsOfD))
+        valuesGrad = StridedMatrixProduct(batch: batch, n: e, a: view(t, square, transposed: true), b: view(d, rowsOfD),
+                                          c: view(3 * d, rowsOf3d))
+        probabilitiesGrad = StridedMatrixProduct(batch: batch, n: t, a: view(d, rowsOfD),
+                                                 b: view(3 * d, rowsOf3d, transposed: true), c: view(t, square))
+        queriesGrad = StridedMatrixProduct(batch: batch, n: e, a: view(t, square), b: view(3 * d, rowsOf3d),
+                                           c: view(3 * d, rowsOf3d))
+        keysGrad = StridedMatrixProduct(batch: batch, n: e, a: view(t, square, transposed: true), b: view(3 * d, rowsOf3d),
+                                        c: view(3 * d, rowsOf3d))
     }
 
     public var parameterSpecs: [ParameterSpec] {
-        let d = dimension
-        return [ParameterSpec("qkv.weight", [3 * d, d]), ParameterSpec("qkv.bias", [3 * d]),
-                ParameterSpec("proj.weight", [d, d]), ParameterSpec("proj.bias", [d])]
+        qkv.parameterSpecs.map { ParameterSpec("qkv.\($0.name)", $0.shape) }
+            + proj.parameterSpecs.map { ParameterSpec("proj.\($0.name)", $0.shape) }
     }
 
     /// Multiply-adds ×2 of one sample: the two projections, `Q·Kᵀ` and `P·V` (`4·T²·d`; the
     /// masked half is computed too).
     public var forwardFLOPsPerSample: Int {
-        2 * length * (3 * dimension * dimension + dimension * dimension) + 4 * length * length * dimension
+        qkv.forwardFLOPsPerSample + proj.forwardFLOPsPerSample + 4 * length * length * dimension
     }
 
     public func bind(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>) {
-        let d = dimension
-        qkvWeight = parameters; qkvBias = parameters + 3 * d * d
-        projWeight = qkvBias + 3 * d; projBias = projWeight + d * d
-        qkvWeightGrad = gradients; qkvBiasGrad = gradients + 3 * d * d
-        projWeightGrad = qkvBiasGrad + 3 * d; projBiasGrad = projWeightGrad + d * d
+        let offset = 3 * dimension * (dimension + 1)
+        qkv.bind(parameters: parameters, gradients: gradients)
+        proj.bind(parameters: parameters + offset, gradients: gradients + offset)
     }
 
     /// PyTorch's `nn.Linear` default for both projections: U(-1/√d, 1/√d) for weights and biases.
     public func initializeParameters(using rng: inout SplitMix64) {
-        let d = dimension, bound = 1 / Float(d).squareRoot()
-        fillUniform(qkvWeight, count: 3 * d * d, bound: bound, rng: &rng)
-        fillUniform(qkvBias, count: 3 * d, bound: bound, rng: &rng)
-        fillUniform(projWeight, count: d * d, bound: bound, rng: &rng)
-        fillUniform(projBias, count: d, bound: bound, rng: &rng)
+        qkv.initializeParameters(using: &rng)
+        proj.initializeParameters(using: &rng)
     }
 
     private var width: Int { dimension / heads }
     private var scale: Float { 1 / Float(width).squareRoot() }
 
     public func forward(_ x: UnsafePointer<Float>, batch: Int) -> UnsafePointer<Float> {
-        input = x
-        let (t, d, e) = (length, dimension, width), rows = batch * t
-        let qkv = projections.pointer
-        for r in 0..<rows { (qkv + r * 3 * d).update(from: qkvBias, count: 3 * d) }
-        sgemm(transB: true, m: rows, n: 3 * d, k: d, a: x, b: qkvWeight, beta: 1, c: qkv)
-        for n in 0..<batch {
-            for h in 0..<heads {
-                let q = qkv + n * t * 3 * d + h * e, k = q + d, v = q + 2 * d
-                let p = probabilities.pointer + (n * heads + h) * t * t
-                sgemm(transB: true, m: t, n: t, k: e, alpha: scale, a: q, lda: 3 * d, b: k, ldb: 3 * d, c: p)
-                for i in 0..<t { softmaxRow(p + i * t, valid: causal ? i + 1 : t, count: t) }
-                sgemm(m: t, n: e, k: t, a: p, b: v, ldb: 3 * d, c: mixed.pointer + n * t * d + h * e, ldc: d)
-            }
+        let (t, d, e) = (length, dimension, width)
+        let q = qkv.forward(x, batch: batch)
+        projections = q
+        let p = probabilities.pointer
+        scores.run(batchSize: batch, m: t, k: e, a: q, b: q + d, c: p)
+        for row in 0..<(batch * heads * t) {
+            let i = row % t
+            softmaxRow(p + row * t, valid: causal ? i + 1 : t, count: t)
         }
-        let y = output.pointer
-        for r in 0..<rows { (y + r * d).update(from: projBias, count: d) }
-        sgemm(transB: true, m: rows, n: d, k: d, a: mixed.pointer, b: projWeight, beta: 1, c: y)
-        return UnsafePointer(y)
+        mix.run(batchSize: batch, m: t, k: t, a: p, b: q + 2 * d, c: mixed.pointer)
+        return proj.forward(mixed.pointer, batch: batch)
     }
 
-    /// `row[0..<valid] ← softmax(row[0..<valid])`, `row[valid..<count] ← 0` (the masked scores).
+    /// `row[0..<valid] ← softmax(scale · row[0..<valid])`, `row[valid..<count] ← 0` (the masked scores).
     @inline(__always)
     private func softmaxRow(_ row: UnsafeMutablePointer<Float>, valid: Int, count: Int) {
         var m = row[0]
         for j in 1..<valid { m = max(m, row[j]) }
+        let s = scale
         var sum: Float = 0
         for j in 0..<valid {
-            let e = expf(row[j] - m)
+            let e = expf((row[j] - m) * s)
             row[j] = e
             sum += e
         }
@@ -114,38 +116,22 @@ public final class Attention: Layer {
     }
 
     public func backward(_ dy: UnsafePointer<Float>, batch: Int, needsInputGradient: Bool) -> UnsafePointer<Float>? {
-        guard let x = input else { preconditionFailure("Attention.backward before forward") }
-        let (t, d, e) = (length, dimension, width), rows = batch * t
-        // The output projection.
-        sgemm(transA: true, m: d, n: d, k: rows, a: dy, b: mixed.pointer, beta: 1, c: projWeightGrad)
-        accumulateColumnSums(dy, rows: rows, columns: d, into: projBiasGrad)
-        sgemm(m: rows, n: d, k: d, a: dy, b: projWeight, c: mixedGrad.pointer)
-        // The heads.
-        let qkv = projections.pointer, dqkv = projectionsGrad.pointer, ds = scoresGrad.pointer
-        for n in 0..<batch {
-            for h in 0..<heads {
-                let q = qkv + n * t * 3 * d + h * e, k = q + d, v = q + 2 * d
-                let dq = dqkv + n * t * 3 * d + h * e, dk = dq + d, dv = dq + 2 * d
-                let p = probabilities.pointer + (n * heads + h) * t * t
-                let dyh = mixedGrad.pointer + n * t * d + h * e
-                sgemm(transA: true, m: t, n: e, k: t, a: p, b: dyh, ldb: d, c: dv, ldc: 3 * d)
-                sgemm(transB: true, m: t, n: t, k: e, a: dyh, lda: d, b: v, ldb: 3 * d, c: ds)
-                for i in 0..<t {
-                    let pr = p + i * t, dr = ds + i * t, valid = causal ? i + 1 : t
-                    var dot: Float = 0
-                    for j in 0..<valid { dot += pr[j] * dr[j] }
-                    for j in 0..<valid { dr[j] = pr[j] * (dr[j] - dot) * scale }
-                    if valid < t { (dr + valid).update(repeating: 0, count: t - valid) }
-                }
-                sgemm(m: t, n: e, k: t, a: ds, b: k, ldb: 3 * d, c: dq, ldc: 3 * d)
-                sgemm(transA: true, m: t, n: e, k: t, a: ds, b: q, ldb: 3 * d, c: dk, ldc: 3 * d)
-            }
+        guard let q = projections else { preconditionFailure("Attention.backward before forward") }
+        let (t, d, e) = (length, dimension, width)
+        let dMixed = proj.backward(dy, batch: batch, needsInputGradient: true)!
+        let p = probabilities.pointer, ds = scoresGrad.pointer, dq = projectionsGrad.pointer
+        valuesGrad.run(batchSize: batch, m: t, k: t, a: p, b: dMixed, c: dq + 2 * d)
+        probabilitiesGrad.run(batchSize: batch, m: t, k: e, a: dMixed, b: q + 2 * d, c: ds)
+        let s = scale
+        for row in 0..<(batch * heads * t) {
+            let pr = p + row * t, dr = ds + row * t, valid = causal ? row % t + 1 : t
+            var dot: Float = 0
+            for j in 0..<valid { dot += pr[j] * dr[j] }
+            for j in 0..<valid { dr[j] = pr[j] * (dr[j] - dot) * s }
+            if valid < t { (dr + valid).update(repeating: 0, count: t - valid) }
         }
-        // The input projection.
-        sgemm(transA: true, m: 3 * d, n: d, k: rows, a: dqkv, b: x, beta: 1, c: qkvWeightGrad)
-        accumulateColumnSums(dqkv, rows: rows, columns: 3 * d, into: qkvBiasGrad)
-        guard needsInputGradient else { return nil }
-        sgemm(m: rows, n: d, k: 3 * d, a: dqkv, b: qkvWeight, c: inputGrad.pointer)
-        return UnsafePointer(inputGrad.pointer)
+        queriesGrad.run(batchSize: batch, m: t, k: t, a: ds, b: q + d, c: dq)
+        keysGrad.run(batchSize: batch, m: t, k: t, a: ds, b: q, c: dq + d)
+        return qkv.backward(dq, batch: batch, needsInputGradient: needsInputGradient)
     }
 }

@@ -9,7 +9,6 @@ and compares its 3 steps with the second (parameters and batch norm's running st
 """
 import json
 import os
-import struct
 import sys
 
 import numpy as np
@@ -22,23 +21,10 @@ reference = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "..", "..",
 sys.path.insert(0, os.path.dirname(reference))
 import torch_reference  # noqa: E402
 
+sys.path.insert(0, here)
+from safetensors_writer import write_safetensors  # noqa: E402
+
 torch.manual_seed(2024)
-
-
-def write_safetensors(state, path):
-    """safetensors as safetensors.torch.save_file writes it: F32, and I64 for the batch counters."""
-    header, blobs, offset = {}, [], 0
-    for name, tensor in state.items():
-        array = tensor.detach().contiguous().numpy()
-        dtype = {np.dtype("float32"): "F32", np.dtype("int64"): "I64"}[array.dtype]
-        data = array.astype("<f4" if dtype == "F32" else "<i8").tobytes()
-        header[name] = {"dtype": dtype, "shape": list(array.shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
 
 
 model = torch_reference.ResNet(1, 3)

@@ -2,7 +2,8 @@
 """Writes transformer_fixtures.json: PyTorch's forward outputs and gradients for the layers of
 transformers (embedding, positions, LayerNorm, attention, GELU, linear at every position, the
 mean over positions), a pre-LayerNorm block, the peers' two transformers, gradient clipping and
-three training steps of the peer's GPT, on small fixed inputs.
+three training steps of the peer's GPT, on small fixed inputs; and gpt_steps_initial.safetensors,
+the GPT's state_dict before those steps.
 
   /tmp/torch-venv/bin/python make_transformer_fixtures.py > transformer_fixtures.json
 
@@ -22,6 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # Its helpers, for the same tensor format; importing it runs it, so its own output is dropped.
 with contextlib.redirect_stdout(io.StringIO()):
     from make_torch_fixtures import t, rand, layer_case  # noqa: E402
+from safetensors_writer import write_safetensors  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "..", "shared", "peers"))
 import torch_lm  # noqa: E402  the peer's own GPT
@@ -86,6 +88,8 @@ def gpt_steps_case(steps=3):
     torch.manual_seed(3)
     model = torch_lm.GPT(vocab, block, layers, heads, d)
     start = {n: t(p) for n, p in model.named_parameters()}
+    write_safetensors(model.state_dict(), os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                       "gpt_steps_initial.safetensors"))
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     lr, warmup, weight_decay, betas, clip = 3e-3, 2, 0.1, (0.9, 0.99), 0.5

@@ -1,6 +1,7 @@
 import CohortBase
 @testable import CohortNN
 import CohortOptim
+import CohortRun
 import CohortTensor
 import Foundation
 import Testing
@@ -184,7 +185,8 @@ import Testing
         #expect(small.array == [0.1, -0.2, 0.3])
     }
 
-    /// Three of the peer's training steps from its own initial state: AdamW with β = (0.9, 0.99),
+    /// Three of the peer's training steps from its own initial state (its state_dict in a
+    /// safetensors file, strictly loaded): AdamW with β = (0.9, 0.99),
     /// decay on matrices only, the gradients clipped to norm 0.5, the rate warming up. Every
     /// parameter within 1e-4 relative (plus 1e-5): the gradients agree to float rounding (above),
     /// and Adam's update `m/√v` divides by the gradients' own size, so after three steps of rate
@@ -204,7 +206,8 @@ import Testing
         settings.vocabulary = vocab
         settings.targetsPerSample = block
         let network = try ModelFile.builtin(.gptChar).build(settings)
-        loadFixtureParameters(c["initial"] as! [String: Any], into: network)
+        // PyTorch's state_dict as a safetensors file, loaded as --init loads one: every name and shape checked.
+        try SafeTensors.load(Fixtures.directory.appendingPathComponent("gpt_steps_initial.safetensors").path, into: network)
         let betas = (config["betas"] as! [Double]).map(Float.init)
         let decayed = WeightDecayScope.matrices.ranges(of: network.tensors.map { ($0.offset..<($0.offset + $0.count), $0.shape) })
         let adamw = OptimizerKind.adamw.make(count: network.parameterCount, learningRate: 0,
