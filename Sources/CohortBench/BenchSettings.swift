@@ -17,7 +17,8 @@ public struct BenchSettings: Codable, Equatable, Sendable {
     public static let trainingKeys: [TrainingConfig.Key] = [.model, .modelParam, .hidden, .width, .batchSize, .threads,
                                                             .replicas, .bucketMb, .noOverlap, .allreduceDtype, .precision,
                                                             .trace, .dataset, .dataDir, .imageSize, .valSplit, .normalize,
-                                                            .skipBadFiles, .loaderThreads, .augment]
+                                                            .skipBadFiles, .loaderThreads, .augment, .dataFile,
+                                                            .blockSize, .evalWindows, .clipGradNorm]
 
     enum CodingKeys: String, CodingKey { case steps, warmup }
 

@@ -66,10 +66,11 @@ final class ProgressReporter {
         lastShown = now
     }
 
-    /// Before an evaluation of `images` test images; `previousSeconds`: what the last one took
-    /// (nil before the first). Live, always; in a log, when the last took more than a second.
-    func evaluating(epoch: Int, images: Int, previousSeconds: Double?) {
-        let text = "epoch \(epoch)/\(epochs) evaluating \(images) test images"
+    /// Before an evaluation of `samples` test samples, named by `noun` ("images", or a text's
+    /// "windows"); `previousSeconds`: what the last one took (nil before the first). Live,
+    /// always; in a log, when the last took more than a second.
+    func evaluating(epoch: Int, samples: Int, noun: String, previousSeconds: Double?) {
+        let text = "epoch \(epoch)/\(epochs) evaluating \(samples) test \(noun)"
             + (previousSeconds.map { " (about \(Format.duration($0)))" } ?? "")
         switch display {
         case .quiet: return

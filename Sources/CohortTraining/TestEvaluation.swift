@@ -19,7 +19,8 @@ extension Trainer {
     func evaluateOnTestSet(afterStep step: Int, of epoch: Int) throws -> Evaluation {
         // The last evaluation's seconds, from the records (which a resumed run carries on).
         let previous = evaluations.last.map { $0.evalSeconds - (evaluations.dropLast().last?.evalSeconds ?? 0) }
-        progress.evaluating(epoch: epoch + 1, images: data.test.count, previousSeconds: previous)
+        progress.evaluating(epoch: epoch + 1, samples: data.test.count, noun: data.test.windows == nil ? "images" : "windows",
+                            previousSeconds: previous)
         let start = monotonicSeconds()
         let (loss, accuracy) = try rank.evaluate(on: data.test, ranks: config.evalOn, augmentation: config.tta)
         lastEvaluationSeconds = monotonicSeconds() - start

@@ -120,6 +120,24 @@ extension SystemTests {
             #expect(metrics.count == 2, "one epoch recorded once: \(metrics)")
         }
 
+        /// `--target-loss`: the run stops at the first evaluation at or below it and records
+        /// when; a target never met is recorded as not reached, after every step.
+        @Test func aTargetLossStopsTheRunAtTheFirstEvaluationThatMeetsIt() throws {
+            func summary(_ run: String) throws -> [String: Any] {
+                try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(run)/summary.json")))
+                    as! [String: Any]
+            }
+            let met = try trainText(ranks: 1, extra: ["--target-loss", "50", "--eval-every", "2"], steps: 10, name: "met")
+            let target = try #require(try summary(met)["target"] as? [String: Any])
+            #expect(target["loss"] as? Double == 50)
+            #expect((target["reached"] as? [String: Any])?["step"] as? Int == 2, "\(target)")
+            let missed = try trainText(ranks: 1, extra: ["--target-loss", "0.001", "--eval-every", "2"], steps: 4, name: "missed")
+            let never = try #require(try summary(missed)["target"] as? [String: Any])
+            #expect(never["reached"] is NSNull, "\(never)")
+            let evaluations = try String(contentsOfFile: "\(missed)/evaluations.jsonl", encoding: .utf8)
+            #expect(evaluations.split(separator: "\n").count == 2)
+        }
+
         /// Mistakes in a transformer's model file: one line naming the place, exit 64, before any rank trains.
         @Test(arguments: [
             ("heads = 3", "heads 3 must divide the width 16"),

@@ -78,7 +78,8 @@ import Testing
         #expect(bench.training.batchSize == 32 && bench.training.bucketMb == 0.5 && bench.steps == 3 && bench.warmup == 5)
         let json = JSONValue(bench).objectValue ?? [:]
         #expect(Set(json.keys) == Set(BenchSettings.trainingKeys.map(\.rawValue) + ["steps", "warmup"]).subtracting(
-            ["model_param", "threads", "replicas", "trace", "data_dir", "image_size", "val_split", "normalize"]))
+            ["model_param", "threads", "replicas", "trace", "data_dir", "image_size", "val_split", "normalize", "data_file",
+             "clip_grad_norm"]))
         #expect(try JSONFile.decode(BenchSettings.self, from: Data(JSONFile.line(bench).utf8), source: "test") == bench)
         expectError(.settings) { _ = try BenchSettings.from(given: ["lr": .double(0.1)]) }
         var tooBig = bench
