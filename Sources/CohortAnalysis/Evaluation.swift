@@ -4,7 +4,8 @@ import CohortNN
 import Foundation
 
 /// A trained model's figures on a labelled set: mean loss, accuracy, accuracy per class and
-/// the confusion matrix, as `evaluation.json` records them.
+/// the confusion matrix, as `evaluation.json` records them. On a text's windows every position
+/// is one target: the figures are per position, the classes the text's bytes.
 public struct Evaluation: Codable, Equatable, Sendable {
     public var images: Int
     public var loss: Double
@@ -23,19 +24,20 @@ public struct Evaluation: Codable, Equatable, Sendable {
     /// test-time augmentation, each batch also as its other views, the views' probabilities
     /// averaged (`SoftmaxCrossEntropy.evaluate(views:)`).
     public init(network: Network, data: ImageDataset, classNames: [String], augmentation: TestTimeAugmentation = .none) {
-        let classes = data.classes, batch = network.maxBatch
-        let loss = SoftmaxCrossEntropy(classes: classes, maxBatch: batch)
+        let classes = data.classes, batch = network.maxBatch, targets = data.targetsPerSample
+        precondition(targets == 1 || augmentation.views == 1, "test-time augmentation of images only")
+        let loss = SoftmaxCrossEntropy(classes: classes, maxBatch: batch * targets)
         var confusion = [[Int]](repeating: [Int](repeating: 0, count: classes), count: classes)
         var lossSum = 0.0
         // Each view's images and logits ([batch, K]), and the predicted class of each image.
         var view = [Float](repeating: 0, count: augmentation.views > 1 ? batch * data.sampleSize : 0)
         var logits = [Float](repeating: 0, count: augmentation.views * batch * classes)
-        var predictions = [Int](repeating: 0, count: batch)
+        var predictions = [Int](repeating: 0, count: batch * targets)
         forEachBatch(of: data, network: network) { _, n, x, labels in
             if augmentation.views == 1 {
                 let output = network.forward(x, batch: n)
-                lossSum += loss.evaluate(logits: output, labels: labels, batch: n).lossSum
-                for row in 0..<n {
+                lossSum += loss.evaluate(logits: output, labels: labels, batch: n * targets).lossSum
+                for row in 0..<(n * targets) {
                     predictions[row] = Self.argmax(UnsafeBufferPointer(start: output + row * classes, count: classes))
                 }
             } else {
@@ -55,12 +57,13 @@ public struct Evaluation: Codable, Equatable, Sendable {
                     }
                 }
             }
-            for row in 0..<n { confusion[Int(labels[row])][predictions[row]] += 1 }
+            for row in 0..<(n * targets) { confusion[Int(labels[row])][predictions[row]] += 1 }
         }
         let correct = (0..<classes).map { confusion[$0][$0] }
         images = data.count
-        self.loss = lossSum / Double(max(1, data.count))
-        accuracy = Double(correct.reduce(0, +)) / Double(max(1, data.count))
+        let scored = Double(max(1, data.count * targets))
+        self.loss = lossSum / scored
+        accuracy = Double(correct.reduce(0, +)) / scored
         self.classNames = classNames
         classAccuracy = (0..<classes).map { c in
             let total = confusion[c].reduce(0, +)

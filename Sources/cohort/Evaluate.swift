@@ -42,10 +42,13 @@ struct Evaluate: ParsableCommand {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             try JSONFile.write(evaluation, to: "\(directory)/evaluation.json")
             try writeAtomically(evaluation.confusionSVG(), to: "\(directory)/confusion.svg")
-            say(String(format: "evaluate: %d test image(s) of %@: loss %.4f, accuracy %.2f%%", evaluation.images,
+            // A text's figures are per position of its windows (the classes its bytes, written as in JSON).
+            let samples = trained.test.windows.map { "window(s) of \($0.length) bytes" } ?? "image(s)"
+            say(String(format: "evaluate: %d test %@ of %@: loss %.4f, accuracy %.2f%%", evaluation.images, samples,
                        trained.dataset.rawValue, evaluation.loss, 100 * evaluation.accuracy))
             for (name, accuracy) in zip(names, evaluation.classAccuracy) {
-                say("  \(name.padding(toLength: 12, withPad: " ", startingAt: 0)) "
+                let shown = trained.test.windows == nil ? name : name.debugDescription  // "\n" for a newline
+                say("  \(shown.padding(toLength: 12, withPad: " ", startingAt: 0)) "
                     + (accuracy.map { String(format: "%6.2f%%", 100 * $0) } ?? "   n/a (no image)"))
             }
             say("evaluate: written to \(directory) (evaluation.json, confusion.svg)")

@@ -86,6 +86,16 @@ extension SystemTests {
             #expect(greedy == (try generate(replicas)))
             #expect(try generate(ranks, sampled) == generate(replicas, sampled))
             #expect(greedy.hasPrefix("abc") && greedy.utf8.count == 3 + 40 + 1)
+            // `cohort evaluate` scores every position of the validation windows, as training did.
+            let evaluated = try CohortBinary.run(["evaluate", "--run", ranks])
+            #expect(evaluated.status == 0, "\(evaluated.stderr)")
+            let last = try String(contentsOfFile: "\(ranks)/evaluations.jsonl", encoding: .utf8).split(separator: "\n").last!
+            let recorded = try #require(try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any])["test_loss"]
+                as! Double
+            // The same sums in another order (other batches): equal to float rounding, printed to 4 decimals.
+            let printed = evaluated.stdout.components(separatedBy: "8 test window(s) of 16 bytes of text: loss ").dropFirst().first
+                .flatMap { Double($0.prefix(while: { $0 != "," })) }
+            #expect(abs((printed ?? .infinity) - recorded) <= 1e-4, "\(evaluated.stdout)")
         }
 
         /// transformer-rows (1 block of width 16, 2 heads) on synthetic 28x28 images, AdamW's
