@@ -91,6 +91,11 @@ public enum Visualizer {
     public static func run(_ trained: TrainedModel, settings: VisualizeSettings, directory: String,
                            log: (String) -> Void = { _ in }) throws -> Visualization {
         try settings.validate()
+        guard trained.test.windows == nil else {
+            throw CohortError.settings("\(trained.model.name) reads a text: visualize draws what models of images show "
+                                       + "(filters, ReLU and hidden-state statistics, the deconvnet, occlusion); use "
+                                       + "cohort evaluate and cohort generate")
+        }
         do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch {
             throw CohortError.failure("\(directory): cannot create (\(error.localizedDescription))")
         }

@@ -100,7 +100,11 @@ struct Sweep: ParsableCommand {
         }
         let config = try train.trainingConfig()
         try config.validate(worldSize: ranks)
-        if config.dataset != .synthetic {
+        if config.dataset == .text {
+            guard let file = config.dataFile, FileManager.default.isReadableFile(atPath: file) else {
+                throw CohortError.settings("--data-file \(config.dataFile ?? ""): cannot read the file")
+            }
+        } else if config.dataset != .synthetic {
             do { _ = try DatasetSource.directory(for: config.dataset, dataDirectory: config.dataDir) } catch {
                 throw CohortError.settings("\(error)")
             }
