@@ -102,7 +102,9 @@ public enum Visualizer {
         let network = trained.network, data = trained.test
         guard data.count > 0 else { throw CohortError.failure("the test set is empty") }
         var result = Visualization(model: trained.model.name)
-        if trained.model.readsRows {
+        // A model with a recurrent layer shows its hidden states; any other (a transformer over
+        // the rows among them) what an image model shows, as far as its layers allow.
+        if network.allLayers.contains(where: { $0 is Recurrent }) {
             result.hiddenStates = ActivationStatistics.hiddenStates(network, data: data)
             log("visualize: hidden-state statistics over \(data.count) test images")
         } else {

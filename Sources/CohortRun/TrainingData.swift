@@ -73,14 +73,23 @@ extension TrainingConfig {
     }
 
     /// Checks that `spec` builds on `data`'s images and that a batch fits in its training set.
+    /// With `--precision bf16`, the model must have a layer that multiplies in bf16 (a
+    /// convolution or a recurrent layer): the linear layers and attention multiply in fp32, so a
+    /// transformer would run as it does without the flag.
     public func check(_ spec: ModelSpec, on data: DatasetSplits) throws {
         let train = data.train
+        let network: Network
         do {
-            _ = try spec.build(on: train.sampleFormat, maxBatch: 1)
+            network = try spec.build(on: train.sampleFormat, maxBatch: 1)
         } catch {
             let samples = train.windows.map { "windows of \($0.length) tokens of \(train.classes) values" }
                 ?? "images \(train.imageShape)"
             throw CohortError.settings("\(error.description) (\(train.name) has \(samples))")
+        }
+        if precision == .bf16 && !network.allLayers.contains(where: { $0 is Conv2D || $0 is Recurrent }) {
+            throw CohortError.settings("--precision bf16: \(spec.name) has no convolution or recurrent layer, the layers "
+                                       + "that multiply in bf16 (its linear layers and attention multiply in fp32); "
+                                       + "use --precision fp32")
         }
         guard train.count >= batchSize else {
             throw CohortError.failure("--batch-size \(batchSize) is larger than the \(train.count) training samples")

@@ -1,4 +1,5 @@
 import CohortBase
+import CohortData
 @testable import CohortNN
 import CohortOptim
 import CohortRun
@@ -240,5 +241,23 @@ import Testing
             }
             expectClose(ours, theirs, atol: 1e-5, rtol: 1e-4, "after 3 steps: \(t.name)")
         }
+    }
+
+    /// `--precision bf16` on a model whose products all stay fp32 (a transformer) is refused with
+    /// one line, whatever the CPU (its bf16 check comes before, in `validate`).
+    @Test func bf16IsRefusedForATransformer() throws {
+        let bytes = (0..<4000).map { UInt8(97 + $0 * 7 % 13) }
+        let data = try TextCorpus(bytes: bytes, source: "test", blockSize: 8).splits(name: "t", blockSize: 8, validationWindows: 4)
+        var config = TrainingConfig()
+        (config.precision, config.batchSize) = (.bf16, 4)
+        let spec = ModelSpec(file: .builtin(.gptChar), parameters: ["layers": 1, "heads": 2, "embd": 8])
+        do {
+            try config.check(spec, on: data)
+            Issue.record("bf16 was taken for a model without a bf16 layer")
+        } catch let error as CohortError {
+            #expect("\(error)".contains("--precision bf16: gpt-char has no convolution or recurrent layer"), "\(error)")
+        }
+        config.precision = .fp32
+        try config.check(spec, on: data)
     }
 }
