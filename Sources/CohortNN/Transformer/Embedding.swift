@@ -28,8 +28,9 @@ public final class Embedding: Layer {
         for i in 0..<(vocabulary * dimension) { weight[i] = rng.normal(std: 1) }
     }
 
-    /// The token at `value`, clamped into the table: the data's tokens are always in range
-    /// (`TextDataset`), so a clamp only ever meets a caller's mistake, never a silent wrong row.
+    /// The token at `value`. A text's tokens are always in the table (`TextCorpus` makes them from
+    /// its own vocabulary); the clamp keeps a caller's out-of-range input from reading or writing
+    /// outside it.
     @inline(__always) private func token(_ value: Float) -> Int { min(max(Int(value), 0), vocabulary - 1) }
 
     public func forward(_ x: UnsafePointer<Float>, batch: Int) -> UnsafePointer<Float> {
