@@ -24,6 +24,8 @@ struct Bench: ParsableCommand {
     @OptionGroup var parallel: ParallelOptions
     @OptionGroup var data: DataFlags
     @OptionGroup var timing: TimingOptions
+    @Option(help: settingHelp(.clipGradNorm))
+    var clipGradNorm: Double?
     @Flag(help: ArgumentHelp("Time the loader alone (reading, decoding, augmenting and normalising batches of --dataset "
                              + "with --loader-threads), in samples/s, in this process."))
     var dataOnly = false
