@@ -45,16 +45,16 @@ public struct TextCorpus: Sendable {
 
     /// The offsets in the validation part of `windows` windows of T + 1 tokens, evenly spaced from
     /// its start to the last that fits, as the peer's `torch.linspace(0, n - T - 1, windows).long()`
-    /// computes them: in float32, the first half from the start and the second from the end, each
-    /// truncated.
+    /// computes them: PyTorch's CPU kernel steps in double, the first half from the start and the
+    /// second from the end, rounds each to its float32 result, and `long()` truncates that.
     public static func validationOffsets(count n: Int, blockSize t: Int, windows: Int) -> [Int] {
-        let end = Float(n - t - 1)
+        let end = Double(n - t - 1)
         guard windows > 1 else { return [0] }
-        let step = end / Float(windows - 1)
+        let step = end / Double(windows - 1)
         let half = windows / 2
         return (0..<windows).map { i in
-            let value = i < half ? Float(i) * step : end - Float(windows - 1 - i) * step
-            return Int(value)
+            let value = i < half ? Double(i) * step : end - Double(windows - 1 - i) * step
+            return Int(Float(value))
         }
     }
 

@@ -260,4 +260,21 @@ import Testing
         config.precision = .fp32
         try config.check(spec, on: data)
     }
+
+    /// A text too short for one window in each part is refused naming the file; the vocabulary
+    /// is the sorted bytes present; validation windows are spaced as the peer's float32
+    /// `linspace(0, m - T - 1, n).long()` places them.
+    @Test func textsAreReadAsThePeerReadsThem() throws {
+        expectError(.settings) { _ = try TextCorpus(bytes: Array("abcabc".utf8), source: "short.txt", blockSize: 8) }
+        let corpus = try TextCorpus(bytes: Array("banana bread, bandana band.".utf8) + Array(repeating: 97, count: 200),
+                                    source: "t", blockSize: 4)
+        #expect(corpus.vocabulary == Array(" ,.abdenr".utf8))
+        #expect(corpus.split == Int(Double(227) * 0.9))
+        // kjv.txt's validation part (440,442 bytes): PyTorch 2.15's torch.linspace(0, 440377, 500).long() gives these.
+        let offsets = TextCorpus.validationOffsets(count: 440_442, blockSize: 64, windows: 500)
+        #expect(offsets.first == 0 && offsets.last == 440_377 && offsets.count == 500)
+        #expect(offsets[1] == 882 && offsets[250] == 220_629)
+        // 277,110.97 in float32 from PyTorch's double steps (float32 steps would give 277,111).
+        #expect(offsets[314] == 277_110 && offsets[393] == 346_829)
+    }
 }
