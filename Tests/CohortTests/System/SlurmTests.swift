@@ -91,14 +91,19 @@ extension SystemTests {
                 out=$(sbatch --parsable --array=0-1 -n 2 --cpus-per-task=1 --open-mode=append -o 'requeue-%a.out' \\
                   \(root)/cluster/slurm/sweep.sbatch \(sweepFile) --out requeued)
                 job=${out%%;*}
-                for i in $(seq 1200); do ls requeued/runs/1_lr-0.005/checkpoints/step-* >/dev/null 2>&1 && break; sleep 0.1; done
+                # The two tasks take turns on the node's 2 CPUs: the second starts when the first ends.
+                waited=0
+                until ls requeued/runs/1_lr-0.005/checkpoints/step-* >/dev/null 2>&1; do
+                  [ "$waited" -lt 6000 ] || { echo "point 2 wrote no checkpoint in 600 s" >&2; exit 1; }
+                  sleep 0.1; waited=$((waited + 1))
+                done
                 scontrol requeue "${job}_1"
                 for i in $(seq 600); do [ "$(squeue -h -j "${job}_1" -o %T)" = PENDING ] && break; sleep 0.1; done
                 scontrol update JobId="${job}_1" StartTime=now
-                for i in $(seq 1800); do [ -z "$(squeue -h -j "$job")" ] && break; sleep 0.2; done
+                for i in $(seq 3000); do [ -z "$(squeue -h -j "$job")" ] && break; sleep 0.2; done
                 """
             let result = try runProcess("\(root)/cluster/slurm/local-slurm", ["--", "/bin/bash", "-c", script],
-                                        environment: ["COHORT_BINARY": CohortBinary.path], timeout: 600)
+                                        environment: ["COHORT_BINARY": CohortBinary.path], timeout: 1500)
             let log = (try? String(contentsOfFile: "\(dir)/requeue-1.out", encoding: .utf8)) ?? ""
             #expect(result.status == 0, "\(result.stderr)\n\(log)")
             #expect(log.contains("DUE TO JOB REQUEUE") && log.contains("point 2/2 stopped (exit 0); it continues from its checkpoint"),
